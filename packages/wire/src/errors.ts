@@ -1,0 +1,96 @@
+/**
+ * The error family shared by every package that speaks the protocol: one table
+ * of stable codes, each with the original broker's text (where it had one), the
+ * HTTP status a broker answers with, and whether retrying can help.
+ */
+export const ErrorCodes = {
+  PATH_REQUIRED: { text: 'path required', status: 500, retriable: false },
+  BROKER_CLOSED: { text: 'broker already closed', status: 503, retriable: true },
+  CLIENT_ALREADY_OPEN: { text: 'client already open', status: 500, retriable: false },
+  CLIENT_CLOSED: { text: 'client closed', status: 500, retriable: false },
+  CONNECTION_ALREADY_OPEN: { text: 'connection already open', status: 500, retriable: false },
+  CONNECTION_CLOSED: { text: 'connection closed', status: 500, retriable: false },
+  CANNOT_REUSE_CONNECTION: { text: 'cannot reuse connection', status: 500, retriable: false },
+  MESSAGE_TYPE_REQUIRED: { text: 'message type required', status: 400, retriable: false },
+  TOPIC_REQUIRED: { text: 'topic required', status: 400, retriable: false },
+  NO_LEADER: { text: 'no leader', status: 503, retriable: true },
+  INDEX_REQUIRED: { text: 'index required', status: 400, retriable: false },
+  TOPIC_ALREADY_OPEN: { text: 'topic already open', status: 500, retriable: false },
+  SEGMENT_RECLAIMED: { text: 'segment reclaimed', status: 410, retriable: false },
+  STALE_WRITE: { text: 'stale write', status: 409, retriable: false },
+  READER_CLOSED: { text: 'reader closed', status: 500, retriable: false },
+  MESSAGE_DATA_REQUIRED: { text: 'message data required', status: 400, retriable: false },
+  NOT_LEADER: { text: 'not leader', status: 503, retriable: true },
+  // Beyond the original.
+  BODY_TOO_LARGE: { text: 'body too large', status: 413, retriable: false },
+  INVALID_BATCH: { text: 'invalid batch', status: 400, retriable: false },
+  INVALID_MESSAGE: { text: 'invalid message', status: 400, retriable: false },
+  FRAME_TOO_LARGE: { text: 'frame too large', status: 400, retriable: false },
+  TRUNCATED_FRAME: { text: 'unexpected EOF', status: 400, retriable: false },
+  NOT_FOUND: { text: 'not found', status: 404, retriable: false },
+  METHOD_NOT_ALLOWED: { text: 'method not allowed', status: 405, retriable: false },
+  UNAVAILABLE: { text: 'unavailable', status: 503, retriable: true },
+  TIMEOUT: { text: 'timeout', status: 504, retriable: true },
+  INTERNAL: { text: 'internal error', status: 500, retriable: true },
+} as const satisfies Record<string, { text: string; status: number; retriable: boolean }>;
+
+/** A stable, machine-readable error code: a key of {@link ErrorCodes}. */
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Extra facts some errors carry. */
+export interface BrokerErrorDetails {
+  /** `SEGMENT_RECLAIMED`: the first index still available in the topic. */
+  firstIndex?: bigint;
+  /** `NOT_LEADER`: the leader's base URL, when known. */
+  leaderURL?: string;
+}
+
+/**
+ * An error of the messaging protocol. `message` is the original broker's text
+ * for `code` (clients of the original match on it); branch on `code`.
+ */
+export class BrokerError extends Error {
+  override readonly name = 'BrokerError';
+  /** The stable code. */
+  readonly code: ErrorCode;
+  /** The HTTP status a broker answers this error with. */
+  readonly status: number;
+  /** Whether retrying the same request (maybe elsewhere) can succeed. */
+  readonly retriable: boolean;
+  /** See {@link BrokerErrorDetails}. */
+  readonly firstIndex: bigint | undefined;
+  /** See {@link BrokerErrorDetails}. */
+  readonly leaderURL: string | undefined;
+
+  constructor(code: ErrorCode, options: { message?: string; cause?: unknown; details?: BrokerErrorDetails } = {}) {
+    const entry = ErrorCodes[code];
+    super(options.message ?? entry.text, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = entry.status;
+    this.retriable = entry.retriable;
+    this.firstIndex = options.details?.firstIndex;
+    this.leaderURL = options.details?.leaderURL;
+  }
+}
+
+/** True when `value` is a {@link BrokerError}, optionally of the given code. */
+export function isBrokerError(value: unknown, code?: ErrorCode): value is BrokerError {
+  return value instanceof BrokerError && (code === undefined || value.code === code);
+}
+
+/** True when `code` is a known {@link ErrorCode}. */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ErrorCodes, code);
+}
+
+const codeByText = new Map<string, ErrorCode>(
+  (Object.keys(ErrorCodes) as ErrorCode[]).map((code) => [ErrorCodes[code].text, code]),
+);
+
+/**
+ * Maps an original broker's error text back to its code (`undefined` if the
+ * text is not one of the table's).
+ */
+export function errorCodeForText(text: string): ErrorCode | undefined {
+  return codeByText.get(text.trim());
+}

@@ -1,0 +1,48 @@
+/** HTTP paths of a broker. The first four are the original's, matched exactly. */
+export const Paths = {
+  /** GET: stream a topic; POST: publish one message. */
+  messages: '/messaging/messages',
+  /** POST: a reader reports the highest index it has stored. */
+  heartbeat: '/messaging/heartbeat',
+  /** Any method: the leader answers the cluster's URLs. */
+  ping: '/messaging/ping',
+  /** Prefix of the raft transport. */
+  raft: '/raft',
+  /** POST: publish many messages (encoded frames back to back) in one request. Ours. */
+  batch: '/messaging/batch',
+  /** GET: liveness. Ours. */
+  health: '/health',
+  /** GET: readiness (leader known, caught up). Ours. */
+  ready: '/ready',
+  /** GET: Prometheus text metrics. Ours. */
+  metrics: '/metrics',
+  /** GET: JSON status (members, leader, topics). Ours. */
+  status: '/status',
+} as const;
+
+/** HTTP header names (lower case, as Node presents them). */
+export const Headers = {
+  /** The original's error text. */
+  error: 'x-broker-error',
+  /** Our stable error code (a key of ErrorCodes). */
+  errorCode: 'x-broker-error-code',
+  /** Index of a published message; of the first one for a batch. */
+  index: 'x-broker-index',
+  /** Index of the last message of a published batch. Ours. */
+  lastIndex: 'x-broker-last-index',
+  /** With SEGMENT_RECLAIMED: the first index still available. Ours. */
+  firstIndex: 'x-broker-first-index',
+  /** With NOT_LEADER: the leader's URL when known. Ours. */
+  leader: 'x-broker-leader',
+} as const;
+
+/** Query parameter names. */
+export const Query = {
+  type: 'type',
+  topicID: 'topicID',
+  index: 'index',
+  streaming: 'streaming',
+} as const;
+
+/** Content type of message streams and batch bodies. */
+export const MESSAGES_CONTENT_TYPE = 'application/octet-stream';
