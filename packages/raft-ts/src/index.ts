@@ -18,3 +18,4 @@ export {
   type LeaveResponse,
 } from './types.js';
 export type { Transport, RpcHandler } from './transport.js';
+export * from './http/index.js';
