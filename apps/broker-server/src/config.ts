@@ -1,0 +1,195 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+/** Every setting of a broker node, after defaults, config file, environment and flags are merged. */
+export interface ServerConfig {
+  /** Folder holding the node's raft log and topics. */
+  dataDir: string;
+  /** Address the HTTP server binds. */
+  listen: { host: string; port: number };
+  /** The URL other nodes and clients use to reach this node (its identity in the cluster). */
+  advertiseURL: string;
+  /** URLs of running cluster members to join on first start. Empty: bootstrap a new cluster (or resume). */
+  join: string[];
+  /** `always`: fsync before acknowledging (default). `never`: unsafe, for benchmarks and tests. */
+  sync: 'always' | 'never';
+  /** Largest request body in bytes. */
+  maxBodyBytes: number;
+  /** Segment roll size in bytes. */
+  segmentBytes: number;
+  /** Per-topic retention by size in bytes (0: unlimited). */
+  retentionBytes: number;
+  /** Per-topic retention by age in milliseconds (0: unlimited). */
+  retentionMs: number;
+  /** Raft election timeout base in milliseconds (randomized in [t, 2t)). */
+  electionTimeoutMs: number;
+  /** Raft heartbeat interval in milliseconds. */
+  heartbeatIntervalMs: number;
+  /** Entries applied since the last snapshot that trigger a new one. */
+  snapshotThreshold: number;
+  /** Minimum level of log lines written to stderr. */
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** A setting that failed validation; `setting` names it as the user wrote it (flag, variable or file key). */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly code = 'INVALID_CONFIG';
+  /** The setting as the user wrote it: `--listen`, `MSG_LISTEN`, `<file>: listen` or `arguments`. */
+  readonly setting: string;
+  constructor(setting: string, message: string) {
+    super(`${setting}: ${message}`);
+    this.setting = setting;
+  }
+}
+
+const HOST_PORT = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:/[\]]+)):(\d{1,5})$/;
+
+function hostPort(text: string, ctx: z.RefinementCtx): { host: string; port: number } {
+  const match = HOST_PORT.exec(text);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port (for example 127.0.0.1:8086), got ${JSON.stringify(text)}` });
+    return z.NEVER;
+  }
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+const httpURL = z
+  .string()
+  .trim()
+  .refine((value) => URL.canParse(value) && /^https?:$/.test(new URL(value).protocol), { message: 'expected an http:// or https:// URL' })
+  .transform((value) => new URL(value).origin);
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+
+/** The schema of every source; flags, variables and file keys are all mapped onto these names. */
+const Schema = z
+  .object({
+    dataDir: z.string().trim().min(1).default('./data'),
+    listen: z.string().trim().default('127.0.0.1:8086').transform(hostPort),
+    advertiseURL: httpURL.optional(),
+    join: z.array(httpURL).default([]),
+    sync: z.enum(['always', 'never']).default('always'),
+    maxBodyBytes: int(1).default(16 * 1024 * 1024),
+    segmentBytes: int(1024).default(10 * 1024 * 1024),
+    retentionBytes: int(0).default(0),
+    retentionMs: int(0).default(0),
+    electionTimeoutMs: int(10).default(1000),
+    heartbeatIntervalMs: int(1).default(100),
+    snapshotThreshold: int(1).default(10_000),
+    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  })
+  .strict();
+
+type Key = keyof z.input<typeof Schema>;
+
+/** Flags (`--data-dir`), environment variables (`MSG_DATA_DIR`) and config-file keys (`dataDir`) of each setting. */
+export const SETTINGS: Record<Key, { flag: string; env: string; help: string; multiple?: boolean }> = {
+  dataDir: { flag: 'data-dir', env: 'MSG_DATA_DIR', help: 'data folder (default ./data)' },
+  listen: { flag: 'listen', env: 'MSG_LISTEN', help: 'host:port to bind (default 127.0.0.1:8086)' },
+  advertiseURL: { flag: 'advertise-url', env: 'MSG_ADVERTISE_URL', help: 'URL peers and clients use (default http://<listen>)' },
+  join: { flag: 'join', env: 'MSG_JOIN', help: 'URL of a running member to join; repeatable (env: comma-separated)', multiple: true },
+  sync: { flag: 'sync', env: 'MSG_SYNC', help: 'always (fsync before acknowledging, default) or never (unsafe)' },
+  maxBodyBytes: { flag: 'max-body-bytes', env: 'MSG_MAX_BODY_BYTES', help: 'largest request body (default 16777216)' },
+  segmentBytes: { flag: 'segment-bytes', env: 'MSG_SEGMENT_BYTES', help: 'segment roll size (default 10485760)' },
+  retentionBytes: { flag: 'retention-bytes', env: 'MSG_RETENTION_BYTES', help: 'per-topic size limit, 0 = none (default 0)' },
+  retentionMs: { flag: 'retention-ms', env: 'MSG_RETENTION_MS', help: 'per-topic age limit in ms, 0 = none (default 0)' },
+  electionTimeoutMs: { flag: 'election-timeout-ms', env: 'MSG_ELECTION_TIMEOUT_MS', help: 'raft election timeout (default 1000)' },
+  heartbeatIntervalMs: { flag: 'heartbeat-interval-ms', env: 'MSG_HEARTBEAT_INTERVAL_MS', help: 'raft heartbeat interval (default 100)' },
+  snapshotThreshold: { flag: 'snapshot-threshold', env: 'MSG_SNAPSHOT_THRESHOLD', help: 'entries between snapshots (default 10000)' },
+  logLevel: { flag: 'log-level', env: 'MSG_LOG_LEVEL', help: 'debug, info, warn or error (default info)' },
+};
+
+const keys = Object.keys(SETTINGS) as Key[];
+
+/** What `loadConfig` returns: either a config to run with, or a request for help. */
+export type LoadResult = { kind: 'run'; config: ServerConfig } | { kind: 'help'; text: string };
+
+/** The usage text printed by `--help`. */
+export function usage(): string {
+  const lines = ['Usage: broker-server [options]', '', 'Options (each also from an environment variable or the config file key):'];
+  lines.push(`  ${'--config <file>'.padEnd(30)} JSON config file (env MSG_CONFIG)`);
+  for (const key of keys) {
+    const s = SETTINGS[key];
+    lines.push(`  ${`--${s.flag} <value>`.padEnd(30)} ${s.help} (env ${s.env}, key ${key})`);
+  }
+  lines.push(`  ${'--help'.padEnd(30)} print this text`);
+  return lines.join('\n');
+}
+
+/**
+ * Merges defaults < config file < environment < flags, validates everything
+ * with zod, and throws {@link ConfigError} naming the first bad setting the
+ * way the user wrote it (`--listen`, `MSG_LISTEN` or `config.json: listen`).
+ */
+export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<LoadResult> {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  for (const key of keys) options[SETTINGS[key].flag] = { type: 'string', ...(SETTINGS[key].multiple ? { multiple: true } : {}) };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (error) {
+    throw new ConfigError('arguments', (error as Error).message);
+  }
+  if (parsed.values.help === true) return { kind: 'help', text: usage() };
+
+  const sourceOf = new Map<Key, string>();
+  const merged: Record<string, unknown> = {};
+
+  const configPath = (parsed.values.config as string | undefined) ?? env.MSG_CONFIG;
+  if (configPath !== undefined) {
+    const label = parsed.values.config !== undefined ? '--config' : 'MSG_CONFIG';
+    const path = resolve(cwd, configPath);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new ConfigError(label, `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    }
+    let file: unknown;
+    try {
+      file = JSON.parse(text);
+    } catch (error) {
+      throw new ConfigError(path, `not valid JSON: ${(error as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError(path, 'expected a JSON object');
+    for (const [key, value] of Object.entries(file)) {
+      if (!(keys as string[]).includes(key)) throw new ConfigError(`${path}: ${key}`, `unknown setting (known: ${keys.join(', ')})`);
+      merged[key] = value;
+      sourceOf.set(key as Key, `${path}: ${key}`);
+    }
+  }
+  for (const key of keys) {
+    const value = env[SETTINGS[key].env];
+    if (value === undefined || value === '') continue;
+    merged[key] = SETTINGS[key].multiple ? value.split(',').map((v) => v.trim()).filter(Boolean) : value;
+    sourceOf.set(key, SETTINGS[key].env);
+  }
+  for (const key of keys) {
+    const value = parsed.values[SETTINGS[key].flag];
+    if (value === undefined) continue;
+    merged[key] = value;
+    sourceOf.set(key, `--${SETTINGS[key].flag}`);
+  }
+
+  const result = Schema.safeParse(merged);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const key = issue.path[0] as Key | undefined;
+    const setting = key === undefined ? 'config' : (sourceOf.get(key) ?? key);
+    throw new ConfigError(setting, issue.message);
+  }
+  const value = result.data;
+  const { host, port } = value.listen;
+  if (value.advertiseURL === undefined && (host === '0.0.0.0' || host === '::' || port === 0)) {
+    throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address or port 0 needs --advertise-url');
+  }
+  const advertiseURL = value.advertiseURL ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return {
+    kind: 'run',
+    config: { ...value, dataDir: resolve(cwd, value.dataDir), advertiseURL, join: value.join.filter((url) => url !== advertiseURL) },
+  };
+}
