@@ -1,1 +1,17 @@
-export {};
+export { createHandler, type Handler, type HandlerOptions } from './handler.js';
+export type {
+  HandlerBroker,
+  PublishMessage,
+  IndexRange,
+  TopicFrames,
+  TopicReaderOptions,
+  Readiness,
+  BrokerMetrics,
+  TopicMetrics,
+  HistogramSnapshot,
+  RaftListener,
+} from './broker.js';
+export { DEFAULT_MAX_BODY_BYTES } from './body.js';
+export { HandlerMetrics, RouteNames, LATENCY_BUCKETS_SECONDS, type RouteName } from './metrics.js';
+export { ResponseHeaders } from './reply.js';
+export type { InternalErrorListener } from './routes.js';

@@ -1,0 +1,170 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * A message to publish: what a producer chooses. The broker assigns the index.
+ */
+export interface PublishMessage {
+  /** Message type, 0..65535. */
+  type: number;
+  /** Topic id, 0..2^64-1. */
+  topicID: bigint;
+  /** The payload (never empty when it comes from this handler). */
+  data: Uint8Array;
+}
+
+/** The index range a batch of messages was committed at. */
+export interface IndexRange {
+  /** Index of the first message of the batch. */
+  firstIndex: bigint;
+  /** Index of the last message; `lastIndex - firstIndex + 1` equals the batch length. */
+  lastIndex: bigint;
+}
+
+/**
+ * The frames of one topic, from a start index on: encoded messages (the
+ * original's 22-byte-header encoding, see `@msg/wire`) back to back, cut into
+ * chunks anywhere the broker likes (a chunk may hold many frames; the handler
+ * sends the bytes unchanged and never parses them).
+ *
+ * Non-streaming readers end at the current end of the topic (an unknown topic
+ * ends at once). Streaming readers wait for new messages and never end on
+ * their own.
+ *
+ * The handler pulls one chunk at a time and pulls the next only once the
+ * previous one has been handed to the socket (backpressure): a reader must
+ * not read ahead without bound on its own.
+ */
+export interface TopicFrames extends AsyncIterable<Uint8Array> {
+  /**
+   * Releases the reader (file handles, subscriptions). Called exactly once
+   * per reader, when the response ends or the client goes away. A pending
+   * `next()` should then settle with `{ done: true }`; the handler does not
+   * rely on it and stops waiting either way.
+   */
+  close(): void | Promise<void>;
+}
+
+/** Options of {@link HandlerBroker.openTopicReader}. */
+export interface TopicReaderOptions {
+  /** Keep the reader open and yield new messages as they are committed. */
+  streaming: boolean;
+}
+
+/** Whether the broker can usefully serve traffic. */
+export interface Readiness {
+  /** True when a leader is known and this broker has caught up. */
+  ready: boolean;
+  /** Why not, when not ready (human readable). */
+  reason?: string;
+}
+
+/** Per-topic numbers of {@link BrokerMetrics}. */
+export interface TopicMetrics {
+  topicID: bigint;
+  /** Index of the last message stored in the topic (0 when empty). */
+  lastIndex: bigint;
+  /** Bytes the topic takes on disk. */
+  bytes: number;
+}
+
+/**
+ * A latency histogram with cumulative buckets, as Prometheus exposes one.
+ * Bucket bounds are in seconds, ascending; counts are cumulative (the count
+ * of observations `<= le`); `count` and `sumSeconds` cover every observation.
+ */
+export interface HistogramSnapshot {
+  buckets: readonly { le: number; count: number }[];
+  count: number;
+  sumSeconds: number;
+}
+
+/**
+ * What the broker reports for `GET /metrics`: a snapshot read synchronously
+ * from memory. Every field but `term`, `commitIndex`, `appliedIndex` and
+ * `topics` is optional and left out of the output when absent.
+ */
+export interface BrokerMetrics {
+  /** Current raft term. */
+  term: bigint;
+  /** Highest raft log index known committed. */
+  commitIndex: bigint;
+  /** Highest raft log index applied to the topics. */
+  appliedIndex: bigint;
+  /** Counter: messages applied to topics since the process started. */
+  messagesApplied?: bigint;
+  /** Counter: data bytes applied to topics since the process started. */
+  bytesApplied?: bigint;
+  /** One entry per topic. */
+  topics: readonly TopicMetrics[];
+  /** Latency of log fsyncs. */
+  fsync?: HistogramSnapshot;
+}
+
+/**
+ * A node listener for the raft transport: `(req, res)` as `http.createServer`
+ * takes. Mounted under `/raft` the express way: it sees `req.url` relative to
+ * the mount point (`/raft/append` arrives as `/append`; `req.originalUrl`
+ * keeps the full path).
+ */
+export type RaftListener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The broker as the HTTP handler sees it: the narrow interface this package
+ * needs (the consumer owns it). `@msg/broker` implements it; tests use plain
+ * objects.
+ *
+ * Errors: a method that fails with a `BrokerError` (from `@msg/wire`) gets
+ * that error's status, `X-Broker-Error` text and code; any other error is a
+ * 500 `INTERNAL` (logged, its details never sent).
+ */
+export interface HandlerBroker {
+  /** True when this broker is the raft leader (publishes are accepted here). */
+  isLeader(): boolean;
+  /**
+   * Base URL of the current leader (`http://host:port`), when one is known;
+   * `undefined` otherwise. Only its scheme and host are used, for 307
+   * redirects.
+   */
+  leaderURL(): string | undefined;
+  /** Base URLs of every broker of the cluster (the ping answer). */
+  urls(): readonly string[];
+  /**
+   * Publishes one message; resolves with its index once it is committed on a
+   * majority and applied. Rejects with `NOT_LEADER` only when the message was
+   * certainly not appended (the handler then redirects to the leader). The
+   * signal aborts when the client goes away: the broker may stop waiting, and
+   * the outcome is then unknown to the client.
+   */
+  publish(message: PublishMessage, signal?: AbortSignal): Promise<bigint>;
+  /**
+   * Publishes messages atomically, in order, at consecutive indexes; resolves
+   * once all are committed and applied. Same error rules as `publish`.
+   */
+  publishBatch(messages: readonly PublishMessage[], signal?: AbortSignal): Promise<IndexRange>;
+  /**
+   * Records (through raft, as a `SetTopicMaxIndex` message) that a reader has
+   * stored `topicID` up to `index`. Resolves once committed.
+   */
+  heartbeat(topicID: bigint, index: bigint, signal?: AbortSignal): Promise<void>;
+  /**
+   * Opens a reader of `topicID` from the first message whose index is
+   * `>= fromIndex`. Throws (or rejects) before yielding anything when it
+   * cannot start, e.g. `SEGMENT_RECLAIMED` with `firstIndex` when `fromIndex`
+   * is below the first retained index; the client then gets that error as
+   * the HTTP status. An unknown topic is not an error: the reader yields
+   * nothing (and, streaming, waits for the topic's first message).
+   */
+  openTopicReader(topicID: bigint, fromIndex: bigint, options: TopicReaderOptions): TopicFrames | Promise<TopicFrames>;
+  /** Readiness for `GET /ready`. */
+  ready(): Readiness;
+  /**
+   * Broker-specific status for `GET /status` (members, topics ...), merged
+   * into the answer. Must be JSON-serialisable; bigint values are sent as
+   * decimal strings.
+   */
+  status(): Record<string, unknown>;
+  /** Numbers for `GET /metrics`. */
+  metrics(): BrokerMetrics;
+  /** The raft transport's listener, mounted under `/raft` when present. */
+  raftHandler?: RaftListener;
+}

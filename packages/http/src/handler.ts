@@ -1,0 +1,143 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { Paths } from '@msg/wire';
+import type { HandlerBroker } from './broker.js';
+import { DEFAULT_MAX_BODY_BYTES } from './body.js';
+import type { HandlerMetrics } from './metrics.js';
+import { Routes, splitURL, type InternalErrorListener } from './routes.js';
+
+/** Options of {@link createHandler}. */
+export interface HandlerOptions {
+  /**
+   * Largest request body accepted, in bytes (default 16 MiB). A larger body
+   * is answered 413 `BODY_TOO_LARGE` without being buffered, and its
+   * connection is closed.
+   */
+  maxBodyBytes?: number;
+  /**
+   * Serve single publish, batch publish and the stream GET straight from the
+   * `node:http` listener, bypassing express (default true). The answers are
+   * the same either way (the same route functions serve both); only the
+   * per-request cost differs.
+   */
+  fastPath?: boolean;
+  /**
+   * Called with every unexpected (non-`BrokerError`) error, which is
+   * answered 500 `internal error` without details. Default: `console.error`.
+   */
+  onInternalError?: InternalErrorListener;
+}
+
+/** A broker's HTTP API: see {@link createHandler}. */
+export interface Handler {
+  /** The listener to give `http.createServer()` (fast path first, then express). */
+  readonly listener: (req: IncomingMessage, res: ServerResponse) => void;
+  /** The express app serving every route (the fast path aside); mountable elsewhere. */
+  readonly app: Express;
+  /** The handler's own counters (requests, latency, bytes published and streamed). */
+  readonly metrics: HandlerMetrics;
+  /** Stream responses open now. */
+  readonly activeStreams: number;
+  /**
+   * For shutdown: ends every open stream cleanly (their readers closed) and
+   * answers new stream requests with 503 `broker already closed`; other
+   * routes keep working. Idempotent; does not close the HTTP server.
+   */
+  close(): void;
+}
+
+/**
+ * Builds the HTTP API of a broker: the original's routes (same paths, query
+ * parameters and their check order, status codes, `X-Broker-Error` texts, 307
+ * leader redirects), batch publish, `/raft` (the broker's `raftHandler`),
+ * `/health`, `/ready`, `/metrics` and `/status`.
+ *
+ * Constructing it does no I/O:
+ * ```ts
+ * const handler = createHandler(broker);
+ * const server = http.createServer(handler.listener);
+ * server.listen(8086);
+ * ```
+ */
+export function createHandler(broker: HandlerBroker, options: HandlerOptions = {}): Handler {
+  const maxBodyBytes = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 1) {
+    throw new RangeError(`maxBodyBytes must be a positive integer, got ${maxBodyBytes}`);
+  }
+  const onInternalError: InternalErrorListener =
+    options.onInternalError ??
+    ((error, request) => {
+      console.error(`@msg/http: internal error answering ${request.method} ${request.url}`, error);
+    });
+  const routes = new Routes(broker, { maxBodyBytes, onInternalError });
+  const app = createApp(broker, routes);
+
+  const fastPath = options.fastPath ?? true;
+  const publish = routes.publish;
+  const stream = routes.stream;
+  const batch = routes.batch;
+  const listener = fastPath
+    ? (req: IncomingMessage, res: ServerResponse): void => {
+        const start = performance.now();
+        const [path, query] = splitURL(req.url ?? '/');
+        if (path === Paths.messages) {
+          if (req.method === 'POST') return void publish(req, res, query, start);
+          if (req.method === 'GET') return void stream(req, res, query, start);
+        } else if (path === Paths.batch && req.method === 'POST') {
+          return void batch(req, res, query, start);
+        }
+        app(req, res);
+      }
+    : (req: IncomingMessage, res: ServerResponse): void => {
+        app(req, res);
+      };
+
+  return {
+    listener,
+    app,
+    metrics: routes.metrics,
+    get activeStreams() {
+      return routes.activeStreams;
+    },
+    close: () => routes.close(),
+  };
+}
+
+/** The express app: one route per path (405 for other methods), `/raft`, then 404. */
+function createApp(broker: HandlerBroker, routes: Routes): Express {
+  const app = express();
+  // Paths match exactly, as in the original.
+  app.set('case sensitive routing', true);
+  app.set('strict routing', true);
+  app.set('x-powered-by', false);
+  app.set('etag', false);
+  app.set('query parser', false);
+
+  for (const path of routes.table.keys()) {
+    app.all(path, (req: Request, res: Response) => {
+      const start = performance.now();
+      void routes.dispatch(req, res, path, splitURL(req.url)[1], start);
+    });
+  }
+  const raft = broker.raftHandler;
+  if (raft !== undefined) {
+    app.use(Paths.raft, (req: Request, res: Response, next: NextFunction) => {
+      const start = performance.now();
+      res.once('finish', () => routes.record('raft', res, start));
+      try {
+        raft(req, res);
+      } catch (error) {
+        next(error);
+      }
+    });
+  }
+  app.use((req: Request, res: Response) => {
+    void routes.notFound(req, res, performance.now());
+  });
+  // Errors thrown by the raft handler or by express itself.
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    routes.fail(req, res, error);
+  });
+  return app;
+}

@@ -1,0 +1,391 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { performance } from 'node:perf_hooks';
+import { BrokerError, MESSAGES_CONTENT_TYPE, MessageDecoder, Paths, Query, isBrokerError, parseU16, parseU64, type Message } from '@msg/wire';
+import type { HandlerBroker, PublishMessage } from './broker.js';
+import { ClientGoneError, readBody } from './body.js';
+import { HandlerMetrics, type RouteName } from './metrics.js';
+import { ResponseHeaders, brokerError, sendError, sendJSON } from './reply.js';
+import { FramePump } from './stream.js';
+
+/** Called with every error that is not a `BrokerError` (answered as a 500 `INTERNAL`). */
+export type InternalErrorListener = (error: unknown, request: { method: string; url: string }) => void;
+
+/** What the routes need besides the broker. */
+export interface RoutesOptions {
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes: number;
+  /** Sink of unexpected errors. */
+  onInternalError: InternalErrorListener;
+}
+
+/** A route function: answers one request; never rejects. */
+export type RouteFunction = (req: IncomingMessage, res: ServerResponse, query: string, start: number) => Promise<void>;
+
+/** The methods a path accepts, each with its route. `'*'` accepts any method. */
+export type PathMethods = Readonly<Partial<Record<'GET' | 'POST' | 'HEAD' | '*', { name: RouteName; serve: RouteFunction }>>>;
+
+/** Splits a request target into its path and its raw query (without `?`). */
+export function splitURL(url: string): [path: string, query: string] {
+  const q = url.indexOf('?');
+  return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
+}
+
+/** The scheme and host of `url` (`http://h:p`), or `undefined` if it is not an http(s) URL. */
+function originOf(url: string | undefined): string | undefined {
+  if (url === undefined || url === '') return undefined;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+    return `${parsed.protocol}//${parsed.host}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The handler's routes, shared by the express app and the `node:http` fast
+ * path so both answer byte for byte the same. Each route validates in the
+ * original's order, calls the broker, and answers; every failure becomes an
+ * error answer (see `sendError`), never a rejection.
+ */
+export class Routes {
+  readonly #broker: HandlerBroker;
+  readonly #options: RoutesOptions;
+  readonly #pumps = new Set<FramePump>();
+  #closed = false;
+  /** The handler's own counters. */
+  readonly metrics = new HandlerMetrics();
+  /** Every path this handler serves itself (the raft mount aside), with its methods. */
+  readonly table: ReadonlyMap<string, PathMethods>;
+
+  constructor(broker: HandlerBroker, options: RoutesOptions) {
+    this.#broker = broker;
+    this.#options = options;
+    const get = (name: RouteName, serve: RouteFunction): PathMethods => ({ GET: { name, serve }, HEAD: { name, serve } });
+    this.table = new Map<string, PathMethods>([
+      [Paths.messages, { GET: { name: 'stream', serve: this.stream }, POST: { name: 'publish', serve: this.publish } }],
+      [Paths.batch, { POST: { name: 'batch', serve: this.batch } }],
+      [Paths.heartbeat, { POST: { name: 'heartbeat', serve: this.heartbeat } }],
+      [Paths.ping, { '*': { name: 'ping', serve: this.ping } }],
+      [Paths.health, get('health', this.health)],
+      [Paths.ready, get('ready', this.ready)],
+      [Paths.metrics, get('metrics', this.metricsText)],
+      [Paths.status, get('status', this.status)],
+    ]);
+  }
+
+  /** Stream responses open now. */
+  get activeStreams(): number {
+    return this.#pumps.size;
+  }
+
+  /**
+   * Ends every open stream cleanly (readers closed, bodies ended) and answers
+   * later stream requests with 503 `broker already closed`. Idempotent.
+   */
+  close(): void {
+    this.#closed = true;
+    for (const pump of this.#pumps) pump.stop();
+  }
+
+  /**
+   * Answers a request for a path of {@link table}: its route, or 405 with
+   * `Allow` for another method. Unknown paths get 404.
+   */
+  dispatch(req: IncomingMessage, res: ServerResponse, path: string, query: string, start: number): Promise<void> {
+    const methods = this.table.get(path);
+    if (methods === undefined) return this.notFound(req, res, start);
+    const route = methods[req.method as 'GET'] ?? methods['*'];
+    if (route === undefined) {
+      this.#answerError(res, brokerError('METHOD_NOT_ALLOWED'), { Allow: Object.keys(methods).join(', ') });
+      this.#record('other', res, start);
+      return Promise.resolve();
+    }
+    return route.serve(req, res, query, start);
+  }
+
+  /** 404 `not found`. */
+  notFound = async (_req: IncomingMessage, res: ServerResponse, start: number): Promise<void> => {
+    this.#answerError(res, brokerError('NOT_FOUND'));
+    this.#record('other', res, start);
+  };
+
+  /** Answers an error that escaped a foreign handler (the raft mount). */
+  fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    this.#fail(req, res, error);
+  }
+
+  /** `POST /messaging/messages?type&topicID`: publish one message (the body is its data). */
+  publish: RouteFunction = async (req, res, query, start) => {
+    try {
+      const q = new URLSearchParams(query);
+      const type = parseU16(q.get(Query.type));
+      if (type === undefined) throw brokerError('MESSAGE_TYPE_REQUIRED');
+      const topicID = parseU64(q.get(Query.topicID));
+      if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+      const data = await readBody(req, this.#options.maxBodyBytes);
+      if (data.byteLength === 0) throw brokerError('MESSAGE_DATA_REQUIRED');
+      if (!this.#broker.isLeader()) {
+        this.#redirect(req, res, undefined);
+        return;
+      }
+      const index = await this.#broker.publish({ type, topicID, data }, this.#signalFor(res));
+      this.metrics.publishedMessages++;
+      this.metrics.publishedBytes += data.byteLength;
+      if (res.destroyed) return;
+      res.writeHead(200, { [ResponseHeaders.index]: index.toString(), 'Content-Length': '0' });
+      res.end();
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('publish', res, start);
+    }
+  };
+
+  /**
+   * `POST /messaging/batch`: publish many messages (the body holds them
+   * encoded back to back; their index fields are ignored) at consecutive
+   * indexes, in body order.
+   */
+  batch: RouteFunction = async (req, res, _query, start) => {
+    try {
+      const body = await readBody(req, this.#options.maxBodyBytes);
+      const messages = decodeBatch(body, this.#options.maxBodyBytes);
+      if (!this.#broker.isLeader()) {
+        this.#redirect(req, res, undefined);
+        return;
+      }
+      const range = await this.#broker.publishBatch(messages, this.#signalFor(res));
+      this.metrics.publishedMessages += messages.length;
+      for (const m of messages) this.metrics.publishedBytes += m.data.byteLength;
+      if (res.destroyed) return;
+      res.writeHead(200, {
+        [ResponseHeaders.index]: range.firstIndex.toString(),
+        [ResponseHeaders.lastIndex]: range.lastIndex.toString(),
+        'Content-Length': '0',
+      });
+      res.end();
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('batch', res, start);
+    }
+  };
+
+  /** `GET /messaging/messages?topicID&index&streaming`: stream a topic's frames. */
+  stream: RouteFunction = async (req, res, query, start) => {
+    let pump: FramePump | undefined;
+    try {
+      const q = new URLSearchParams(query);
+      const topicID = parseU64(q.get(Query.topicID));
+      if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+      const index = parseU64(q.get(Query.index));
+      if (index === undefined) throw brokerError('INDEX_REQUIRED');
+      const streaming = q.get(Query.streaming) === 'true';
+      if (this.#closed) throw brokerError('BROKER_CLOSED');
+      const frames = await this.#broker.openTopicReader(topicID, index, { streaming });
+      pump = new FramePump(res, frames, (n) => {
+        this.metrics.streamedBytes += n;
+      });
+      if (res.destroyed) {
+        await frames.close();
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': MESSAGES_CONTENT_TYPE, 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+      // A streaming client learns at once that its stream is open; a
+      // non-streaming answer goes out with its first chunk (or its end).
+      if (streaming) res.flushHeaders();
+      this.#pumps.add(pump);
+      this.metrics.activeStreams = this.#pumps.size;
+      if (this.#closed) pump.stop();
+      await pump.run();
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      if (pump) this.#pumps.delete(pump);
+      this.metrics.activeStreams = this.#pumps.size;
+      this.#record('stream', res, start);
+    }
+  };
+
+  /** `POST /messaging/heartbeat?topicID&index`: a reader reports what it has stored. */
+  heartbeat: RouteFunction = async (req, res, query, start) => {
+    try {
+      const q = new URLSearchParams(query);
+      const topicID = parseU64(q.get(Query.topicID));
+      if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+      const index = parseU64(q.get(Query.index));
+      if (index === undefined) throw brokerError('INDEX_REQUIRED');
+      if (!this.#broker.isLeader()) {
+        this.#redirect(req, res, undefined);
+        return;
+      }
+      await this.#broker.heartbeat(topicID, index, this.#signalFor(res));
+      if (res.destroyed) return;
+      res.writeHead(200, { 'Content-Length': '0' });
+      res.end();
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('heartbeat', res, start);
+    }
+  };
+
+  /** `/messaging/ping` (any method): the leader answers `{"urls":[...]}`. */
+  ping: RouteFunction = async (req, res, _query, start) => {
+    try {
+      if (!this.#broker.isLeader()) {
+        this.#redirect(req, res, undefined);
+        return;
+      }
+      sendJSON(res, 200, { urls: [...this.#broker.urls()] });
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('ping', res, start);
+    }
+  };
+
+  /** `GET /health`: 200 while the process serves HTTP. */
+  health: RouteFunction = async (req, res, _query, start) => {
+    sendJSON(res, 200, { status: 'ok' });
+    this.#record('health', res, start);
+  };
+
+  /** `GET /ready`: 200 `{"ready":true}` or 503 `{"ready":false,"reason":...}`. */
+  ready: RouteFunction = async (req, res, _query, start) => {
+    try {
+      const readiness = this.#broker.ready();
+      sendJSON(res, readiness.ready ? 200 : 503, readiness.ready ? { ready: true } : { ready: false, reason: readiness.reason ?? 'not ready' });
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('ready', res, start);
+    }
+  };
+
+  /** `GET /metrics`: Prometheus text format 0.0.4. */
+  metricsText: RouteFunction = async (req, res, _query, start) => {
+    try {
+      const body = this.metrics.render(this.#broker.metrics());
+      res.writeHead(200, {
+        'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(body)),
+        'Cache-Control': 'no-store',
+      });
+      res.end(body);
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('metrics', res, start);
+    }
+  };
+
+  /** `GET /status`: JSON (leadership, cluster URLs, readiness, then the broker's own status). */
+  status: RouteFunction = async (req, res, _query, start) => {
+    try {
+      sendJSON(res, 200, {
+        isLeader: this.#broker.isLeader(),
+        leaderURL: this.#broker.leaderURL() ?? null,
+        urls: this.#broker.urls(),
+        ready: this.#broker.ready(),
+        streams: this.#pumps.size,
+        ...this.#broker.status(),
+      });
+    } catch (error) {
+      this.#fail(req, res, error);
+    } finally {
+      this.#record('status', res, start);
+    }
+  };
+
+  /** Records a request in the handler's metrics; 499 when the client left before an answer. */
+  record(route: RouteName, res: ServerResponse, start: number): void {
+    this.#record(route, res, start);
+  }
+
+  #record(route: RouteName, res: ServerResponse, start: number): void {
+    this.metrics.observe(route, res.headersSent ? res.statusCode : 499, (performance.now() - start) / 1000);
+  }
+
+  /** 307 to the leader with this request's path and query, or 503 `not leader` when none is known. */
+  #redirect(req: IncomingMessage, res: ServerResponse, leaderURL: string | undefined): void {
+    const origin = originOf(leaderURL) ?? originOf(this.#broker.leaderURL());
+    if (origin === undefined) throw brokerError('NOT_LEADER');
+    if (res.headersSent || res.destroyed) return;
+    res.writeHead(307, { Location: origin + originalURL(req), 'Content-Length': '0' });
+    res.end();
+  }
+
+  #fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+    if (error instanceof ClientGoneError) return;
+    if (isBrokerError(error, 'NOT_LEADER') && !res.headersSent) {
+      try {
+        this.#redirect(req, res, error.leaderURL);
+        return;
+      } catch (notLeader) {
+        error = notLeader;
+      }
+    }
+    if (!isBrokerError(error)) {
+      try {
+        this.#options.onInternalError(error, { method: req.method ?? '', url: originalURL(req) });
+      } catch {
+        // A failing logger must not take the answer down with it.
+      }
+      error = new BrokerError('INTERNAL', { cause: error });
+    }
+    if (res.headersSent) {
+      if (!res.destroyed) res.destroy();
+      return;
+    }
+    this.#answerError(res, error as BrokerError);
+  }
+
+  #answerError(res: ServerResponse, error: BrokerError, extraHeaders?: Record<string, string>): void {
+    // An unread body over the limit is left on the socket: close it after the answer.
+    const headers = error.code === 'BODY_TOO_LARGE' ? { ...extraHeaders, Connection: 'close' } : extraHeaders;
+    sendError(res, error, headers);
+  }
+
+  /** An AbortSignal that aborts when the client goes away before its answer. */
+  #signalFor(res: ServerResponse): AbortSignal {
+    const controller = new AbortController();
+    const onClose = (): void => {
+      if (!res.writableFinished) controller.abort(new ClientGoneError());
+    };
+    res.once('close', onClose);
+    return controller.signal;
+  }
+}
+
+function originalURL(req: IncomingMessage): string {
+  return (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+}
+
+/** Decodes a batch body; every malformed body is `INVALID_BATCH`, every empty message `MESSAGE_DATA_REQUIRED`. */
+function decodeBatch(body: Buffer, maxDataLength: number): PublishMessage[] {
+  if (body.byteLength === 0) throw brokerError('INVALID_BATCH', 'invalid batch: the body holds no message');
+  let decoded: Message[];
+  try {
+    const decoder = new MessageDecoder({ maxDataLength });
+    decoded = decoder.push(body);
+    decoder.end();
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new BrokerError('INVALID_BATCH', { message: `invalid batch: ${detail}`, cause: error });
+  }
+  const messages: PublishMessage[] = new Array<PublishMessage>(decoded.length);
+  for (let i = 0; i < decoded.length; i++) {
+    const m = decoded[i]!;
+    if (m.data.byteLength === 0) {
+      throw brokerError('MESSAGE_DATA_REQUIRED', `message data required: message ${i} of the batch is empty`);
+    }
+    messages[i] = { type: m.type, topicID: m.topicID, data: m.data };
+  }
+  return messages;
+}
