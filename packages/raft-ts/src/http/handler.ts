@@ -1,0 +1,303 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RaftError } from '../errors.js';
+import type { RpcHandler } from '../transport.js';
+import { decodeAppendEntriesRequest } from './append-entries-codec.js';
+import { encodeErrorBody, RaftHttpStatus } from './error-body.js';
+import { decodeInstallSnapshotRequest } from './install-snapshot-codec.js';
+import {
+  checkAppendEntriesResponse,
+  checkInstallSnapshotResponse,
+  checkJoinRequest,
+  checkJoinResponse,
+  checkLeaveRequest,
+  checkLeaveResponse,
+  checkRequestVoteRequest,
+  checkRequestVoteResponse,
+  checkTimeoutNowRequest,
+  checkTimeoutNowResponse,
+  parseJson,
+} from './json-codec.js';
+import { DEFAULT_RAFT_PATH_PREFIX, JSON_CONTENT_TYPE, normalizePathPrefix, RaftPaths } from './paths.js';
+
+/** Options of {@link createRaftHandler}. */
+export interface RaftHandlerOptions {
+  /**
+   * The largest request body accepted, in bytes; a bigger one is answered
+   * 413 without being buffered. Must cover the leader's largest
+   * AppendEntries batch and InstallSnapshot chunk. Default 64 MiB.
+   */
+  maxBodyBytes?: number;
+  /**
+   * The path prefix the handler serves under when it sees full paths. Default
+   * `'/raft'`. Requests whose path does not start with it are matched as if
+   * the prefix had already been stripped (a router mount such as express's
+   * `app.use('/raft', handler)`), so both `/raft/append` and `/append` reach
+   * AppendEntries.
+   */
+  pathPrefix?: string;
+}
+
+/** Default of {@link RaftHandlerOptions.maxBodyBytes}: 64 MiB. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
+
+/** How long a connection may keep sending an oversized body after the 413 went out, in ms. */
+const OVERSIZE_GRACE_MS = 1000;
+
+/** A request body: raw bytes, or a value a body-parsing middleware already made of them. */
+type Body = { bytes: Uint8Array } | { value: unknown };
+
+/** One RPC as served: decode the body, call the node, validate and serialize its answer. */
+interface Route {
+  serve(body: Body): Promise<string>;
+}
+
+function jsonOf(body: Body, what: string): unknown {
+  return 'bytes' in body ? parseJson(body.bytes, what) : body.value;
+}
+
+function bytesOf(body: Body, what: string): Uint8Array {
+  if ('bytes' in body) return body.bytes;
+  throw new RaftError('BAD_REQUEST', `invalid ${what}: a binary body is required`);
+}
+
+/** Runs `check` on the node's answer; a failure is the node's bug, so it becomes a plain Error (500). */
+function answer<T>(value: unknown, check: (value: unknown) => T): string {
+  try {
+    return JSON.stringify(check(value));
+  } catch (cause) {
+    throw new Error(`the RpcHandler returned an invalid response: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+function makeRoutes(rpc: RpcHandler): Map<string, Route> {
+  return new Map<string, Route>([
+    [
+      RaftPaths.requestVote,
+      {
+        serve: async (body) =>
+          answer(await rpc.handleRequestVote(checkRequestVoteRequest(jsonOf(body, 'RequestVote request'))), checkRequestVoteResponse),
+      },
+    ],
+    [
+      RaftPaths.appendEntries,
+      {
+        serve: async (body) =>
+          answer(
+            await rpc.handleAppendEntries(decodeAppendEntriesRequest(bytesOf(body, 'AppendEntries request'))),
+            checkAppendEntriesResponse,
+          ),
+      },
+    ],
+    [
+      RaftPaths.installSnapshot,
+      {
+        serve: async (body) =>
+          answer(
+            await rpc.handleInstallSnapshot(decodeInstallSnapshotRequest(bytesOf(body, 'InstallSnapshot request'))),
+            checkInstallSnapshotResponse,
+          ),
+      },
+    ],
+    [
+      RaftPaths.timeoutNow,
+      {
+        serve: async (body) =>
+          answer(await rpc.handleTimeoutNow(checkTimeoutNowRequest(jsonOf(body, 'TimeoutNow request'))), checkTimeoutNowResponse),
+      },
+    ],
+    [
+      RaftPaths.join,
+      {
+        serve: async (body) => answer(await rpc.handleJoin(checkJoinRequest(jsonOf(body, 'Join request'))), checkJoinResponse),
+      },
+    ],
+    [
+      RaftPaths.leave,
+      {
+        serve: async (body) => answer(await rpc.handleLeave(checkLeaveRequest(jsonOf(body, 'Leave request'))), checkLeaveResponse),
+      },
+    ],
+  ]);
+}
+
+function send(res: ServerResponse, status: number, json: string, headers: Record<string, string> = {}): void {
+  if (res.destroyed || res.writableEnded) return;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  res.writeHead(status, { 'content-type': JSON_CONTENT_TYPE, 'content-length': Buffer.byteLength(json), ...headers });
+  res.end(json);
+}
+
+function sendError(res: ServerResponse, error: unknown): void {
+  const status = error instanceof RaftError ? RaftHttpStatus[error.code] : 500;
+  send(res, status, encodeErrorBody(error));
+}
+
+/** Answers a request refused before (or instead of) reaching the node, with a `BAD_REQUEST` body. */
+function refuse(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  send(res, status, encodeErrorBody(new RaftError('BAD_REQUEST', message)), headers);
+}
+
+/**
+ * Answers 413 and closes the connection: the rest of the oversized body is
+ * read and dropped for a short grace period (so the client gets to read the
+ * 413 instead of a reset), then the socket is destroyed.
+ */
+function refuseOversized(req: IncomingMessage, res: ServerResponse, limit: number): void {
+  refuse(res, 413, `request body is larger than ${limit} bytes`, { connection: 'close' });
+  req.resume();
+  const socket = req.socket;
+  const timer = setTimeout(() => socket.destroy(), OVERSIZE_GRACE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/**
+ * Reads the whole body, up to `limit` bytes. Resolves `undefined` when the
+ * request was answered here (413, or a body already consumed in an unusable
+ * form) or the client went away.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Promise<Body | undefined> {
+  if (req.readableEnded) {
+    // A body-parsing middleware ran first: use what it left in `req.body`.
+    const parsed = (req as { body?: unknown }).body;
+    if (parsed instanceof Uint8Array) return Promise.resolve({ bytes: parsed });
+    if (typeof parsed === 'object' && parsed !== null) return Promise.resolve({ value: parsed });
+    if (typeof parsed === 'string') return Promise.resolve({ bytes: Buffer.from(parsed, 'utf8') });
+    send(res, 500, encodeErrorBody(new Error('the request body was consumed before the raft handler ran; mount it before body parsers')));
+    return Promise.resolve(undefined);
+  }
+  const declared = req.headers['content-length'];
+  const length = declared === undefined ? undefined : Number(declared);
+  if (length !== undefined && length > limit) {
+    refuseOversized(req, res, limit);
+    return Promise.resolve(undefined);
+  }
+  return new Promise((resolve) => {
+    // With a declared length, fill one buffer of that size (one copy, no concat).
+    const whole = length !== undefined && Number.isSafeInteger(length) ? Buffer.allocUnsafe(length) : undefined;
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    const finish = (body: Body | undefined): void => {
+      if (done) return;
+      done = true;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onGone);
+      req.off('close', onGone);
+      resolve(body);
+    };
+    const onData = (chunk: Buffer): void => {
+      if (size + chunk.byteLength > limit || (whole !== undefined && size + chunk.byteLength > whole.byteLength)) {
+        refuseOversized(req, res, limit);
+        finish(undefined);
+        return;
+      }
+      if (whole) chunk.copy(whole, size);
+      else chunks.push(chunk);
+      size += chunk.byteLength;
+    };
+    const onEnd = (): void => {
+      if (whole && size !== whole.byteLength) {
+        refuse(res, 400, `request body has ${size} bytes, content-length said ${whole.byteLength}`);
+        finish(undefined);
+        return;
+      }
+      finish({ bytes: whole ?? (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)) });
+    };
+    const onGone = (): void => {
+      // The client went away (or the socket failed) before the body ended: nobody to answer.
+      res.destroy();
+      finish(undefined);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onGone);
+    req.on('close', onGone);
+  });
+}
+
+/** Finds the route of a request path (query ignored), with or without the prefix. */
+function routeOf(url: string | undefined, prefix: string, routes: Map<string, Route>): Route | undefined {
+  if (url === undefined) return undefined;
+  const query = url.indexOf('?');
+  let path = query === -1 ? url : url.slice(0, query);
+  if (prefix !== '' && path.startsWith(`${prefix}/`)) path = path.slice(prefix.length);
+  if (path.length < 2 || path.charCodeAt(0) !== 0x2f || path.indexOf('/', 1) !== -1) return undefined;
+  return routes.get(path.slice(1));
+}
+
+/**
+ * Makes the server side of {@link HttpTransport}: a node-style request
+ * handler serving the RPCs of `rpc` at `<prefix>/vote`, `/append`,
+ * `/snapshot`, `/timeout-now`, `/join` and `/leave` (see {@link RaftPaths}).
+ * Mount it on a `node:http` server, or in express 5 with
+ * `app.use('/raft', handler)` (express strips the mount path; both forms are
+ * matched). Mount it before any body parser; if one ran anyway, its
+ * `req.body` (bytes or parsed JSON) is used.
+ *
+ * Every request is answered, and bad input never throws:
+ * - unknown path: 404; a method other than POST: 405 (with `Allow: POST`);
+ * - a body over `maxBodyBytes`: 413 and the connection is closed, without
+ *   buffering the body;
+ * - a malformed body (bad JSON or binary framing, wrong types, integers that
+ *   are not safe integers >= 0, checksum mismatch): 400;
+ * - a `RaftError` thrown by `rpc`: its status in {@link RaftHttpStatus}
+ *   (for example `NOT_LEADER` 503, `CLUSTER_MISMATCH` 409) with the error's
+ *   code, message and leaderURL in the body;
+ * - any other failure of `rpc` (or an invalid answer from it): 500.
+ * Refusals (404, 405, 413, 400) carry a `BAD_REQUEST` error body. A client
+ * that disconnects before its body is complete gets nothing and `rpc` is not
+ * called.
+ *
+ * @throws RaftError `BAD_REQUEST` when `maxBodyBytes` is not a positive safe integer.
+ */
+export function createRaftHandler(rpc: RpcHandler, options: RaftHandlerOptions = {}): (req: IncomingMessage, res: ServerResponse) => void {
+  const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  if (!Number.isSafeInteger(limit) || limit <= 0) {
+    throw new RaftError('BAD_REQUEST', `maxBodyBytes must be a positive safe integer, got ${String(limit)}`);
+  }
+  const prefix = normalizePathPrefix(options.pathPrefix ?? DEFAULT_RAFT_PATH_PREFIX);
+  const routes = makeRoutes(rpc);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const route = routeOf(req.url, prefix, routes);
+    if (route === undefined) {
+      refuse(res, 404, `no raft rpc at ${req.method ?? '?'} ${req.url ?? '?'}`);
+      req.resume();
+      return;
+    }
+    if (req.method !== 'POST') {
+      refuse(res, 405, `method ${req.method ?? '?'} not allowed, use POST`, { allow: 'POST' });
+      req.resume();
+      return;
+    }
+    const body = await readBody(req, res, limit);
+    if (body === undefined) return;
+    let json: string;
+    try {
+      json = await route.serve(body);
+    } catch (error) {
+      sendError(res, error);
+      return;
+    }
+    send(res, 200, json);
+  };
+
+  return (req, res) => {
+    res.on('error', () => {
+      // The socket failed while answering: nothing left to tell the client.
+    });
+    handle(req, res).catch((error: unknown) => {
+      // Defensive: handle() catches everything it expects; answer anything else with 500.
+      try {
+        sendError(res, error);
+      } catch {
+        res.destroy();
+      }
+    });
+  };
+}
