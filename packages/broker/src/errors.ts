@@ -1,0 +1,39 @@
+/** Stable codes of {@link BrokerStateError}. */
+export const BrokerStateErrorCodes = {
+  /** `open()` on an open broker. */
+  ALREADY_OPEN: { retriable: false },
+  /** A call that needs an open broker before `open()`. */
+  NOT_OPEN: { retriable: false },
+  /** `publish()`/`heartbeat()` before a log was attached with `attachLog()`. */
+  NO_LOG: { retriable: false },
+  /** The broker's `meta` file is unreadable or malformed; `message` names it. */
+  CORRUPT_META: { retriable: false },
+  /** A snapshot stream is malformed or ends early; `message` says where. */
+  CORRUPT_SNAPSHOT: { retriable: false },
+} as const satisfies Record<string, { retriable: boolean }>;
+
+/** A key of {@link BrokerStateErrorCodes}. */
+export type BrokerStateErrorCode = keyof typeof BrokerStateErrorCodes;
+
+/**
+ * Errors of the broker's own state (lifecycle, metadata, snapshots): the
+ * conditions the protocol's `BrokerError` table has no code for. Branch on `code`.
+ */
+export class BrokerStateError extends Error {
+  override readonly name = 'BrokerStateError';
+  /** The stable code. */
+  readonly code: BrokerStateErrorCode;
+  /** Whether retrying can help. */
+  readonly retriable: boolean;
+
+  constructor(code: BrokerStateErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.retriable = BrokerStateErrorCodes[code].retriable;
+  }
+}
+
+/** True when `value` is a {@link BrokerStateError}, optionally of the given code. */
+export function isBrokerStateError(value: unknown, code?: BrokerStateErrorCode): value is BrokerStateError {
+  return value instanceof BrokerStateError && (code === undefined || value.code === code);
+}

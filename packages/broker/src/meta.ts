@@ -1,0 +1,108 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isU64 } from '@msg/wire';
+import { writeFileAtomic, type FsyncStats } from './durable-file.js';
+import { BrokerStateError } from './errors.js';
+
+/** Name of the metadata file in a broker's data dir. */
+export const META_FILE = 'meta';
+
+/** Where a topic's data ended when its state was last made durable. */
+export interface TopicCheckpoint {
+  /** The topic's last index then (0n when empty). */
+  lastIndex: bigint;
+  /** File name of its active segment then (absent when the topic had none). */
+  segment?: string;
+  /** Bytes of that segment then. */
+  size: number;
+}
+
+/**
+ * The broker's metadata, replaced atomically as a whole: which state folder
+ * is live, the applied index it covers, readers' reported indexes, and where
+ * each topic's durable data ended.
+ */
+export interface BrokerMeta {
+  /** Folder (inside the data dir) holding the topic folders. */
+  state: string;
+  /** Highest raft index whose effects are durable in `state`. */
+  appliedIndex: number;
+  /** Per topic, per reader id, the highest index the reader reported. */
+  readers: Map<bigint, Map<string, bigint>>;
+  /** Per topic, where its durable data ended. */
+  topics: Map<bigint, TopicCheckpoint>;
+}
+
+interface MetaJson {
+  version: 1;
+  state: string;
+  appliedIndex: number;
+  readers: Record<string, Record<string, string>>;
+  topics: Record<string, { lastIndex: string; segment?: string; size: number }>;
+}
+
+/** Writes `meta` to `<dir>/meta` atomically (temp file, fsync, rename, fsync of `dir`). */
+export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStats): Promise<void> {
+  const json: MetaJson = { version: 1, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {} };
+  for (const [topicID, readers] of meta.readers) {
+    json.readers[String(topicID)] = Object.fromEntries([...readers].map(([id, index]) => [id, String(index)]));
+  }
+  for (const [topicID, cp] of meta.topics) {
+    json.topics[String(topicID)] = { lastIndex: String(cp.lastIndex), ...(cp.segment === undefined ? {} : { segment: cp.segment }), size: cp.size };
+  }
+  await writeFileAtomic(join(dir, META_FILE), new TextEncoder().encode(`${JSON.stringify(json)}\n`), stats);
+}
+
+/**
+ * Reads `<dir>/meta`; `undefined` when there is none. Anything malformed is
+ * `CORRUPT_META` naming the file.
+ */
+export async function readMeta(dir: string): Promise<BrokerMeta | undefined> {
+  const path = join(dir, META_FILE);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  const bad = (why: string, cause?: unknown): BrokerStateError =>
+    new BrokerStateError('CORRUPT_META', `corrupt broker metadata ${path}: ${why}`, { cause });
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw bad('not JSON', cause);
+  }
+  if (!isRecord(json) || json.version !== 1) throw bad('unknown version');
+  const { state, appliedIndex, readers, topics } = json;
+  if (typeof state !== 'string' || !/^[A-Za-z0-9._-]+$/.test(state) || state === '..') throw bad('bad state folder');
+  if (typeof appliedIndex !== 'number' || !Number.isSafeInteger(appliedIndex) || appliedIndex < 0) throw bad('bad appliedIndex');
+  if (!isRecord(readers) || !isRecord(topics)) throw bad('bad readers or topics');
+  const meta: BrokerMeta = { state, appliedIndex, readers: new Map(), topics: new Map() };
+  for (const [topic, byReader] of Object.entries(readers)) {
+    if (!isRecord(byReader)) throw bad(`bad readers of topic ${topic}`);
+    const map = new Map<string, bigint>();
+    for (const [id, index] of Object.entries(byReader)) map.set(id, u64(index, bad));
+    meta.readers.set(u64(topic, bad), map);
+  }
+  for (const [topic, cp] of Object.entries(topics)) {
+    if (!isRecord(cp) || typeof cp.size !== 'number' || !Number.isSafeInteger(cp.size) || cp.size < 0) throw bad(`bad checkpoint of topic ${topic}`);
+    if (cp.segment !== undefined && (typeof cp.segment !== 'string' || cp.segment.includes('/') || cp.segment.startsWith('.'))) {
+      throw bad(`bad segment of topic ${topic}`);
+    }
+    meta.topics.set(u64(topic, bad), { lastIndex: u64(cp.lastIndex, bad), ...(cp.segment === undefined ? {} : { segment: cp.segment }), size: cp.size });
+  }
+  return meta;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function u64(text: unknown, bad: (why: string) => Error): bigint {
+  if (typeof text !== 'string' || !/^[0-9]{1,20}$/.test(text)) throw bad(`bad u64 ${JSON.stringify(text)}`);
+  const value = BigInt(text);
+  if (!isU64(value)) throw bad(`bad u64 ${text}`);
+  return value;
+}
