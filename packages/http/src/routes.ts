@@ -322,7 +322,7 @@ export class Routes {
   }
 
   #fail(req: IncomingMessage, res: ServerResponse, error: unknown): void {
-    if (error instanceof ClientGoneError) return;
+    if (isClientGone(error)) return;
     if (isBrokerError(error, 'NOT_LEADER') && !res.headersSent) {
       try {
         this.#redirect(req, res, error.leaderURL);
@@ -361,6 +361,14 @@ export class Routes {
     res.once('close', onClose);
     return controller.signal;
   }
+}
+
+/** True for the errors that mean "the client left": ours, or an abort caused by our signal. */
+function isClientGone(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof ClientGoneError || e.name === 'AbortError') return true;
+  }
+  return false;
 }
 
 function originalURL(req: IncomingMessage): string {

@@ -38,9 +38,10 @@ export function request(
 /**
  * Sends `bytes` on a fresh TCP connection and collects everything the server
  * sends until it closes the connection (send `Connection: close`), bounded by
- * `timeoutMs`.
+ * `timeoutMs`. With `halfClose` our side ends after the bytes, so the server
+ * sees the end of a partial request.
  */
-export function rawExchange(port: number, bytes: string | Uint8Array, timeoutMs = 5000): Promise<Buffer> {
+export function rawExchange(port: number, bytes: string | Uint8Array, timeoutMs = 5000, halfClose = false): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     const socket = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -57,7 +58,8 @@ export function rawExchange(port: number, bytes: string | Uint8Array, timeoutMs 
       clearTimeout(timer);
       resolve(Buffer.concat(chunks));
     });
-    socket.write(bytes);
+    if (halfClose) socket.end(bytes);
+    else socket.write(bytes);
   });
 }
 
