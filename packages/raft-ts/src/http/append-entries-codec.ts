@@ -100,12 +100,13 @@ export function decodeAppendEntriesRequest(body: Uint8Array): AppendEntriesReque
   const count = input.u32('entry count');
   if (count > input.remaining / ENTRY_HEAD) input.fail(`entry count ${count} does not fit in ${input.remaining} bytes`);
   const entries: LogEntry[] = new Array<LogEntry>(count);
+  // Constant field names: this loop is the hot path (errors still give the offset).
   for (let i = 0; i < count; i++) {
-    const index = input.u64(`entries[${i}].index`);
-    const entryTerm = input.u64(`entries[${i}].term`);
-    const type: number = input.u8(`entries[${i}].type`);
+    const index = input.u64('entry index');
+    const entryTerm = input.u64('entry term');
+    const type: number = input.u8('entry type');
     if (!isEntryType(type)) return input.fail(`entries[${i}].type ${type} is not an EntryType`);
-    const data = input.bytes32(`entries[${i}].data`);
+    const data = input.bytes32('entry data');
     entries[i] = { index, term: entryTerm, type, data };
   }
   input.end();

@@ -165,7 +165,7 @@ export class BinaryReader {
     this.#need(8, field);
     const high = this.#view.getUint32(this.#offset);
     const low = this.#view.getUint32(this.#offset + 4);
-    if (high > MAX_SAFE_HIGH) this.fail(`${field} is above 2^53 - 1`);
+    if (high > MAX_SAFE_HIGH) this.fail(`${field} is above 2^53 - 1 (offset ${this.#offset})`);
     this.#offset += 8;
     return high * TWO_32 + low;
   }

@@ -318,7 +318,9 @@ export class HttpTransport implements Transport {
           onResponse(res);
         });
         req.on('error', (cause: NodeJS.ErrnoException) => {
-          if (settled) return;
+          // Once an answer arrived, its own events (end, error, close) and the timer settle the call:
+          // a peer that answers early (413) and closes may make the rest of the upload fail here.
+          if (settled || answered) return;
           if (mayRetry && !answered && req.reusedSocket && cause.code !== undefined && STALE_SOCKET_CODES.has(cause.code)) {
             attempt(false);
             return;
