@@ -266,7 +266,7 @@ export function createRaftHandler(rpc: RpcHandler, options: RaftHandlerOptions =
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const route = routeOf(req.url, prefix, routes);
     if (route === undefined) {
-      refuse(res, 404, `no raft rpc at ${req.method ?? '?'} ${req.url ?? '?'}`);
+      refuse(res, 404, `no raft rpc at ${req.method ?? '?'} ${(req as { originalUrl?: string }).originalUrl ?? req.url ?? '?'}`);
       req.resume();
       return;
     }
