@@ -14,6 +14,19 @@ export class ClientGoneError extends Error {
 }
 
 const EMPTY = Buffer.alloc(0);
+const STATE = Symbol('msg.http.body');
+
+/** One body being read; kept on the request so the listeners need no closures (hot path). */
+interface BodyState {
+  limit: number;
+  size: number;
+  first: Buffer | undefined;
+  chunks: Buffer[] | undefined;
+  resolve: (body: Buffer) => void;
+  reject: (error: Error) => void;
+}
+
+type Reading = IncomingMessage & { [STATE]?: BodyState | undefined };
 
 /**
  * Reads a whole request body of at most `limit` bytes. A `Content-Length`
@@ -25,44 +38,50 @@ const EMPTY = Buffer.alloc(0);
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(tooLarge(limit));
-  }
+  if (declared !== undefined && Number(declared) > limit) return Promise.reject(tooLarge(limit));
   if (req.readableEnded) return Promise.resolve(EMPTY);
   return new Promise<Buffer>((resolve, reject) => {
-    let chunks: Buffer[] | undefined;
-    let first: Buffer | undefined;
-    let size = 0;
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('close', onClose);
-      req.off('error', onClose);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        reject(tooLarge(limit));
-        return;
-      }
-      if (first === undefined) first = chunk;
-      else (chunks ??= [first]).push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(chunks ? Buffer.concat(chunks, size) : (first ?? EMPTY));
-    };
-    const onClose = (): void => {
-      cleanup();
-      reject(new ClientGoneError());
-    };
+    (req as Reading)[STATE] = { limit, size: 0, first: undefined, chunks: undefined, resolve, reject };
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('close', onClose);
     req.on('error', onClose);
   });
+}
+
+function finish(req: Reading): BodyState {
+  const state = req[STATE]!;
+  req[STATE] = undefined;
+  req.off('data', onData);
+  req.off('end', onEnd);
+  req.off('close', onClose);
+  req.off('error', onClose);
+  return state;
+}
+
+function onData(this: Reading, chunk: Buffer): void {
+  const state = this[STATE];
+  if (state === undefined) return;
+  state.size += chunk.length;
+  if (state.size > state.limit) {
+    finish(this);
+    this.pause();
+    state.reject(tooLarge(state.limit));
+    return;
+  }
+  if (state.first === undefined) state.first = chunk;
+  else (state.chunks ??= [state.first]).push(chunk);
+}
+
+function onEnd(this: Reading): void {
+  if (this[STATE] === undefined) return;
+  const state = finish(this);
+  state.resolve(state.chunks ? Buffer.concat(state.chunks, state.size) : (state.first ?? EMPTY));
+}
+
+function onClose(this: Reading): void {
+  if (this[STATE] === undefined) return;
+  finish(this).reject(new ClientGoneError());
 }
 
 function tooLarge(limit: number): BrokerError {

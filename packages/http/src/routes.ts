@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { BrokerError, MESSAGES_CONTENT_TYPE, MessageDecoder, Paths, Query, isBrokerError, parseU16, parseU64, type Message } from '@msg/wire';
 import type { HandlerBroker, PublishMessage } from './broker.js';
@@ -95,7 +96,8 @@ export class Routes {
   dispatch(req: IncomingMessage, res: ServerResponse, path: string, query: string, start: number): Promise<void> {
     const methods = this.table.get(path);
     if (methods === undefined) return this.notFound(req, res, start);
-    const route = methods[req.method as 'GET'] ?? methods['*'];
+    const method = req.method ?? '';
+    const route = (Object.hasOwn(methods, method) ? methods[method as 'GET'] : undefined) ?? methods['*'];
     if (route === undefined) {
       this.#answerError(res, brokerError('METHOD_NOT_ALLOWED'), { Allow: Object.keys(methods).join(', ') });
       this.#record('other', res, start);
@@ -188,9 +190,14 @@ export class Routes {
       const streaming = q.get(Query.streaming) === 'true';
       if (this.#closed) throw brokerError('BROKER_CLOSED');
       const frames = await this.#broker.openTopicReader(topicID, index, { streaming });
-      pump = new FramePump(res, frames, (n) => {
-        this.metrics.streamedBytes += n;
-      });
+      pump = new FramePump(
+        res,
+        frames,
+        (n) => {
+          this.metrics.streamedBytes += n;
+        },
+        (error) => this.#report(req, error),
+      );
       if (res.destroyed) {
         await frames.close();
         return;
@@ -332,11 +339,7 @@ export class Routes {
       }
     }
     if (!isBrokerError(error)) {
-      try {
-        this.#options.onInternalError(error, { method: req.method ?? '', url: originalURL(req) });
-      } catch {
-        // A failing logger must not take the answer down with it.
-      }
+      this.#report(req, error);
       error = new BrokerError('INTERNAL', { cause: error });
     }
     if (res.headersSent) {
@@ -346,21 +349,45 @@ export class Routes {
     this.#answerError(res, error as BrokerError);
   }
 
+  #report(req: IncomingMessage, error: unknown): void {
+    try {
+      this.#options.onInternalError(error, { method: req.method ?? '', url: originalURL(req) });
+    } catch {
+      // A failing logger must not take the answer down with it.
+    }
+  }
+
   #answerError(res: ServerResponse, error: BrokerError, extraHeaders?: Record<string, string>): void {
     // An unread body over the limit is left on the socket: close it after the answer.
     const headers = error.code === 'BODY_TOO_LARGE' ? { ...extraHeaders, Connection: 'close' } : extraHeaders;
     sendError(res, error, headers);
   }
 
-  /** An AbortSignal that aborts when the client goes away before its answer. */
+  /**
+   * An AbortSignal that aborts when the client goes away: one per connection
+   * (created on its first use), aborted when the connection closes. Cheaper
+   * than one controller per request on the hot path; a close after the
+   * answer aborts only signals of requests already answered.
+   */
   #signalFor(res: ServerResponse): AbortSignal {
-    const controller = new AbortController();
-    const onClose = (): void => {
-      if (!res.writableFinished) controller.abort(new ClientGoneError());
-    };
-    res.once('close', onClose);
+    const socket: Connection | null = res.socket;
+    if (socket === null) return AbortSignal.abort(new ClientGoneError());
+    let controller = socket[CONNECTION_SIGNAL];
+    if (controller === undefined) {
+      controller = new AbortController();
+      socket[CONNECTION_SIGNAL] = controller;
+      socket.once('close', abortConnection);
+    }
     return controller.signal;
   }
+
+}
+
+const CONNECTION_SIGNAL = Symbol('msg.http.connectionSignal');
+type Connection = Socket & { [CONNECTION_SIGNAL]?: AbortController };
+
+function abortConnection(this: Connection): void {
+  this[CONNECTION_SIGNAL]?.abort(new ClientGoneError());
 }
 
 /** True for the errors that mean "the client left": ours, or an abort caused by our signal. */

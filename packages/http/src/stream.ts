@@ -25,15 +25,21 @@ export class FramePump {
   readonly #res: ServerResponse;
   readonly #frames: TopicFrames;
   readonly #onBytes: (n: number) => void;
+  readonly #onCloseError: (error: unknown) => void;
   #wake: (() => void) | undefined;
   #gone = false;
   #stopped = false;
   #corked = false;
 
-  constructor(res: ServerResponse, frames: TopicFrames, onBytes: (n: number) => void) {
+  /**
+   * @param onBytes called with the byte count of every chunk handed to the socket.
+   * @param onCloseError called when the reader's `close()` fails; the answer is not affected.
+   */
+  constructor(res: ServerResponse, frames: TopicFrames, onBytes: (n: number) => void, onCloseError: (error: unknown) => void) {
     this.#res = res;
     this.#frames = frames;
     this.#onBytes = onBytes;
+    this.#onCloseError = onCloseError;
   }
 
   /** Ends the stream cleanly at the next chunk boundary (shutdown). */
@@ -84,7 +90,11 @@ export class FramePump {
     } finally {
       res.off('close', onClose);
       this.#wake = undefined;
-      await this.#frames.close();
+      try {
+        await this.#frames.close();
+      } catch (error) {
+        this.#onCloseError(error);
+      }
     }
   }
 

@@ -263,6 +263,20 @@ describe.each([
       expect(s.errors).toHaveLength(1);
     });
 
+    it('reports a reader whose close fails without harming the answer', async () => {
+      const frames: TopicFrames = {
+        async *[Symbol.asyncIterator]() {
+          yield encodeMessage({ type: 1, topicID: 1n, index: 1n, data: data('kept') });
+        },
+        close: () => Promise.reject(new Error('close failed')),
+      };
+      const s = await startServer(fakeBroker({ openTopicReader: () => frames }), { fastPath });
+      const a = await request(`${s.url}/messaging/messages?topicID=1&index=0`);
+      expect(a.status).toBe(200);
+      expect((await collect(a.body)).map((m) => Buffer.from(m.data).toString())).toEqual(['kept']);
+      expect(s.errors).toHaveLength(1);
+    });
+
     it('serves followers too', async () => {
       const broker = fakeBroker();
       broker.leader = false;
