@@ -55,6 +55,11 @@ describe('loadConfig', () => {
     expect(config.join).toHaveLength(2);
   });
 
+  it('leaves the advertised URL to be derived when listening on port 0', async () => {
+    expect((await run(['--listen', '127.0.0.1:0'])).advertiseURL).toBeUndefined();
+    expect((await run(['--listen', '127.0.0.1:0', '--advertise-url', 'http://127.0.0.1:9/x'])).advertiseURL).toBe('http://127.0.0.1:9');
+  });
+
   it('accepts bracketed IPv6 listen addresses', async () => {
     const config = await run(['--listen', '[::1]:8090']);
     expect(config.listen).toEqual({ host: '::1', port: 8090 });

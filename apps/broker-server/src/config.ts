@@ -9,8 +9,12 @@ export interface ServerConfig {
   dataDir: string;
   /** Address the HTTP server binds. */
   listen: { host: string; port: number };
-  /** The URL other nodes and clients use to reach this node (its identity in the cluster). */
-  advertiseURL: string;
+  /**
+   * The URL other nodes and clients use to reach this node (its identity in
+   * the cluster). `undefined` only when listening on port 0 without one: it
+   * is then `http://<host>:<bound port>`, known once the server listens.
+   */
+  advertiseURL: string | undefined;
   /** URLs of running cluster members to join on first start. Empty: bootstrap a new cluster (or resume). */
   join: string[];
   /** `always`: fsync before acknowledging (default). `never`: unsafe, for benchmarks and tests. */
@@ -105,6 +109,11 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
 
 const keys = Object.keys(SETTINGS) as Key[];
 
+/** The base URL of `host:port` (IPv6 hosts bracketed). */
+export function urlOf(host: string, port: number): string {
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** What `loadConfig` returns: either a config to run with, or a request for help. */
 export type LoadResult = { kind: 'run'; config: ServerConfig } | { kind: 'help'; text: string };
 
@@ -184,10 +193,10 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const value = result.data;
   const { host, port } = value.listen;
-  if (value.advertiseURL === undefined && (host === '0.0.0.0' || host === '::' || port === 0)) {
-    throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address or port 0 needs --advertise-url');
+  if (value.advertiseURL === undefined && (host === '0.0.0.0' || host === '::')) {
+    throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address needs --advertise-url');
   }
-  const advertiseURL = value.advertiseURL ?? `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const advertiseURL = value.advertiseURL ?? (port === 0 ? undefined : urlOf(host, port));
   return {
     kind: 'run',
     config: { ...value, dataDir: resolve(cwd, value.dataDir), advertiseURL, join: value.join.filter((url) => url !== advertiseURL) },
