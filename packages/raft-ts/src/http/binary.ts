@@ -47,6 +47,7 @@ export function str16Length(value: unknown, field: string, what: string): number
  * validated by the caller (see {@link assertSafeU64}, {@link str16Length}).
  */
 export class BinaryWriter {
+  /** The output, filled by the writes. */
   readonly buffer: Buffer;
   #offset = 0;
 
@@ -55,15 +56,18 @@ export class BinaryWriter {
     this.buffer = Buffer.allocUnsafe(size);
   }
 
+  /** One byte, 0..255. */
   u8(value: number): void {
     this.buffer[this.#offset++] = value;
   }
 
+  /** A big-endian u16, 0..65535. */
   u16(value: number): void {
     this.buffer.writeUInt16BE(value, this.#offset);
     this.#offset += 2;
   }
 
+  /** A big-endian u32, 0..2^32 - 1. */
   u32(value: number): void {
     this.buffer.writeUInt32BE(value, this.#offset);
     this.#offset += 4;
@@ -141,11 +145,13 @@ export class BinaryReader {
     if (this.#end - this.#offset < n) this.fail(`truncated at ${field} (offset ${this.#offset})`);
   }
 
+  /** One byte. `field` names it in errors, here and below. */
   u8(field: string): number {
     this.#need(1, field);
     return this.#view.getUint8(this.#offset++);
   }
 
+  /** A big-endian u16. */
   u16(field: string): number {
     this.#need(2, field);
     const value = this.#view.getUint16(this.#offset);
@@ -153,6 +159,7 @@ export class BinaryReader {
     return value;
   }
 
+  /** A big-endian u32. */
   u32(field: string): number {
     this.#need(4, field);
     const value = this.#view.getUint32(this.#offset);

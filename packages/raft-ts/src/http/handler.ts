@@ -176,8 +176,7 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
     return Promise.resolve(undefined);
   }
   return new Promise((resolve) => {
-    // With a declared length, fill one buffer of that size (one copy, no concat).
-    const whole = length !== undefined && Number.isSafeInteger(length) ? Buffer.allocUnsafe(length) : undefined;
+    // Memory grows only with bytes received (a declared length is not trusted for allocation).
     const chunks: Buffer[] = [];
     let size = 0;
     let done = false;
@@ -191,22 +190,16 @@ function readBody(req: IncomingMessage, res: ServerResponse, limit: number): Pro
       resolve(body);
     };
     const onData = (chunk: Buffer): void => {
-      if (size + chunk.byteLength > limit || (whole !== undefined && size + chunk.byteLength > whole.byteLength)) {
+      if (size + chunk.byteLength > limit) {
         refuseOversized(req, res, limit);
         finish(undefined);
         return;
       }
-      if (whole) chunk.copy(whole, size);
-      else chunks.push(chunk);
+      chunks.push(chunk);
       size += chunk.byteLength;
     };
     const onEnd = (): void => {
-      if (whole && size !== whole.byteLength) {
-        refuse(res, 400, `request body has ${size} bytes, content-length said ${whole.byteLength}`);
-        finish(undefined);
-        return;
-      }
-      finish({ bytes: whole ?? (chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)) });
+      finish({ bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) });
     };
     const onGone = (): void => {
       // The client went away (or the socket failed) before the body ended: nobody to answer.
@@ -287,10 +280,12 @@ export function createRaftHandler(rpc: RpcHandler, options: RaftHandlerOptions =
     send(res, 200, json);
   };
 
+  const ignore = (): void => {
+    // The client's socket failed: there is nobody left to answer (readBody notices through 'close').
+  };
   return (req, res) => {
-    res.on('error', () => {
-      // The socket failed while answering: nothing left to tell the client.
-    });
+    req.on('error', ignore);
+    res.on('error', ignore);
     handle(req, res).catch((error: unknown) => {
       // Defensive: handle() catches everything it expects; answer anything else with 500.
       try {
