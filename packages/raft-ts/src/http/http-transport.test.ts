@@ -424,6 +424,12 @@ describe('HttpTransport', () => {
     expect(isRaftError(await rejection(t.appendEntries(url, heartbeat)), 'CLOSED')).toBe(true);
   });
 
+  it('closes through Symbol.asyncDispose, for await using', async () => {
+    const t = new HttpTransport();
+    await t[Symbol.asyncDispose]();
+    expect(t.closed).toBe(true);
+  });
+
   it('refuses numeric options that are not positive safe integers', () => {
     for (const options of [{ timeoutMs: 0 }, { snapshotTimeoutMs: -1 }, { maxConnectionsPerPeer: 1.5 }, { maxResponseBytes: Number.NaN }]) {
       let thrown: unknown;
