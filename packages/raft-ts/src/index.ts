@@ -18,4 +18,8 @@ export {
   type LeaveResponse,
 } from './types.js';
 export type { Transport, RpcHandler } from './transport.js';
+export type { StateMachine } from './state-machine.js';
+export { RaftNode, type RaftNodeOptions, type RaftState, type LeaderChangeListener } from './raft-node.js';
+export { systemClock, silentLogger, type Clock, type Logger } from './clock.js';
+export { NodeFileSystem, type FileSystem, type FileHandle } from './file-system.js';
 export * from './http/index.js';

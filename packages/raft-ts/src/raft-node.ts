@@ -1,0 +1,1398 @@
+import { joinPath } from './bytes.js';
+import { silentLogger, systemClock, type Clock, type Logger } from './clock.js';
+import { RaftError, isRaftError } from './errors.js';
+import { NodeFileSystem, type FileSystem } from './file-system.js';
+import { LogStore } from './log-store.js';
+import { MetaStore, type Meta } from './meta-store.js';
+import { SnapshotStore, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
+import type { StateMachine } from './state-machine.js';
+import type { RpcHandler, Transport } from './transport.js';
+import {
+  EntryType,
+  type AppendEntriesRequest,
+  type AppendEntriesResponse,
+  type ClusterConfig,
+  type InstallSnapshotRequest,
+  type InstallSnapshotResponse,
+  type JoinRequest,
+  type JoinResponse,
+  type LeaveRequest,
+  type LeaveResponse,
+  type LogEntry,
+  type RequestVoteRequest,
+  type RequestVoteResponse,
+  type TimeoutNowRequest,
+  type TimeoutNowResponse,
+} from './types.js';
+import { check, checkConfig } from './validate.js';
+
+/**
+ * What a node is doing: `uninitialized` (no cluster yet: call `initialize()`
+ * or `join()`), `follower`, `candidate`, `leader`, `learner` (a non-voting
+ * member catching up), `removed` (no longer a member), `failed` (storage or
+ * the state machine failed; only `close()` remains), `closed`.
+ */
+export type RaftState =
+  | 'uninitialized'
+  | 'follower'
+  | 'candidate'
+  | 'leader'
+  | 'learner'
+  | 'removed'
+  | 'failed'
+  | 'closed';
+
+/** Options of {@link RaftNode}. Durations are in milliseconds. */
+export interface RaftNodeOptions {
+  /** Directory of the node's files (created when missing). */
+  dir: string;
+  /** This node's URL: its identity in the cluster and where peers reach it. */
+  url: string;
+  /** The replicated state machine. */
+  stateMachine: StateMachine;
+  /**
+   * How the node reaches its peers. Default: a new `HttpTransport` (closed by `close()`).
+   * An injected transport is not closed by the node.
+   */
+  transport?: Transport;
+  /** Time source and timers. Default: the real clock. */
+  clock?: Clock;
+  /** Uniform random numbers in [0, 1), used for election timeouts and cluster ids. Default `Math.random`. */
+  random?: () => number;
+  /** File system. Default: `node:fs` ({@link NodeFileSystem}). */
+  fs?: FileSystem;
+  /** Base election timeout; each wait is drawn uniformly from [t, 2t). Default 1000. */
+  electionTimeoutMs?: number;
+  /** Interval of the leader's heartbeats. Default electionTimeoutMs / 10. */
+  heartbeatIntervalMs?: number;
+  /** Take a snapshot once this many entries were applied since the last one. Default 16384. */
+  snapshotThreshold?: number;
+  /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. Default 1024. */
+  trailingEntries?: number;
+  /** Most entries in one AppendEntries request. Default 1024. */
+  maxAppendEntries?: number;
+  /** About the most entry bytes in one AppendEntries request. Default 1 MiB. */
+  maxAppendBytes?: number;
+  /** Most AppendEntries requests in flight to one follower (pipelining). Default 8. */
+  maxInflight?: number;
+  /** Bytes per InstallSnapshot chunk. Default 1 MiB. */
+  snapshotChunkBytes?: number;
+  /** Size at which a log segment file is closed and a new one begun, in bytes. Default 64 MiB. */
+  segmentBytes?: number;
+  /**
+   * `'always'` (default): fsync the log before an entry counts toward commit and
+   * the term/vote before any answer. `'never'`: no fsync at all, UNSAFE: a machine
+   * crash can lose acknowledged entries and break Raft's guarantees. For tests and benchmarks only.
+   */
+  sync?: 'always' | 'never';
+  /** Where the node reports. Default: silent. */
+  logger?: Logger;
+}
+
+/** Called when the known leader changes: its URL (or `undefined` while unknown) and the term. */
+export type LeaderChangeListener = (leader: string | undefined, term: number) => void;
+
+interface Progress {
+  next: number;
+  match: number;
+  inflight: number;
+  probing: boolean;
+  snapshotting: boolean;
+  lastContact: number;
+  lastSent: number;
+}
+
+interface Waiter {
+  index: number;
+  term: number;
+  result: number;
+  resolve: (index: number) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Incoming {
+  index: number;
+  term: number;
+  leaderTerm: number;
+  writer: SnapshotWriter;
+  received: number;
+}
+
+const EMPTY: ClusterConfig = { voters: [], learners: [] };
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function encodeConfig(config: ClusterConfig): Uint8Array {
+  return encoder.encode(JSON.stringify(config));
+}
+
+function decodeConfig(data: Uint8Array): ClusterConfig {
+  return checkConfig(JSON.parse(decoder.decode(data)));
+}
+
+function members(config: ClusterConfig): string[] {
+  return [...config.voters, ...config.learners];
+}
+
+/**
+ * One Raft node: durable log and term, leader election with pre-vote,
+ * pipelined and batched replication, snapshots, single-server membership
+ * changes and leadership transfer. It is the {@link RpcHandler} a transport's
+ * server side calls. The constructor does no I/O: call {@link RaftNode.open},
+ * then {@link RaftNode.initialize} (new cluster) or {@link RaftNode.join}
+ * (existing cluster) once, and {@link RaftNode.close} at the end.
+ */
+export class RaftNode implements RpcHandler {
+  /** This node's URL. */
+  readonly url: string;
+  readonly #opts: Required<Omit<RaftNodeOptions, 'transport' | 'fs' | 'logger' | 'clock' | 'random' | 'stateMachine'>>;
+  readonly #sm: StateMachine;
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #fs: FileSystem;
+  readonly #log_: Logger;
+  #transport: Transport | undefined;
+  readonly #ownTransport: boolean;
+
+  #opened = false;
+  #closed = false;
+  #failed: unknown;
+  #metaStore!: MetaStore;
+  #snapStore!: SnapshotStore;
+  #log!: LogStore;
+  #meta: Meta = { term: 0, votedFor: '', clusterId: '' };
+  #metaVersion = 0;
+  #metaDurable = 0;
+  #metaWrite: Promise<void> | undefined;
+
+  #role: 'follower' | 'candidate' | 'leader' = 'follower';
+  #leader: string | undefined;
+  #lastLeaderContact = -Infinity;
+  #commit = 0;
+  #applied = 0;
+  #snap: SnapshotMeta | undefined;
+  #configs: { index: number; config: ClusterConfig }[] = [];
+  #snapConfig: ClusterConfig = EMPTY;
+
+  #electionTimer: unknown;
+  #heartbeatTimer: unknown;
+  #round = 0;
+  #progress = new Map<string, Progress>();
+  #quorumCheckAt = 0;
+  #proposals: { data: Uint8Array[]; resolve: (i: number) => void; reject: (e: unknown) => void }[] = [];
+  #flushScheduled = false;
+  #waiters: Waiter[] = [];
+  #transferring: { to: string; deadline: number; sent: boolean } | undefined;
+
+  #applying: Promise<void> | undefined;
+  #snapshotting: Promise<void> | undefined;
+  #installing: Promise<void> | undefined;
+  #incoming: Incoming | undefined;
+  #installChain: Promise<unknown> = Promise.resolve();
+  #listeners = new Set<LeaderChangeListener>();
+  #configListeners = new Set<() => void>();
+
+  constructor(options: RaftNodeOptions) {
+    const election = options.electionTimeoutMs ?? 1000;
+    this.url = options.url;
+    this.#sm = options.stateMachine;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#fs = options.fs ?? new NodeFileSystem();
+    this.#log_ = options.logger ?? silentLogger;
+    this.#transport = options.transport;
+    this.#ownTransport = options.transport === undefined;
+    this.#opts = {
+      dir: options.dir,
+      url: options.url,
+      electionTimeoutMs: election,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? Math.max(1, Math.floor(election / 10)),
+      snapshotThreshold: options.snapshotThreshold ?? 16384,
+      trailingEntries: options.trailingEntries ?? 1024,
+      maxAppendEntries: options.maxAppendEntries ?? 1024,
+      maxAppendBytes: options.maxAppendBytes ?? 1 << 20,
+      maxInflight: options.maxInflight ?? 8,
+      snapshotChunkBytes: options.snapshotChunkBytes ?? 1 << 20,
+      segmentBytes: options.segmentBytes ?? 64 << 20,
+      sync: options.sync ?? 'always',
+    };
+  }
+
+  // ---------------------------------------------------------------- public state
+
+  /** What the node is doing now; see {@link RaftState}. */
+  get state(): RaftState {
+    if (this.#closed) return 'closed';
+    if (this.#failed !== undefined) return 'failed';
+    if (!this.#opened || this.#meta.clusterId === '') return 'uninitialized';
+    if (this.#role === 'leader') return 'leader';
+    if (this.#role === 'candidate') return 'candidate';
+    const config = this.#config();
+    if (config.voters.includes(this.url)) return 'follower';
+    if (config.learners.includes(this.url) || members(config).length === 0) return 'learner';
+    return 'removed';
+  }
+
+  /** The current term (0 before the first election). */
+  get term(): number {
+    return this.#meta.term;
+  }
+
+  /** Index of the highest entry known to be committed. */
+  get commitIndex(): number {
+    return this.#commit;
+  }
+
+  /** Index of the highest entry applied to the state machine. */
+  get appliedIndex(): number {
+    return this.#applied;
+  }
+
+  /** Index of the last entry in the log (0 when empty). */
+  get lastIndex(): number {
+    return this.#log ? this.#log.lastIndex : 0;
+  }
+
+  /** The leader's URL as far as this node knows, or `undefined`. */
+  leader(): string | undefined {
+    return this.#leader;
+  }
+
+  /** Whether this node is the leader now. */
+  isLeader(): boolean {
+    return this.#role === 'leader' && !this.#closed && this.#failed === undefined;
+  }
+
+  /** URLs of every member (voters, then learners) in the latest configuration this node knows. */
+  urls(): string[] {
+    return members(this.#config());
+  }
+
+  /** The latest configuration this node knows (it may not be committed yet). */
+  config(): ClusterConfig {
+    const c = this.#config();
+    return { voters: [...c.voters], learners: [...c.learners] };
+  }
+
+  /** The id of the cluster, or `undefined` before `initialize()`/`join()`. */
+  clusterId(): string | undefined {
+    return this.#meta.clusterId === '' ? undefined : this.#meta.clusterId;
+  }
+
+  /** The entry at `index` while it is in the log (not yet compacted behind a snapshot), for inspection and tests. */
+  logEntry(index: number): LogEntry | undefined {
+    return this.#log?.entry(index);
+  }
+
+  /** Index of the last entry covered by the latest snapshot (0 when none). */
+  get snapshotIndex(): number {
+    return this.#snap?.index ?? 0;
+  }
+
+  /**
+   * Calls `listener` whenever the known leader (or the term of the known
+   * leader) changes. Returns the function that unsubscribes.
+   */
+  onLeaderChange(listener: LeaderChangeListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Loads the node's state from `dir`: term and vote, snapshot (restored into
+   * the state machine when it is behind it) and log. A member of a cluster
+   * starts as a follower. Rejects `ALREADY_OPEN`, `CLOSED`, or `CORRUPT`
+   * when a file is damaged.
+   */
+  async open(): Promise<void> {
+    if (this.#closed) throw new RaftError('CLOSED', 'node is closed');
+    if (this.#opened) throw new RaftError('ALREADY_OPEN', 'node is already open');
+    this.#opened = true;
+    const sync = this.#opts.sync === 'always';
+    const dir = this.#opts.dir;
+    await this.#fs.mkdir(dir);
+    this.#metaStore = new MetaStore(this.#fs, dir, sync);
+    this.#snapStore = new SnapshotStore(this.#fs, dir, sync);
+    this.#meta = await this.#metaStore.load();
+    this.#snap = await this.#snapStore.load();
+    const snapIndex = this.#snap?.index ?? 0;
+    this.#log = await LogStore.open(this.#fs, dir, { sync, segmentBytes: this.#opts.segmentBytes }, snapIndex + 1);
+    if (this.#snap) {
+      const snap = this.#snap;
+      this.#snapConfig = snap.config;
+      if (this.#log.firstIndex > snap.index + 1) {
+        throw new RaftError('CORRUPT', `${joinPath(dir, 'log-*.seg')}: log starts at ${this.#log.firstIndex}, after snapshot ${snap.index} (offset 0)`);
+      }
+      if (this.#log.lastIndex < snap.index || (this.#log.term(snap.index) ?? snap.term) !== snap.term) {
+        this.#log.reset(snap.index + 1); // an install that crashed before resetting the log
+      }
+    }
+    this.#rebuildConfigs();
+    if (this.#transport === undefined) this.#transport = await defaultTransport();
+    const smApplied = this.#sm.appliedIndex();
+    if (this.#snap && smApplied < this.#snap.index) {
+      await this.#restore(this.#snap);
+    } else {
+      this.#applied = Math.max(smApplied, snapIndex);
+    }
+    this.#commit = this.#applied;
+    await this.#log.sync();
+    if (this.#meta.clusterId !== '') this.#becomeFollower(this.#meta.term, undefined);
+    this.#log_.info('raft: opened', { url: this.url, term: this.#meta.term, last: this.#log.lastIndex, applied: this.#applied });
+  }
+
+  /**
+   * Bootstraps a new single-node cluster with this node as its only voter and
+   * a new random cluster id; the node elects itself at once. Rejects
+   * `ALREADY_INITIALIZED` when the node already belongs to a cluster.
+   */
+  async initialize(): Promise<void> {
+    this.#checkOpen();
+    if (this.#meta.clusterId !== '' || this.#log.lastIndex > 0) {
+      throw new RaftError('ALREADY_INITIALIZED', 'node already belongs to a cluster');
+    }
+    let id = '';
+    for (let i = 0; i < 16; i++) id += Math.floor(this.#random() * 256).toString(16).padStart(2, '0');
+    this.#setMeta({ term: 1, votedFor: '', clusterId: id });
+    const config: ClusterConfig = { voters: [this.url], learners: [] };
+    this.#log.append([{ index: 1, term: 1, type: EntryType.Config, data: encodeConfig(config) }]);
+    this.#configs.push({ index: 1, config });
+    await Promise.all([this.#saveMeta(), this.#log.sync()]);
+    this.#becomeFollower(1, undefined);
+    this.#startElection(false, false);
+  }
+
+  /**
+   * Joins the running cluster that `url` (any member) belongs to: the leader
+   * adds this node as a learner, replicates the log (or a snapshot) to it and
+   * promotes it to voter once it caught up. Resolves once this node knows it
+   * is a voter. Rejects `ALREADY_INITIALIZED`, `CLUSTER_MISMATCH`, `CLOSED`,
+   * or the last retriable error after `timeoutMs` (default 30 election timeouts).
+   */
+  async join(url: string, options: { clusterId?: string; timeoutMs?: number } = {}): Promise<void> {
+    this.#checkOpen();
+    if (this.#meta.clusterId !== '') throw new RaftError('ALREADY_INITIALIZED', 'node already belongs to a cluster');
+    const deadline = this.#clock.now() + (options.timeoutMs ?? 30 * this.#opts.electionTimeoutMs);
+    const request: JoinRequest = options.clusterId ? { url: this.url, clusterId: options.clusterId } : { url: this.url };
+    const response = await this.#retryAt(url, deadline, (target) => this.#transport!.join(target, request));
+    this.#checkOpen();
+    if (this.#meta.clusterId === '') {
+      this.#setMeta({ ...this.#meta, clusterId: response.clusterId });
+      await this.#saveMeta();
+      this.#becomeFollower(this.#meta.term, undefined);
+    }
+    await this.#until(() => this.#config().voters.includes(this.url));
+  }
+
+  /**
+   * Removes this node from the cluster. On the leader, the configuration
+   * without it is committed first, then leadership moves to another voter.
+   * Resolves once the removal is committed. Rejects `UNKNOWN_MEMBER`,
+   * `CONFIG_CHANGE_IN_PROGRESS` (retry), `NO_LEADER`, `CLOSED`.
+   */
+  async leave(): Promise<void> {
+    this.#checkReady();
+    if (!members(this.#config()).includes(this.url)) throw new RaftError('UNKNOWN_MEMBER', `${this.url} is not a member`);
+    try {
+      await this.removeMember(this.url);
+    } catch (err) {
+      // A retry after a lost answer finds the removal already done.
+      if (!isRaftError(err, 'UNKNOWN_MEMBER')) throw err;
+    }
+  }
+
+  /**
+   * Removes the member `url` (voter or learner) through the log; on a follower
+   * the request goes to the leader. Resolves once the new configuration is
+   * committed. Rejects `UNKNOWN_MEMBER`, `CONFIG_CHANGE_IN_PROGRESS` (retry),
+   * `BAD_REQUEST` (the last voter), `NO_LEADER`, `CLOSED`.
+   */
+  async removeMember(url: string): Promise<void> {
+    this.#checkReady();
+    const deadline = this.#clock.now() + 10 * this.#opts.electionTimeoutMs;
+    const request: LeaveRequest = { url, clusterId: this.#meta.clusterId };
+    if (this.#role === 'leader') {
+      await this.handleLeave(request);
+      return;
+    }
+    const target = this.#leader;
+    if (target === undefined) throw new RaftError('NO_LEADER', 'no leader known');
+    await this.#retryAt(target, deadline, (to) => (to === this.url ? this.handleLeave(request) : this.#transport!.leave(to, request)));
+  }
+
+  /**
+   * Replicates `data` as one entry. Resolves with the entry's index once it is
+   * committed and applied to the state machine. Rejects `NOT_LEADER` (with
+   * `leaderURL` when known) on a non-leader or during a leadership transfer,
+   * `LEADERSHIP_LOST` when leadership ends before the entry is applied (it may
+   * still commit), `CLOSED`, `APPLY_FAILED`.
+   */
+  apply(data: Uint8Array): Promise<number> {
+    return this.applyBatch([data]);
+  }
+
+  /**
+   * Like {@link RaftNode.apply} for several entries, which get consecutive
+   * indexes; resolves with the first index once all are applied. An empty
+   * batch resolves with the next index at once.
+   */
+  applyBatch(data: Uint8Array[]): Promise<number> {
+    try {
+      this.#checkReady();
+      if (this.#role !== 'leader') {
+        throw new RaftError('NOT_LEADER', `not the leader (leader: ${this.#leader ?? 'unknown'})`, this.#leader ? { leaderURL: this.#leader } : {});
+      }
+      if (this.#transferring) throw new RaftError('NOT_LEADER', 'leadership transfer in progress');
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    if (data.length === 0) return Promise.resolve(this.#log.lastIndex + 1);
+    return new Promise((resolve, reject) => {
+      this.#proposals.push({ data, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    });
+  }
+
+  /**
+   * Hands leadership to `to` (default: the most up-to-date other voter): new
+   * proposals are refused, the target is brought up to date, then told to
+   * start an election at once (TimeoutNow). Resolves once this node is no
+   * longer the leader; resolves at once when there is no other voter.
+   * Rejects `NOT_LEADER`, `UNKNOWN_MEMBER` (target not a voter),
+   * `UNREACHABLE` (not done within an election timeout).
+   */
+  async transferLeadership(to?: string): Promise<void> {
+    this.#checkReady();
+    if (this.#role !== 'leader') throw new RaftError('NOT_LEADER', 'not the leader', this.#leader ? { leaderURL: this.#leader } : {});
+    const voters = this.#config().voters.filter((v) => v !== this.url);
+    if (to !== undefined && !voters.includes(to)) throw new RaftError('UNKNOWN_MEMBER', `${to} is not a voter`);
+    const target = to ?? [...voters].sort((a, b) => (this.#progress.get(b)?.match ?? 0) - (this.#progress.get(a)?.match ?? 0))[0];
+    if (target === undefined) return;
+    const term = this.#meta.term;
+    this.#transferring = { to: target, deadline: this.#clock.now() + this.#opts.electionTimeoutMs, sent: false };
+    this.#tryTransfer();
+    try {
+      await this.#until(
+        () => this.#meta.term !== term || this.#role !== 'leader' || this.#transferring === undefined,
+        this.#opts.electionTimeoutMs * 2,
+      );
+    } finally {
+      if (this.#meta.term === term) this.#transferring = undefined;
+    }
+    if (this.#role === 'leader' && this.#meta.term === term) throw new RaftError('UNREACHABLE', `leadership transfer to ${target} timed out`);
+  }
+
+  /**
+   * Stops the node: a leader first tries to hand leadership over (bounded by
+   * an election timeout), then timers stop, pending calls reject `CLOSED` and
+   * files are closed. A second call rejects `CLOSED`.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) throw new RaftError('CLOSED', 'node is already closed');
+    if (this.#role === 'leader' && this.#failed === undefined && this.#opened) {
+      await this.transferLeadership().catch((err: unknown) => this.#log_.warn('raft: transfer on close failed', { err }));
+    }
+    this.#closed = true;
+    this.#clearTimers();
+    this.#rejectAll(new RaftError('CLOSED', 'node closed'));
+    for (const l of this.#configListeners) l();
+    await Promise.allSettled([this.#applying, this.#snapshotting, this.#installing]);
+    await this.#incoming?.writer.abort().catch(() => undefined);
+    this.#incoming = undefined;
+    if (this.#opened) await this.#log.close();
+    if (this.#ownTransport) await this.#transport?.close();
+  }
+
+  /** `await using node = ...` closes the node (errors of a second close ignored). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (!this.#closed) await this.close();
+  }
+
+  // ---------------------------------------------------------------- RPC handlers
+
+  /** RequestVote / PreVote from a candidate. */
+  async handleRequestVote(raw: RequestVoteRequest): Promise<RequestVoteResponse> {
+    const req = check.requestVote(raw);
+    this.#checkPeer(req.clusterId);
+    const now = this.#clock.now();
+    const lease = !req.transfer && this.#leader !== undefined && this.#leader !== req.from &&
+      (this.#role === 'leader' || now - this.#lastLeaderContact < this.#opts.electionTimeoutMs);
+    const upToDate = req.lastLogTerm > this.#lastTerm() || (req.lastLogTerm === this.#lastTerm() && req.lastLogIndex >= this.#log.lastIndex);
+    if (req.preVote) {
+      return { term: this.#meta.term, voteGranted: !lease && req.term > this.#meta.term && upToDate };
+    }
+    if (req.term < this.#meta.term || lease) return { term: this.#meta.term, voteGranted: false };
+    if (req.term > this.#meta.term) this.#becomeFollower(req.term, undefined);
+    let granted = false;
+    if ((this.#meta.votedFor === '' || this.#meta.votedFor === req.from) && upToDate) {
+      granted = true;
+      if (this.#meta.votedFor === '') this.#setMeta({ ...this.#meta, votedFor: req.from });
+      this.#resetElectionTimer();
+    }
+    const term = this.#meta.term;
+    await this.#saveMeta();
+    return { term, voteGranted: granted && this.#meta.term === term };
+  }
+
+  /** AppendEntries (and heartbeats) from the leader. */
+  async handleAppendEntries(raw: AppendEntriesRequest): Promise<AppendEntriesResponse> {
+    const req = check.appendEntries(raw);
+    this.#checkPeer(req.clusterId);
+    while (this.#installing) await this.#installing;
+    this.#checkReady();
+    if (req.term < this.#meta.term) return { term: this.#meta.term, success: false, matchIndex: this.#log.lastIndex };
+    this.#acceptLeader(req.term, req.from);
+    const snapIndex = this.#snap?.index ?? 0;
+    let prev = req.prevLogIndex;
+    let entries = req.entries;
+    if (prev < snapIndex) {
+      // Entries up to the snapshot are committed and therefore match.
+      entries = entries.filter((e) => e.index > snapIndex);
+      prev = snapIndex;
+    } else {
+      if (prev > this.#log.lastIndex) return this.#afterMeta({ term: req.term, success: false, matchIndex: this.#log.lastIndex });
+      const have = this.#termAt(prev);
+      if (have !== req.prevLogTerm) {
+        let first = prev;
+        while (first - 1 > this.#commit && this.#termAt(first - 1) === have) first--;
+        return this.#afterMeta({ term: req.term, success: false, matchIndex: Math.max(first - 1, this.#commit) });
+      }
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      const have = this.#termAt(e.index);
+      if (have === e.term) continue;
+      if (have !== undefined) {
+        if (e.index <= this.#commit) {
+          this.#fail(new RaftError('CORRUPT', `leader ${req.from} conflicts with committed entry ${e.index}`));
+          throw new RaftError('CLOSED', 'node failed');
+        }
+        this.#truncate(e.index);
+      }
+      this.#appendEntries(entries.slice(i));
+      break;
+    }
+    const match = req.prevLogIndex + req.entries.length;
+    const term = this.#meta.term;
+    await Promise.all([this.#log.sync(), this.#saveMeta()]);
+    if (this.#meta.term === term && req.leaderCommit > this.#commit) {
+      this.#advanceCommit(Math.min(req.leaderCommit, match));
+    }
+    this.#kickApply();
+    return { term: this.#meta.term, success: true, matchIndex: match };
+  }
+
+  /** One chunk of a snapshot from the leader. */
+  async handleInstallSnapshot(raw: InstallSnapshotRequest): Promise<InstallSnapshotResponse> {
+    const req = check.installSnapshot(raw);
+    this.#checkPeer(req.clusterId);
+    const run = this.#installChain.then(() => this.#installChunk(req));
+    this.#installChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /** TimeoutNow from a leader handing over leadership: start an election at once. */
+  async handleTimeoutNow(raw: TimeoutNowRequest): Promise<TimeoutNowResponse> {
+    const req = check.timeoutNow(raw);
+    this.#checkPeer(req.clusterId);
+    if (req.term >= this.#meta.term && this.#role !== 'leader' && this.#config().voters.includes(this.url)) {
+      this.#log_.info('raft: leadership transfer to this node', { url: this.url, term: req.term });
+      this.#startElection(false, true);
+    }
+    return { term: this.#meta.term };
+  }
+
+  /** A node asks to join; followers forward to the leader. */
+  async handleJoin(raw: JoinRequest): Promise<JoinResponse> {
+    const req = check.join(raw);
+    this.#checkReady();
+    if (req.clusterId !== undefined && req.clusterId !== this.#meta.clusterId) {
+      throw new RaftError('CLUSTER_MISMATCH', `cluster ${req.clusterId} expected, this is ${this.#meta.clusterId}`);
+    }
+    if (this.#role !== 'leader') return this.#transport!.join(this.#leaderOrThrow(), req);
+    const config = this.#config();
+    if (!members(config).includes(req.url)) {
+      const index = this.#changeConfig({ voters: config.voters, learners: [...config.learners, req.url] });
+      await this.#waitCommitted(index);
+    }
+    return { clusterId: this.#meta.clusterId, leader: this.url, config: this.config() };
+  }
+
+  /** A node asks to remove a member; followers forward to the leader. */
+  async handleLeave(raw: LeaveRequest): Promise<LeaveResponse> {
+    const req = check.leave(raw);
+    this.#checkReady();
+    this.#checkPeer(req.clusterId);
+    if (this.#role !== 'leader') return this.#transport!.leave(this.#leaderOrThrow(), req);
+    const config = this.#config();
+    if (!members(config).includes(req.url)) throw new RaftError('UNKNOWN_MEMBER', `${req.url} is not a member`);
+    const voters = config.voters.filter((v) => v !== req.url);
+    if (voters.length === 0) throw new RaftError('BAD_REQUEST', 'cannot remove the last voter');
+    const index = this.#changeConfig({ voters, learners: config.learners.filter((l) => l !== req.url) });
+    await this.#waitCommitted(index);
+    return { config: this.config() };
+  }
+
+  // ---------------------------------------------------------------- checks & helpers
+
+  #checkOpen(): void {
+    if (this.#closed) throw new RaftError('CLOSED', 'node is closed');
+    if (this.#failed !== undefined) throw new RaftError('APPLY_FAILED', 'node failed', { cause: this.#failed });
+    if (!this.#opened) throw new RaftError('NOT_INITIALIZED', 'node is not open');
+  }
+
+  #checkReady(): void {
+    this.#checkOpen();
+    if (this.#meta.clusterId === '') throw new RaftError('NOT_INITIALIZED', 'node has no cluster: call initialize() or join()');
+  }
+
+  #checkPeer(clusterId: string): void {
+    this.#checkReady();
+    if (clusterId !== this.#meta.clusterId) {
+      throw new RaftError('CLUSTER_MISMATCH', `request for cluster ${clusterId}, this node is in ${this.#meta.clusterId}`);
+    }
+  }
+
+  #leaderOrThrow(): string {
+    if (this.#leader === undefined || this.#leader === this.url) throw new RaftError('NO_LEADER', 'no leader known');
+    return this.#leader;
+  }
+
+  async #retryAt<T>(first: string, deadline: number, call: (target: string) => Promise<T>): Promise<T> {
+    let target = first;
+    for (let attempt = 0; ; attempt++) {
+      this.#checkOpen();
+      try {
+        return await call(target);
+      } catch (err) {
+        if (!isRaftError(err) || !err.retriable || this.#clock.now() >= deadline || attempt >= 1000) throw err;
+        if (err.code === 'NOT_LEADER' && err.leaderURL !== undefined && err.leaderURL !== target) {
+          target = err.leaderURL;
+          continue;
+        }
+        await this.#sleep(this.#opts.electionTimeoutMs / 2);
+      }
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#clock.setTimeout(resolve, ms));
+  }
+
+  /** Resolves when `cond()` holds (checked on every state change), rejects CLOSED, or UNREACHABLE after `timeoutMs`. */
+  #until(cond: () => boolean, timeoutMs?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: unknown;
+      const check = (): void => {
+        try {
+          if (this.#closed || this.#failed !== undefined) throw new RaftError('CLOSED', 'node closed');
+          if (cond()) {
+            done();
+            resolve();
+          }
+        } catch (err) {
+          done();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }
+      };
+      const done = (): void => {
+        this.#configListeners.delete(check);
+        this.#clock.clearTimeout(timer);
+      };
+      this.#configListeners.add(check);
+      if (timeoutMs !== undefined) {
+        timer = this.#clock.setTimeout(() => {
+          done();
+          reject(new RaftError('UNREACHABLE', 'timed out'));
+        }, timeoutMs);
+      }
+      check();
+    });
+  }
+
+  #notify(): void {
+    for (const l of [...this.#configListeners]) l();
+  }
+
+  #setMeta(meta: Meta): void {
+    this.#meta = meta;
+    this.#metaVersion++;
+  }
+
+  /** Resolves once the in-memory term/vote/cluster as of the call are durable. */
+  async #saveMeta(): Promise<void> {
+    const want = this.#metaVersion;
+    while (this.#metaDurable < want) {
+      if (this.#metaWrite) {
+        await this.#metaWrite;
+        continue;
+      }
+      const version = this.#metaVersion;
+      const write = this.#metaStore.save(this.#meta).then(() => {
+        this.#metaDurable = Math.max(this.#metaDurable, version);
+      });
+      this.#metaWrite = write.finally(() => {
+        this.#metaWrite = undefined;
+      });
+      try {
+        await this.#metaWrite;
+      } catch (err) {
+        this.#fail(err);
+        throw err;
+      }
+    }
+  }
+
+  async #afterMeta<T>(value: T): Promise<T> {
+    await this.#saveMeta();
+    return value;
+  }
+
+  #termAt(index: number): number | undefined {
+    if (index === 0) return 0;
+    if (this.#snap && index === this.#snap.index) return this.#snap.term;
+    return this.#log.term(index);
+  }
+
+  #lastTerm(): number {
+    return this.#log.lastTerm ?? this.#termAt(this.#log.lastIndex) ?? 0;
+  }
+
+  #config(): ClusterConfig {
+    return this.#configs[this.#configs.length - 1]?.config ?? this.#snapConfig;
+  }
+
+  #configAt(index: number): ClusterConfig {
+    let c = this.#snapConfig;
+    for (const x of this.#configs) if (x.index <= index) c = x.config;
+    return c;
+  }
+
+  #rebuildConfigs(): void {
+    this.#configs = [];
+    for (let i = this.#log.firstIndex; i <= this.#log.lastIndex; i++) {
+      const e = this.#log.entry(i)!;
+      if (e.type === EntryType.Config && e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data) });
+    }
+  }
+
+  #appendEntries(entries: LogEntry[]): void {
+    this.#log.append(entries);
+    let changed = false;
+    for (const e of entries) {
+      if (e.type === EntryType.Config) {
+        this.#configs.push({ index: e.index, config: decodeConfig(e.data) });
+        changed = true;
+      }
+    }
+    if (changed) this.#onConfigChanged();
+  }
+
+  #truncate(from: number): void {
+    this.#log.truncateFrom(from);
+    const before = this.#configs.length;
+    this.#configs = this.#configs.filter((c) => c.index < from);
+    if (this.#configs.length !== before) this.#onConfigChanged();
+  }
+
+  #onConfigChanged(): void {
+    const config = this.#config();
+    if (this.#role === 'leader') {
+      for (const m of members(config)) {
+        if (m !== this.url && !this.#progress.has(m)) this.#progress.set(m, this.#newProgress());
+      }
+      for (const m of [...this.#progress.keys()]) if (!members(config).includes(m)) this.#progress.delete(m);
+    } else if (!config.voters.includes(this.url)) {
+      this.#clock.clearTimeout(this.#electionTimer);
+      this.#electionTimer = undefined;
+    } else if (this.#electionTimer === undefined && !this.#closed) {
+      this.#resetElectionTimer();
+    }
+    this.#notify();
+  }
+
+  #setLeader(leader: string | undefined): void {
+    if (leader === this.#leader) return;
+    this.#leader = leader;
+    for (const l of [...this.#listeners]) {
+      try {
+        l(leader, this.#meta.term);
+      } catch (err) {
+        this.#log_.error('raft: leader-change listener threw', { err });
+      }
+    }
+    this.#notify();
+  }
+
+  #fail(err: unknown): void {
+    if (this.#failed !== undefined || this.#closed) return;
+    this.#failed = err;
+    this.#log_.error('raft: node failed', { url: this.url, err });
+    this.#clearTimers();
+    this.#role = 'follower';
+    this.#rejectAll(isRaftError(err) ? err : new RaftError('APPLY_FAILED', 'node failed', { cause: err }));
+    this.#notify();
+  }
+
+  #rejectAll(err: unknown): void {
+    const proposals = this.#proposals.splice(0);
+    for (const p of proposals) p.reject(err);
+    const waiters = this.#waiters.splice(0);
+    for (const w of waiters) w.reject(err);
+  }
+
+  #clearTimers(): void {
+    this.#clock.clearTimeout(this.#electionTimer);
+    this.#clock.clearTimeout(this.#heartbeatTimer);
+    this.#electionTimer = undefined;
+    this.#heartbeatTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------- roles & elections
+
+  #resetElectionTimer(): void {
+    this.#clock.clearTimeout(this.#electionTimer);
+    this.#electionTimer = undefined;
+    if (this.#closed || this.#failed !== undefined || !this.#config().voters.includes(this.url)) return;
+    const t = this.#opts.electionTimeoutMs;
+    this.#electionTimer = this.#clock.setTimeout(() => {
+      this.#electionTimer = undefined;
+      if (this.#role !== 'leader') this.#startElection(true, false);
+    }, t + Math.floor(this.#random() * t));
+  }
+
+  #becomeFollower(term: number, leader: string | undefined): void {
+    const wasLeader = this.#role === 'leader';
+    if (term > this.#meta.term) this.#setMeta({ ...this.#meta, term, votedFor: '' });
+    this.#role = 'follower';
+    this.#round++;
+    if (wasLeader) {
+      this.#clock.clearTimeout(this.#heartbeatTimer);
+      this.#heartbeatTimer = undefined;
+      this.#progress.clear();
+      this.#transferring = undefined;
+      this.#rejectAll(new RaftError('LEADERSHIP_LOST', 'leadership lost before the entry was applied', leader ? { leaderURL: leader } : {}));
+    }
+    this.#setLeader(leader);
+    this.#resetElectionTimer();
+  }
+
+  #acceptLeader(term: number, from: string): void {
+    if (term > this.#meta.term || this.#role !== 'follower') this.#becomeFollower(term, from);
+    else {
+      this.#setLeader(from);
+      this.#resetElectionTimer();
+    }
+    this.#lastLeaderContact = this.#clock.now();
+  }
+
+  #startElection(preVote: boolean, transfer: boolean): void {
+    if (this.#closed || this.#failed !== undefined || this.#role === 'leader') return;
+    const config = this.#config();
+    if (!config.voters.includes(this.url)) return;
+    const round = ++this.#round;
+    this.#resetElectionTimer();
+    if (preVote) {
+      const term = this.#meta.term + 1;
+      this.#collectVotes(round, term, true, transfer, () => this.#startElection(false, false));
+      return;
+    }
+    this.#role = 'candidate';
+    this.#setLeader(undefined);
+    this.#setMeta({ ...this.#meta, term: this.#meta.term + 1, votedFor: this.url });
+    const term = this.#meta.term;
+    this.#log_.debug('raft: election', { url: this.url, term });
+    this.#saveMeta().then(
+      () => {
+        if (this.#round === round && this.#meta.term === term && this.#role === 'candidate') {
+          this.#collectVotes(round, term, false, transfer, () => this.#becomeLeader());
+        }
+      },
+      () => undefined,
+    );
+  }
+
+  #collectVotes(round: number, term: number, preVote: boolean, transfer: boolean, won: () => void): void {
+    const voters = this.#config().voters;
+    const granted = new Set([this.url]);
+    const quorum = Math.floor(voters.length / 2) + 1;
+    let done = false;
+    const tally = (): void => {
+      if (!done && granted.size >= quorum && this.#round === round) {
+        done = true;
+        won();
+      }
+    };
+    tally();
+    const request: RequestVoteRequest = {
+      term,
+      from: this.url,
+      clusterId: this.#meta.clusterId,
+      lastLogIndex: this.#log.lastIndex,
+      lastLogTerm: this.#lastTerm(),
+      preVote,
+      transfer,
+    };
+    for (const v of voters) {
+      if (v === this.url) continue;
+      this.#transport!.requestVote(v, request).then(
+        (res) => {
+          if (this.#closed) return;
+          if (res.term > this.#meta.term && !res.voteGranted) {
+            if (!preVote || res.term > term) this.#becomeFollower(res.term, undefined);
+            return;
+          }
+          if (res.voteGranted) granted.add(v);
+          tally();
+        },
+        (err: unknown) => this.#log_.debug('raft: vote request failed', { to: v, err }),
+      );
+    }
+  }
+
+  #becomeLeader(): void {
+    if (this.#closed || this.#failed !== undefined) return;
+    this.#role = 'leader';
+    this.#round++;
+    this.#clock.clearTimeout(this.#electionTimer);
+    this.#electionTimer = undefined;
+    this.#progress.clear();
+    for (const m of members(this.#config())) if (m !== this.url) this.#progress.set(m, this.#newProgress());
+    this.#quorumCheckAt = this.#clock.now();
+    this.#log_.info('raft: leader', { url: this.url, term: this.#meta.term });
+    this.#setLeader(this.url);
+    this.#appendAsLeader([{ type: EntryType.Noop, data: new Uint8Array(0) }]);
+    this.#heartbeat();
+  }
+
+  #newProgress(): Progress {
+    return { next: this.#log.lastIndex + 1, match: 0, inflight: 0, probing: true, snapshotting: false, lastContact: this.#clock.now(), lastSent: -Infinity };
+  }
+
+  // ---------------------------------------------------------------- leader: proposals & replication
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const proposals = this.#proposals.splice(0);
+    if (proposals.length === 0) return;
+    if (this.#role !== 'leader' || this.#closed) {
+      const err = new RaftError('NOT_LEADER', 'not the leader', this.#leader ? { leaderURL: this.#leader } : {});
+      for (const p of proposals) p.reject(err);
+      return;
+    }
+    const items: { type: EntryType; data: Uint8Array }[] = [];
+    for (const p of proposals) for (const d of p.data) items.push({ type: EntryType.Command, data: d });
+    let index = this.#log.lastIndex + 1;
+    const term = this.#meta.term;
+    this.#appendAsLeader(items);
+    for (const p of proposals) {
+      this.#waiters.push({ index: index + p.data.length - 1, term, result: index, resolve: p.resolve, reject: p.reject });
+      index += p.data.length;
+    }
+  }
+
+  /** Appends entries of the current term; returns the index of the last one. */
+  #appendAsLeader(items: { type: EntryType; data: Uint8Array }[]): number {
+    const term = this.#meta.term;
+    let index = this.#log.lastIndex;
+    const entries = items.map((it) => ({ index: ++index, term, type: it.type, data: it.data }));
+    this.#appendEntries(entries);
+    this.#log.sync().then(
+      () => {
+        this.#maybeCommit();
+        this.#kickApply();
+      },
+      (err: unknown) => this.#fail(err),
+    );
+    for (const peer of this.#progress.keys()) this.#replicate(peer, false);
+    return index;
+  }
+
+  #changeConfig(config: ClusterConfig): number {
+    const current = this.#configs[this.#configs.length - 1];
+    if (current && current.index > this.#commit) throw new RaftError('CONFIG_CHANGE_IN_PROGRESS', 'a membership change is in progress');
+    if (this.#transferring) throw new RaftError('NOT_LEADER', 'leadership transfer in progress');
+    this.#log_.info('raft: configuration change', { url: this.url, config });
+    return this.#appendAsLeader([{ type: EntryType.Config, data: encodeConfig(config) }]);
+  }
+
+  #waitCommitted(index: number): Promise<void> {
+    const term = this.#meta.term;
+    return this.#until(() => {
+      if (this.#commit >= index && this.#termAt(index) === term) return true;
+      if (this.#meta.term !== term || this.#role !== 'leader') throw new RaftError('LEADERSHIP_LOST', 'leadership lost before the change committed');
+      return false;
+    });
+  }
+
+  #heartbeat(): void {
+    this.#heartbeatTimer = undefined;
+    if (this.#role !== 'leader' || this.#closed) return;
+    const now = this.#clock.now();
+    for (const [peer, p] of this.#progress) {
+      if (p.inflight > 0 && now - p.lastSent > this.#opts.electionTimeoutMs) {
+        p.inflight = 0; // a request got lost: start over from the last match
+        p.probing = true;
+        p.next = p.match + 1;
+      }
+      if (p.inflight === 0) this.#replicate(peer, true);
+    }
+    if (now - this.#quorumCheckAt >= this.#opts.electionTimeoutMs) {
+      this.#quorumCheckAt = now;
+      const voters = this.#config().voters;
+      let alive = voters.includes(this.url) ? 1 : 0;
+      for (const v of voters) {
+        const p = this.#progress.get(v);
+        if (p && now - p.lastContact < this.#opts.electionTimeoutMs) alive++;
+      }
+      if (alive < Math.floor(voters.length / 2) + 1) {
+        this.#log_.warn('raft: lost contact with a quorum, stepping down', { url: this.url, term: this.#meta.term });
+        this.#becomeFollower(this.#meta.term, undefined);
+        return;
+      }
+    }
+    this.#tryTransfer();
+    this.#heartbeatTimer = this.#clock.setTimeout(() => this.#heartbeat(), this.#opts.heartbeatIntervalMs);
+  }
+
+  #replicate(peer: string, heartbeat: boolean): void {
+    const p = this.#progress.get(peer);
+    if (!p || p.snapshotting || this.#role !== 'leader' || this.#closed) return;
+    if ((p.probing && p.inflight > 0) || p.inflight >= this.#opts.maxInflight) return;
+    const prev = p.next - 1;
+    const prevTerm = this.#termAt(prev);
+    if (prevTerm === undefined || p.next < this.#log.firstIndex) {
+      void this.#sendSnapshot(peer, p);
+      return;
+    }
+    const entries = this.#log.slice(p.next, this.#log.lastIndex, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes);
+    if (entries.length === 0 && !heartbeat) return;
+    const term = this.#meta.term;
+    const req: AppendEntriesRequest = {
+      term,
+      from: this.url,
+      clusterId: this.#meta.clusterId,
+      prevLogIndex: prev,
+      prevLogTerm: prevTerm,
+      entries,
+      leaderCommit: this.#commit,
+    };
+    if (!p.probing && entries.length > 0) p.next = entries[entries.length - 1]!.index + 1;
+    p.inflight++;
+    p.lastSent = this.#clock.now();
+    this.#transport!.appendEntries(peer, req).then(
+      (res) => this.#onAppendResponse(peer, p, req, res),
+      (err: unknown) => {
+        if (this.#progress.get(peer) !== p || this.#meta.term !== term) return;
+        p.inflight = Math.max(0, p.inflight - 1);
+        if (isRaftError(err, 'CLUSTER_MISMATCH')) this.#log_.error('raft: peer is in another cluster', { peer });
+        if (!p.probing) {
+          p.probing = true;
+          p.next = p.match + 1;
+        }
+      },
+    );
+  }
+
+  #onAppendResponse(peer: string, p: Progress, req: AppendEntriesRequest, res: AppendEntriesResponse): void {
+    if (this.#closed) return;
+    if (res.term > this.#meta.term) {
+      this.#becomeFollower(res.term, undefined);
+      return;
+    }
+    if (this.#progress.get(peer) !== p || req.term !== this.#meta.term || this.#role !== 'leader') return;
+    p.inflight = Math.max(0, p.inflight - 1);
+    p.lastContact = this.#clock.now();
+    if (res.success) {
+      if (res.matchIndex > p.match) p.match = Math.min(res.matchIndex, this.#log.lastIndex);
+      if (p.next <= p.match) p.next = p.match + 1;
+      p.probing = false;
+      this.#maybeCommit();
+      this.#maybePromote(peer, p);
+      this.#tryTransfer();
+    } else {
+      if (req.prevLogIndex < p.match) return; // stale rejection
+      p.next = Math.max(p.match + 1, Math.min(res.matchIndex, req.prevLogIndex - 1) + 1);
+      p.probing = true;
+    }
+    this.#replicate(peer, false);
+  }
+
+  #maybeCommit(): void {
+    if (this.#role !== 'leader') return;
+    const voters = this.#config().voters;
+    const matches = voters.map((v) => (v === this.url ? this.#log.durableIndex : (this.#progress.get(v)?.match ?? 0)));
+    matches.sort((a, b) => b - a);
+    const n = matches[Math.floor(voters.length / 2)] ?? 0;
+    if (n > this.#commit && this.#termAt(n) === this.#meta.term) this.#advanceCommit(n);
+  }
+
+  #advanceCommit(index: number): void {
+    if (index <= this.#commit) return;
+    this.#commit = index;
+    if (this.#role === 'leader') {
+      // Tell followers soon (the commit index rides on the next AppendEntries).
+      for (const [peer, p] of this.#progress) if (p.inflight === 0) this.#replicate(peer, true);
+      if (!this.#config().voters.includes(this.url) && (this.#configs[this.#configs.length - 1]?.index ?? 0) <= index) {
+        this.#log_.info('raft: leader removed from the cluster, stepping down', { url: this.url });
+        const next = this.#mostUpToDateVoter();
+        if (next) void this.#transport!.timeoutNow(next, this.#rpcBase()).catch(() => undefined);
+        this.#becomeFollower(this.#meta.term, undefined);
+      }
+    }
+    this.#notify();
+    this.#kickApply();
+  }
+
+  #rpcBase(): { term: number; from: string; clusterId: string } {
+    return { term: this.#meta.term, from: this.url, clusterId: this.#meta.clusterId };
+  }
+
+  #mostUpToDateVoter(): string | undefined {
+    let best: string | undefined;
+    let bestMatch = -1;
+    for (const v of this.#config().voters) {
+      const m = this.#progress.get(v)?.match ?? -1;
+      if (v !== this.url && m > bestMatch) {
+        best = v;
+        bestMatch = m;
+      }
+    }
+    return best;
+  }
+
+  #maybePromote(peer: string, p: Progress): void {
+    const config = this.#config();
+    if (!config.learners.includes(peer) || p.match < this.#commit) return;
+    const current = this.#configs[this.#configs.length - 1];
+    if ((current && current.index > this.#commit) || this.#transferring) return;
+    this.#log_.info('raft: promoting learner', { peer });
+    this.#changeConfig({ voters: [...config.voters, peer], learners: config.learners.filter((l) => l !== peer) });
+  }
+
+  #tryTransfer(): void {
+    const t = this.#transferring;
+    if (!t || this.#role !== 'leader') return;
+    if (this.#clock.now() > t.deadline) {
+      this.#transferring = undefined;
+      this.#notify();
+      return;
+    }
+    const p = this.#progress.get(t.to);
+    if (!p) return;
+    if (p.match >= this.#log.lastIndex) {
+      if (t.sent) return;
+      t.sent = true;
+      this.#transport!.timeoutNow(t.to, this.#rpcBase()).then(
+        (res) => {
+          if (res.term > this.#meta.term) this.#becomeFollower(res.term, undefined);
+        },
+        () => undefined,
+      );
+    } else {
+      this.#replicate(t.to, false);
+    }
+  }
+
+  async #sendSnapshot(peer: string, p: Progress): Promise<void> {
+    const meta = this.#snap;
+    if (!meta) return;
+    p.snapshotting = true;
+    const term = this.#meta.term;
+    let reader;
+    try {
+      reader = await this.#snapStore.reader(meta);
+      let offset = 0;
+      for (let chunks = 0; chunks < 1_000_000; chunks++) {
+        if (this.#role !== 'leader' || this.#meta.term !== term || this.#closed || this.#progress.get(peer) !== p) return;
+        const data = await reader.readChunk(offset, this.#opts.snapshotChunkBytes);
+        const done = offset + data.length >= meta.size;
+        const res = await this.#transport!.installSnapshot(peer, {
+          ...this.#rpcBase(),
+          term,
+          lastIncludedIndex: meta.index,
+          lastIncludedTerm: meta.term,
+          config: meta.config,
+          offset,
+          data,
+          done,
+        });
+        if (res.term > this.#meta.term) {
+          this.#becomeFollower(res.term, undefined);
+          return;
+        }
+        p.lastContact = this.#clock.now();
+        if (done && res.received === offset + data.length) {
+          p.match = Math.max(p.match, meta.index);
+          p.next = p.match + 1;
+          p.probing = true;
+          this.#log_.info('raft: snapshot sent', { peer, index: meta.index });
+          queueMicrotask(() => this.#replicate(peer, true));
+          return;
+        }
+        if (res.received > meta.size) return;
+        offset = res.received;
+      }
+    } catch (err) {
+      this.#log_.debug('raft: snapshot send failed', { peer, err });
+    } finally {
+      p.snapshotting = false;
+      await reader?.close().catch(() => undefined);
+    }
+  }
+
+  // ---------------------------------------------------------------- follower: snapshots
+
+  async #installChunk(req: InstallSnapshotRequest): Promise<InstallSnapshotResponse> {
+    this.#checkReady();
+    if (req.term < this.#meta.term) return { term: this.#meta.term, received: 0 };
+    this.#acceptLeader(req.term, req.from);
+    await this.#saveMeta();
+    const term = this.#meta.term;
+    if (req.lastIncludedIndex <= this.#applied || req.lastIncludedIndex <= (this.#snap?.index ?? 0)) {
+      return { term, received: req.offset + req.data.length }; // nothing new in it
+    }
+    let inc = this.#incoming;
+    if (req.offset === 0 && (!inc || inc.index !== req.lastIncludedIndex || inc.leaderTerm !== req.term || inc.received !== 0)) {
+      await inc?.writer.abort().catch(() => undefined);
+      this.#incoming = undefined;
+      await this.#snapshotting; // one snapshot writer at a time
+      inc = { index: req.lastIncludedIndex, term: req.lastIncludedTerm, leaderTerm: req.term, received: 0, writer: await this.#snapStore.create(req.lastIncludedIndex, req.lastIncludedTerm, req.config) };
+      this.#incoming = inc;
+    }
+    if (!inc || inc.index !== req.lastIncludedIndex || inc.received !== req.offset) {
+      return { term, received: inc && inc.index === req.lastIncludedIndex ? inc.received : 0 };
+    }
+    await inc.writer.write(req.data);
+    inc.received += req.data.length;
+    if (!req.done) return { term, received: inc.received };
+    this.#incoming = undefined;
+    const meta = await inc.writer.finish();
+    await this.#install(meta);
+    return { term: this.#meta.term, received: inc.received };
+  }
+
+  async #install(meta: SnapshotMeta): Promise<void> {
+    let release!: () => void;
+    this.#installing = new Promise((r) => (release = r));
+    try {
+      while (this.#applying) await this.#applying;
+      this.#snap = meta;
+      this.#snapConfig = meta.config;
+      if (this.#log.term(meta.index) === meta.term) {
+        this.#log.compactBefore(meta.index + 1 - this.#opts.trailingEntries);
+      } else {
+        this.#log.reset(meta.index + 1);
+      }
+      this.#rebuildConfigs();
+      this.#onConfigChanged();
+      await this.#restore(meta);
+      if (meta.index > this.#commit) this.#commit = meta.index;
+      await this.#log.sync();
+      this.#log_.info('raft: snapshot installed', { url: this.url, index: meta.index });
+    } finally {
+      this.#installing = undefined;
+      release();
+    }
+    this.#kickApply();
+  }
+
+  async #restore(meta: SnapshotMeta): Promise<void> {
+    const reader = await this.#snapStore.reader(meta);
+    try {
+      await this.#sm.restore(reader.stream(), meta.index);
+    } catch (err) {
+      this.#fail(isRaftError(err) ? err : new RaftError('APPLY_FAILED', 'state machine restore failed', { cause: err }));
+      throw err;
+    } finally {
+      await reader.close();
+    }
+    this.#applied = meta.index;
+  }
+
+  // ---------------------------------------------------------------- applying & local snapshots
+
+  #kickApply(): void {
+    if (this.#applying || this.#installing || this.#closed || this.#failed !== undefined) return;
+    if (this.#applied >= Math.min(this.#commit, this.#log.durableIndex)) return;
+    this.#applying = this.#applyLoop().finally(() => {
+      this.#applying = undefined;
+      this.#kickApply();
+    });
+  }
+
+  async #applyLoop(): Promise<void> {
+    for (let rounds = 0; rounds < 1_000_000; rounds++) {
+      if (this.#closed || this.#failed !== undefined || this.#installing) return;
+      const upTo = Math.min(this.#commit, this.#log.durableIndex);
+      if (this.#applied >= upTo) return;
+      const batch = this.#log.slice(this.#applied + 1, upTo, 4096);
+      if (batch.length === 0) return;
+      const last = batch[batch.length - 1]!.index;
+      try {
+        await this.#sm.apply(batch.filter((e) => e.type === EntryType.Command), last);
+      } catch (err) {
+        this.#fail(new RaftError('APPLY_FAILED', `state machine failed applying up to ${last}`, { cause: err }));
+        return;
+      }
+      this.#applied = last;
+      while (this.#waiters.length > 0 && this.#waiters[0]!.index <= last) {
+        const w = this.#waiters.shift()!;
+        if (this.#termAt(w.index) === w.term) w.resolve(w.result);
+        else w.reject(new RaftError('LEADERSHIP_LOST', 'the entry was replaced by another leader'));
+      }
+      this.#notify();
+      await this.#maybeSnapshot();
+    }
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    if (this.#snapshotting || this.#incoming || this.#closed) return;
+    const index = this.#applied;
+    if (index - (this.#snap?.index ?? 0) < this.#opts.snapshotThreshold) return;
+    const term = this.#termAt(index);
+    if (term === undefined) return;
+    const config = this.#configAt(index);
+    let stream: AsyncIterable<Uint8Array>;
+    try {
+      stream = await this.#sm.snapshot();
+    } catch (err) {
+      this.#log_.error('raft: state machine snapshot failed', { err });
+      return;
+    }
+    this.#snapshotting = this.#writeSnapshot(stream, index, term, config).finally(() => {
+      this.#snapshotting = undefined;
+    });
+  }
+
+  async #writeSnapshot(stream: AsyncIterable<Uint8Array>, index: number, term: number, config: ClusterConfig): Promise<void> {
+    let writer: SnapshotWriter | undefined;
+    try {
+      writer = await this.#snapStore.create(index, term, config);
+      for await (const chunk of stream) await writer.write(chunk);
+      const meta = await writer.finish();
+      writer = undefined;
+      if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return;
+      this.#snap = meta;
+      this.#snapConfig = config;
+      this.#configs = this.#configs.filter((c) => c.index > index);
+      this.#log.compactBefore(index + 1 - this.#opts.trailingEntries);
+      this.#log_.info('raft: snapshot taken', { url: this.url, index, size: meta.size });
+    } catch (err) {
+      this.#log_.error('raft: writing a snapshot failed', { err });
+      await writer?.abort().catch(() => undefined);
+    }
+  }
+}
+
+async function defaultTransport(): Promise<Transport> {
+  const mod = (await import('./http/index.js')) as Record<string, unknown>;
+  const Http = mod.HttpTransport as (new () => Transport) | undefined;
+  if (typeof Http !== 'function') throw new RaftError('BAD_REQUEST', 'no transport given and HttpTransport is not available');
+  return new Http();
+}
