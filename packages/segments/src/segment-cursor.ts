@@ -1,0 +1,225 @@
+import { open, type FileHandle } from 'node:fs/promises';
+import { MESSAGE_HEADER_SIZE } from '@msg/wire';
+import { corruptSegment } from './errors.js';
+import { checksum, isZero, readRecordHeader, RECORD_HEADER_SIZE, RECORD_TARGET_PAYLOAD, type SegmentFormat } from './format.js';
+
+/** Bytes a cursor asks the OS for in one read (unless one record needs more). */
+export const READ_SIZE = 1024 * 1024;
+
+/** Outcome of one {@link SegmentCursor.read}. */
+export interface CursorRead {
+  /**
+   * Frames (original encoding, back to back) with index >= the requested
+   * index, in a buffer of their own (the caller may keep it). Empty when the
+   * bytes read held only records below the requested index.
+   */
+  frames: Uint8Array;
+  /** Index of the last frame in `frames`; 0n when `frames` is empty. */
+  lastIndex: bigint;
+  /**
+   * `'data'`: records were consumed (more may follow); `'end'`: the cursor
+   * is at `limit`; `'incomplete'`: the bytes before `limit` end inside a
+   * record (or are a zero-filled tail), which starts at {@link SegmentCursor.position}.
+   */
+  status: 'data' | 'end' | 'incomplete';
+}
+
+/**
+ * A forward-only reader over one segment file that checks every record it
+ * hands out: for our format the header and payload checksums, for the
+ * original's raw frames the length cap and increasing indexes. Any failure is
+ * `CORRUPT_SEGMENT` naming the file and the record's byte offset, thrown
+ * before a byte of that record is returned.
+ */
+export class SegmentCursor {
+  readonly path: string;
+  readonly format: SegmentFormat;
+  readonly #fd: FileHandle;
+  readonly #maxPayload: number;
+  readonly #maxDataLength: number;
+  #position: number;
+  #lastIndex = 0n;
+  /** Bytes the record at #position needs, when it did not fit the last read. */
+  #need = 0;
+
+  private constructor(path: string, format: SegmentFormat, fd: FileHandle, position: number, maxDataLength: number) {
+    this.path = path;
+    this.format = format;
+    this.#fd = fd;
+    this.#position = position;
+    this.#maxDataLength = maxDataLength;
+    this.#maxPayload = Math.max(RECORD_TARGET_PAYLOAD, MESSAGE_HEADER_SIZE + maxDataLength);
+  }
+
+  /**
+   * Opens `path` for reading from byte `position` (the first record: 32 for
+   * our format, 0 for the original's). Frames longer than `maxDataLength`
+   * data bytes are corruption.
+   */
+  static async open(path: string, format: SegmentFormat, position: number, maxDataLength: number): Promise<SegmentCursor> {
+    const fd = await open(path, 'r');
+    return new SegmentCursor(path, format, fd, position, maxDataLength);
+  }
+
+  /** Byte offset of the next record to read. */
+  get position(): number {
+    return this.#position;
+  }
+
+  /** Index of the last record or frame passed over, delivered or skipped (0n before any). */
+  get lastIndex(): bigint {
+    return this.#lastIndex;
+  }
+
+  /**
+   * Reads records between {@link position} and byte `limit` (exclusive) and
+   * returns the frames with index >= `fromIndex`, up to about
+   * {@link READ_SIZE} bytes per call.
+   */
+  async read(limit: number, fromIndex: bigint): Promise<CursorRead> {
+    for (;;) {
+      if (this.#position >= limit) return { frames: EMPTY, lastIndex: 0n, status: 'end' };
+      const want = Math.min(limit - this.#position, Math.max(READ_SIZE, this.#need));
+      const buffer = Buffer.allocUnsafe(want);
+      const got = await this.#readAt(buffer, this.#position);
+      const result = this.format === 'v1' ? this.#parseRecords(buffer, got, fromIndex) : this.#parseFrames(buffer, got, fromIndex);
+      if (result.consumed > 0) {
+        this.#position += result.consumed;
+        this.#need = 0;
+        return { frames: result.frames, lastIndex: result.lastIndex, status: 'data' };
+      }
+      // Nothing whole in what was read: either the record is larger than the
+      // read (read again, larger), or it runs past `limit` (or the file).
+      if (result.zeroTail) {
+        if (await this.#zeroUntil(this.#position, limit)) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete' };
+        throw corruptSegment(this.path, this.#position, this.format === 'v1' ? 'record header checksum mismatch' : 'frame index 0');
+      }
+      if (got < want || result.need > limit - this.#position) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete' };
+      this.#need = result.need;
+    }
+  }
+
+  /** Closes the file. */
+  async close(): Promise<void> {
+    await this.#fd.close();
+  }
+
+  #parseRecords(buffer: Buffer, length: number, fromIndex: bigint): Parsed {
+    let at = 0;
+    let out = 0;
+    let lastIndex = 0n;
+    const done = (need: number): Parsed => ({ consumed: at, frames: buffer.subarray(0, out), lastIndex, need, zeroTail: false });
+    // A fault after the first record is reported on the next call, so the
+    // records before it are handed out first.
+    const fail = (reason: string): Parsed => {
+      if (at > 0) return done(0);
+      throw corruptSegment(this.path, this.#position, reason);
+    };
+    while (length - at >= RECORD_HEADER_SIZE) {
+      const header = readRecordHeader(buffer, at);
+      if (header === undefined) {
+        if (at === 0 && isZero(buffer.subarray(0, length))) return { ...done(0), zeroTail: true };
+        return fail('record header checksum mismatch');
+      }
+      if (header.payloadLength > this.#maxPayload) return fail(`record of ${header.payloadLength} bytes exceeds the limit`);
+      if (header.firstIndex <= this.#lastIndex) return fail(`index ${header.firstIndex} does not follow ${this.#lastIndex}`);
+      const payloadAt = at + RECORD_HEADER_SIZE;
+      const end = payloadAt + header.payloadLength;
+      if (end > length) return done(end - at);
+      if (header.lastIndex >= fromIndex) {
+        if (checksum(buffer.subarray(payloadAt, end)) !== header.payloadCrc) return fail('record checksum mismatch');
+        let start = payloadAt;
+        if (header.firstIndex < fromIndex) {
+          start = this.#firstFrameFrom(buffer, payloadAt, end, header.lastIndex, fromIndex);
+          if (start < 0) return fail('record payload does not match its header');
+        }
+        buffer.copyWithin(out, start, end);
+        out += end - start;
+        lastIndex = header.lastIndex;
+      }
+      this.#lastIndex = header.lastIndex;
+      at = end;
+    }
+    return done(at === 0 ? RECORD_HEADER_SIZE : 0);
+  }
+
+  /**
+   * Offset of the first frame with index >= fromIndex in a record's payload,
+   * checking that the frames tile the payload and match its header; -1 if not.
+   */
+  #firstFrameFrom(buffer: Buffer, start: number, end: number, recordLast: bigint, fromIndex: bigint): number {
+    let at = start;
+    let previous = this.#lastIndex;
+    let found = -1;
+    while (at < end) {
+      if (end - at < MESSAGE_HEADER_SIZE) return -1;
+      const index = buffer.readBigUInt64BE(at + 10);
+      const frameEnd = at + MESSAGE_HEADER_SIZE + buffer.readUInt32BE(at + 18);
+      if (index <= previous || frameEnd > end) return -1;
+      if (found < 0 && index >= fromIndex) found = at;
+      previous = index;
+      at = frameEnd;
+    }
+    return previous === recordLast ? found : -1;
+  }
+
+  #parseFrames(buffer: Buffer, length: number, fromIndex: bigint): Parsed {
+    let at = 0;
+    let start = -1;
+    let lastIndex = 0n;
+    const done = (need: number): Parsed => ({ consumed: at, frames: start < 0 ? EMPTY : buffer.subarray(start, at), lastIndex, need, zeroTail: false });
+    const fail = (reason: string): Parsed => {
+      if (at > 0) return done(0);
+      throw corruptSegment(this.path, this.#position, reason);
+    };
+    while (length - at >= MESSAGE_HEADER_SIZE) {
+      if (at === 0 && isZero(buffer.subarray(0, length))) return { ...done(0), zeroTail: true };
+      const dataLength = buffer.readUInt32BE(at + 18);
+      if (dataLength > this.#maxDataLength) return fail(`frame data length ${dataLength} exceeds the limit of ${this.#maxDataLength} bytes`);
+      const end = at + MESSAGE_HEADER_SIZE + dataLength;
+      if (end > length) return done(end - at);
+      const index = buffer.readBigUInt64BE(at + 10);
+      if (index <= this.#lastIndex) return fail(index === 0n ? 'frame index 0' : `index ${index} does not follow ${this.#lastIndex}`);
+      if (index >= fromIndex) {
+        if (start < 0) start = at;
+        lastIndex = index;
+      }
+      this.#lastIndex = index;
+      at = end;
+    }
+    return done(at === 0 ? MESSAGE_HEADER_SIZE : 0);
+  }
+
+  async #readAt(buffer: Buffer, position: number): Promise<number> {
+    let got = 0;
+    while (got < buffer.byteLength) {
+      const { bytesRead } = await this.#fd.read(buffer, got, buffer.byteLength - got, position + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got;
+  }
+
+  async #zeroUntil(from: number, limit: number): Promise<boolean> {
+    const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(0, limit - from)));
+    for (let at = from; at < limit; ) {
+      const got = await this.#readAt(buffer.subarray(0, Math.min(buffer.byteLength, limit - at)), at);
+      if (got === 0) return true;
+      if (!isZero(buffer.subarray(0, got))) return false;
+      at += got;
+    }
+    return true;
+  }
+}
+
+interface Parsed {
+  consumed: number;
+  frames: Uint8Array;
+  lastIndex: bigint;
+  /** Bytes needed at the first unconsumed position (when consumed is 0). */
+  need: number;
+  /** The first record header failed its checksum and everything read is zero. */
+  zeroTail: boolean;
+}
+
+const EMPTY = new Uint8Array(0);

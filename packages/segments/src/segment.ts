@@ -1,0 +1,189 @@
+import { open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DEFAULT_MAX_DATA_LENGTH, MAX_U64, parseU64 } from '@msg/wire';
+import { corruptSegment } from './errors.js';
+import { FILE_HEADER_SIZE, probeHeader, type HeaderProbe, type SegmentFormat } from './format.js';
+import { SegmentCursor } from './segment-cursor.js';
+
+/** One segment of a topic, as {@link listSegments} and `Topic.segments()` describe it. */
+export interface SegmentInfo {
+  /** Index of the segment's first message: the decimal name of its file. */
+  startIndex: bigint;
+  /** Path of the segment file. */
+  path: string;
+  /** Bytes of the file (for an open topic: bytes readers may see). */
+  size: number;
+  /** Index of the segment's last message; 0n when it holds none. */
+  lastIndex: bigint;
+}
+
+/** A file of a topic folder whose name is a decimal u64. */
+export interface SegmentFile {
+  startIndex: bigint;
+  path: string;
+}
+
+/**
+ * The segment files of a topic folder (files named by a decimal u64; other
+ * names are ignored), sorted by start index. A missing folder has none.
+ */
+export async function listSegmentFiles(topicDir: string): Promise<SegmentFile[]> {
+  let entries;
+  try {
+    entries = await readdir(topicDir, { withFileTypes: true });
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const files: SegmentFile[] = [];
+  for (const entry of entries) {
+    const startIndex = entry.isFile() ? parseU64(entry.name) : undefined;
+    if (startIndex !== undefined && String(startIndex) === entry.name) files.push({ startIndex, path: join(topicDir, entry.name) });
+  }
+  return files.sort((a, b) => (a.startIndex < b.startIndex ? -1 : a.startIndex > b.startIndex ? 1 : 0));
+}
+
+/** What the start of a segment file says, plus its size and modification time. */
+export interface SegmentProbe {
+  /** File size in bytes. */
+  size: number;
+  /** Last modification, ms since the epoch (wall clock). */
+  mtimeMs: number;
+  probe: HeaderProbe;
+}
+
+/** Reads the size, mtime and first bytes of a segment file. */
+export async function probeSegment(path: string): Promise<SegmentProbe> {
+  const fd = await open(path, 'r');
+  try {
+    const stats = await fd.stat();
+    const head = new Uint8Array(FILE_HEADER_SIZE);
+    const { bytesRead } = await fd.read(head, 0, FILE_HEADER_SIZE, 0);
+    const size = Math.max(stats.size, bytesRead);
+    return { size, mtimeMs: stats.mtimeMs, probe: probeHeader(head.subarray(0, bytesRead), size) };
+  } finally {
+    await fd.close();
+  }
+}
+
+/** Byte offset of the first record (or frame) of a segment of `format`. */
+export function dataStartOf(format: SegmentFormat): number {
+  return format === 'v1' ? FILE_HEADER_SIZE : 0;
+}
+
+/** Result of {@link scanSegment}. */
+export interface SegmentScan {
+  /** Byte offset just past the last whole, valid record. */
+  end: number;
+  /** Index of the last whole record's last message; 0n if none. */
+  lastIndex: bigint;
+  /** Whether bytes after `end` (up to the limit) hold an incomplete record or a zero-filled tail. */
+  torn: boolean;
+}
+
+/**
+ * Reads a segment from its first record up to byte `limit`, checking every
+ * record (both checksums for ours; length cap and increasing indexes for the
+ * original's frames) unless `headersOnly`, which for our format checks the
+ * record headers and skips payloads. Corruption throws `CORRUPT_SEGMENT`; an
+ * incomplete last record is reported as `torn`.
+ */
+export async function scanSegment(
+  path: string,
+  format: SegmentFormat,
+  limit: number,
+  options: { maxDataLength?: number; headersOnly?: boolean } = {},
+): Promise<SegmentScan> {
+  const cursor = await SegmentCursor.open(path, format, dataStartOf(format), options.maxDataLength ?? DEFAULT_MAX_DATA_LENGTH);
+  const from = options.headersOnly ? MAX_U64 + 1n : 0n;
+  try {
+    for (;;) {
+      const read = await cursor.read(limit, from);
+      if (read.status !== 'data') return { end: cursor.position, lastIndex: cursor.lastIndex, torn: read.status === 'incomplete' };
+    }
+  } finally {
+    await cursor.close();
+  }
+}
+
+/**
+ * The highest message index stored in the segment file at `path`, in either
+ * format; 0n for a segment holding no message. An incomplete record at the
+ * end (a torn write) is not counted. For our format only record headers are
+ * read and checked (payload checksums are checked by readers); a damaged
+ * header throws `CORRUPT_SEGMENT`.
+ */
+export async function readSegmentMaxIndex(path: string, options: { maxDataLength?: number } = {}): Promise<bigint> {
+  const { size, probe } = await probeSegment(path);
+  if (probe.kind === 'partial') return 0n;
+  if (probe.kind === 'damaged') throw corruptSegment(path, 0, probe.reason);
+  const format: SegmentFormat = probe.kind;
+  return (await scanSegment(path, format, size, { ...options, headersOnly: true })).lastIndex;
+}
+
+/**
+ * Describes the segments of a topic folder without changing anything: start
+ * index, path, file size and last index (read from the next segment's header
+ * where ours has recorded it, else by scanning the file). An empty or missing
+ * folder has none.
+ */
+export async function listSegments(topicDir: string, options: { maxDataLength?: number } = {}): Promise<SegmentInfo[]> {
+  const files = await listSegmentFiles(topicDir);
+  const probes = await Promise.all(files.map((file) => probeSegment(file.path)));
+  const out: SegmentInfo[] = [];
+  for (let i = 0; i < files.length; i++) {
+    const file = files[i]!;
+    const { size } = probes[i]!;
+    const next = probes[i + 1]?.probe;
+    const lastIndex = next?.kind === 'v1' ? next.header.prevLastIndex : await readSegmentMaxIndex(file.path, options);
+    out.push({ startIndex: file.startIndex, path: file.path, size, lastIndex });
+  }
+  return out;
+}
+
+/**
+ * The segment a read from `index` starts in: the last segment whose start
+ * index is <= `index`, or the first segment when `index` precedes them all
+ * (as the original did). `undefined` only when `segments` is empty.
+ * `segments` must be sorted by start index.
+ */
+export function findSegment<S extends { startIndex: bigint }>(segments: readonly S[], index: bigint): S | undefined {
+  let lo = 0;
+  let hi = segments.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (segments[mid]!.startIndex <= index) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return segments[Math.max(found, 0)];
+}
+
+/**
+ * The topic ids of a broker folder: its subfolders named by a decimal u64,
+ * sorted. A missing folder has none.
+ */
+export async function listTopicIDs(dir: string): Promise<bigint[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+  const ids: bigint[] = [];
+  for (const entry of entries) {
+    const id = entry.isDirectory() ? parseU64(entry.name) : undefined;
+    if (id !== undefined && String(id) === entry.name) ids.push(id);
+  }
+  return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** True for a Node error with code ENOENT. */
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
