@@ -126,7 +126,9 @@ function createApp(broker: HandlerBroker, routes: Routes): Express {
       const start = performance.now();
       res.once('finish', () => routes.record('raft', res, start));
       try {
-        raft(req, res);
+        // Typed as returning void, but an async listener's rejection must not go unhandled.
+        const result: unknown = raft(req, res);
+        if (result instanceof Promise) result.catch(next);
       } catch (error) {
         next(error);
       }

@@ -103,6 +103,13 @@ export class Routes {
       this.#record('other', res, start);
       return Promise.resolve();
     }
+    // Routes that ignore their body still refuse one declared over the limit.
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > this.#options.maxBodyBytes) {
+      this.#answerError(res, brokerError('BODY_TOO_LARGE', `body too large: the limit is ${this.#options.maxBodyBytes} bytes`));
+      this.#record(route.name, res, start);
+      return Promise.resolve();
+    }
     return route.serve(req, res, query, start);
   }
 

@@ -385,6 +385,21 @@ describe.each([
       expect(s.handler.metrics.requests('raft', 200)).toBe(1);
     });
 
+    it('answers 500 when an async raft handler rejects', async () => {
+      // An async listener where a void one is declared: a mistake the handler survives.
+      const asyncListener = (): Promise<void> => Promise.reject(new Error('async raft bug'));
+      const s = await startServer(fakeBroker({ raftHandler: asyncListener as unknown as () => void }), { fastPath });
+      expectError(await request(`${s.url}/raft/x`, { method: 'POST' }), 500, 'INTERNAL', 'internal error');
+      expect(s.errors).toHaveLength(1);
+    });
+
+    it('answers 413 to a declared oversized body on a route that ignores bodies', async () => {
+      const s = await startServer(fakeBroker(), { fastPath, maxBodyBytes: 10 });
+      const a = await request(`${s.url}/messaging/ping`, { method: 'POST', body: 'more than ten bytes' });
+      expect(a.status).toBe(413);
+      expect(a.headers[Headers.errorCode]).toBe('BODY_TOO_LARGE');
+    });
+
     it('answers 500 when the raft handler throws, and keeps serving', async () => {
       const s = await startServer(
         fakeBroker({
