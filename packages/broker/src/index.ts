@@ -1,1 +1,28 @@
-export {};
+export {
+  Broker,
+  type BrokerOptions,
+  type BrokerClock,
+  type RetentionPolicy,
+  type BrokerCounters,
+  type BrokerStatus,
+  type BrokerMetrics,
+  type TopicStatus,
+  type PublishMessage,
+  type PublishedRange,
+} from './broker.js';
+export type { BrokerLog } from './broker-log.js';
+export { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
+export { BrokerStateError, BrokerStateErrorCodes, isBrokerStateError, type BrokerStateErrorCode } from './errors.js';
+export { silentLogger, type Logger, type LogFields } from './logger.js';
+export { MAX_READER_ID_LENGTH, decodeReaderReport, encodeReaderReport, type ReaderReport } from './reader-report.js';
+export {
+  SNAPSHOT_FORMAT,
+  encodeSnapshotHeader,
+  parseSnapshotHeader,
+  readSnapshot,
+  type SnapshotHeader,
+  type SnapshotTopic,
+  type SnapshotSegment,
+  type SegmentSink,
+} from './snapshot-format.js';
+export { FSYNC_BUCKETS_SECONDS, type FsyncStats } from './durable-file.js';

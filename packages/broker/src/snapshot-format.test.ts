@@ -49,7 +49,7 @@ describe('snapshot format', () => {
   it('round-trips our header with u64 ids above 2^53 and readers', () => {
     const header: SnapshotHeader = {
       index: 2 ** 40,
-      topics: [{ id: 2n ** 64n - 1n, segments: [{ index: 2n ** 63n, size: 10, name: 'seg-1' }] }],
+      topics: [{ id: 2n ** 64n - 1n, firstIndex: 2n ** 63n, segments: [{ index: 2n ** 63n, size: 10, name: 'seg-1' }] }, { id: 3n, segments: [] }],
       readers: new Map([[2n ** 64n - 1n, new Map([['', 3n], ['r', 2n ** 63n]])]]),
     };
     const bytes = encodeSnapshotHeader(header);

@@ -13,8 +13,9 @@ import { BrokerStateError } from './errors.js';
  *
  * The original writes `id` and `index` as JSON numbers; we write them as
  * decimal strings (u64 values above 2^53 stay exact) and add `format`,
- * `readers` (per topic, per reader id, the reported index) and a segment
- * `name` (its file name). Readers accept both spellings.
+ * `readers` (per topic, per reader id, the reported index), a topic's
+ * `firstIndex` (first retained index) and a segment `name` (its file name).
+ * Readers accept both spellings.
  */
 export interface SnapshotHeader {
   /** Raft index the snapshot covers (the original: its highest index). */
@@ -27,6 +28,8 @@ export interface SnapshotHeader {
 /** A topic in a {@link SnapshotHeader}. */
 export interface SnapshotTopic {
   id: bigint;
+  /** First index still retained (reads below it are `SEGMENT_RECLAIMED`); absent in the original's. */
+  firstIndex?: bigint;
   segments: SnapshotSegment[];
 }
 
@@ -53,6 +56,7 @@ export function encodeSnapshotHeader(header: SnapshotHeader): Uint8Array {
     index: header.index,
     topics: header.topics.map((t) => ({
       id: String(t.id),
+      ...(t.firstIndex === undefined ? {} : { firstIndex: String(t.firstIndex) }),
       segments: t.segments.map((s) => ({ index: String(s.index), size: s.size, name: s.name })),
     })),
     readers: Object.fromEntries(
@@ -97,7 +101,7 @@ export function parseSnapshotHeader(text: string): SnapshotHeader {
       names.add(name);
       return { index: start, size, name };
     });
-    return { id, segments };
+    return t.firstIndex === undefined ? { id, segments } : { id, firstIndex: u64(t.firstIndex, 'first index'), segments };
   });
   const readers = new Map<bigint, Map<string, bigint>>();
   if (json.readers !== undefined) {

@@ -1,0 +1,1007 @@
+import { mkdir, open as openFile, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  BrokerError,
+  MessageType,
+  assertValidMessage,
+  decodeMessage,
+  encodeMessage,
+  isBrokerError,
+  isBrokerMessageType,
+  isU64,
+  type Message,
+} from '@msg/wire';
+import { Topic, listTopicIDs, type RecoveryEvent } from '@msg/segments';
+import { EntryType, isRaftError, type LogEntry, type StateMachine } from 'raft-ts';
+import type { BrokerLog } from './broker-log.js';
+import { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
+import { fsyncHistogram, fsyncPath, newFsyncStats, type FsyncStats } from './durable-file.js';
+import { BrokerStateError } from './errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import { readMeta, writeMeta, type BrokerMeta, type TopicCheckpoint } from './meta.js';
+import { decodeReaderReport, encodeReaderReport, validReaderId } from './reader-report.js';
+import { encodeSnapshotHeader, readSnapshot, type SnapshotHeader, type SnapshotSegment } from './snapshot-format.js';
+
+/** The timers the broker uses (checkpoints, retention); inject a fake one in tests. */
+export interface BrokerClock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Retention applied to every topic (besides reclamation by readers). */
+export interface RetentionPolicy {
+  /** Reclaim a topic's oldest segments while it holds more than this many bytes. */
+  maxBytes?: number;
+  /** Reclaim segments whose newest message is older than this many milliseconds. */
+  maxAgeMs?: number;
+}
+
+/** Options of {@link Broker}. */
+export interface BrokerOptions {
+  /** Data directory (created if missing). */
+  dir: string;
+  /** The replicated log to publish into; may also be given later with {@link Broker.attachLog}. */
+  log?: BrokerLog;
+  /** Structured logger; default silent. */
+  logger?: Logger;
+  /** Clock for checkpoints and retention; default the real one. */
+  clock?: BrokerClock;
+  /** Segment size of topics, bytes; default 10 MiB. */
+  maxSegmentSize?: number;
+  /**
+   * Milliseconds between two checkpoints (fsync of the topics written since
+   * the last one, then an atomic rewrite of `meta` with the applied index).
+   * Default 1000. 0: a checkpoint after every `apply()` (slow; every entry is
+   * durable in the topics when raft's apply resolves).
+   */
+  checkpointIntervalMs?: number;
+  /** Retention by size or age; default none. */
+  retention?: RetentionPolicy;
+  /** Milliseconds between two retention passes; default 60000. */
+  retentionIntervalMs?: number;
+}
+
+/** Counters since open. Bytes are message data bytes. */
+export interface BrokerCounters {
+  /** Messages this broker published as leader (acknowledged). */
+  messagesPublished: number;
+  bytesPublished: number;
+  /** Messages appended to topics by `apply()`. */
+  messagesApplied: number;
+  bytesApplied: number;
+  /** Reader reports (`SetTopicMaxIndex`) applied. */
+  readerReports: number;
+  /** Entries or reports ignored because they were malformed or out of range (each logged). */
+  ignored: number;
+  /** Segments deleted by reclamation or retention. */
+  segmentsReclaimed: number;
+  /** Checkpoints written. */
+  checkpoints: number;
+}
+
+/** One topic in {@link BrokerStatus}. */
+export interface TopicStatus {
+  id: bigint;
+  /** First index still retained (0n when empty). */
+  firstIndex: bigint;
+  /** Last index (0n when empty). */
+  lastIndex: bigint;
+  /** Bytes on disk of all its segments. */
+  bytes: number;
+  segments: number;
+  /** Readers' reported indexes (`''` is the anonymous reader). */
+  readers: { id: string; index: bigint }[];
+}
+
+/** What the HTTP layer shows on status and metrics routes. */
+export interface BrokerStatus {
+  /** Whether the attached log says this node leads (false without a log). */
+  isLeader: boolean;
+  leader: string | undefined;
+  members: string[];
+  term: number;
+  commitIndex: number;
+  /** Highest raft index applied to the topics. */
+  appliedIndex: number;
+  /** Highest raft index made durable by a checkpoint (what survives a crash without re-applying). */
+  durableIndex: number;
+  topics: TopicStatus[];
+  counters: BrokerCounters;
+  /** fsync latency of checkpoints, ms. */
+  fsync: FsyncStats;
+}
+
+/** Numbers of {@link Broker.metrics}; counters since open. */
+export interface BrokerMetrics {
+  term: bigint;
+  commitIndex: bigint;
+  appliedIndex: bigint;
+  messagesApplied: bigint;
+  /** Data bytes. */
+  bytesApplied: bigint;
+  messagesPublished: bigint;
+  /** Data bytes. */
+  bytesPublished: bigint;
+  topics: { topicID: bigint; lastIndex: bigint; bytes: number }[];
+  /** Checkpoint fsync latency: cumulative counts per bound `le` (seconds), count, sum (seconds). */
+  fsync: { buckets: { le: number; count: number }[]; count: number; sumSeconds: number };
+}
+
+/** What {@link Broker.publish} takes: the index is assigned by the log (any given one is ignored). */
+export interface PublishMessage {
+  type: number;
+  topicID: bigint;
+  data: Uint8Array;
+  index?: bigint;
+}
+
+/** The index range {@link Broker.publishBatch} assigned. */
+export interface PublishedRange {
+  firstIndex: bigint;
+  lastIndex: bigint;
+}
+
+type Waiter = () => void;
+
+const STATE_PREFIX = 'state-';
+
+/**
+ * The broker: topics as the state machine of a raft log.
+ *
+ * Committed command entries are decoded as messages (the original frame
+ * encoding) and appended to their topic with the entry's index; topics live
+ * in folders named by decimal topic id, created on the first message. The
+ * applied index, readers' reported indexes and where every topic's durable
+ * data ends are kept in an atomically replaced `meta` file, written only after
+ * the topic data it covers is fsynced (see the README's "Durability").
+ *
+ * Lifecycle: `new Broker(options)` (no I/O), `await open()`, `await close()`
+ * (a second close is `BROKER_CLOSED`). Give raft-ts the broker as its
+ * `stateMachine`, and the raft node to the broker with {@link attachLog}.
+ */
+export class Broker implements StateMachine {
+  readonly #dir: string;
+  readonly #logger: Logger;
+  readonly #clock: BrokerClock;
+  readonly #maxSegmentSize: number | undefined;
+  readonly #checkpointIntervalMs: number;
+  readonly #retention: RetentionPolicy;
+  readonly #retentionIntervalMs: number;
+  #log: BrokerLog | undefined;
+
+  #state: 'new' | 'open' | 'closed' = 'new';
+  #stateDir = '';
+  #meta: BrokerMeta | undefined;
+  #topics = new Map<bigint, Topic>();
+  #readers = new Map<bigint, Map<string, bigint>>();
+  #applied = 0;
+  #dirtyTopics = new Set<bigint>();
+  #readersDirty = false;
+  #newTopics = false;
+  #lastCheckpointAt = 0;
+  #checkpointTimer: unknown;
+  #retentionTimer: unknown;
+  #waiters = new Map<bigint, Set<Waiter>>();
+  #chain: Promise<unknown> = Promise.resolve();
+  readonly #counters: BrokerCounters = {
+    messagesPublished: 0,
+    bytesPublished: 0,
+    messagesApplied: 0,
+    bytesApplied: 0,
+    readerReports: 0,
+    ignored: 0,
+    segmentsReclaimed: 0,
+    checkpoints: 0,
+  };
+  readonly #fsync = newFsyncStats();
+
+  constructor(options: BrokerOptions) {
+    this.#dir = options.dir;
+    this.#log = options.log;
+    this.#logger = options.logger ?? silentLogger;
+    this.#clock = options.clock ?? realClock;
+    this.#maxSegmentSize = options.maxSegmentSize;
+    this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
+    this.#retention = options.retention ?? {};
+    this.#retentionIntervalMs = options.retentionIntervalMs ?? 60_000;
+  }
+
+  /** The data directory. */
+  get dir(): string {
+    return this.#dir;
+  }
+
+  /** Gives the broker the log to publish into (a raft-ts `RaftNode`, usually made after the broker). */
+  attachLog(log: BrokerLog): void {
+    this.#log = log;
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /**
+   * Opens the data directory: reads `meta`, rolls every topic back to its last
+   * checkpoint (data written after it is re-applied from the raft log, so
+   * bytes an unsynced write may have mangled are never trusted), removes the
+   * leftovers of an interrupted restore, and opens the topics.
+   * A second open is `ALREADY_OPEN`; after close, `BROKER_CLOSED`.
+   */
+  async open(): Promise<void> {
+    if (this.#state === 'open') throw new BrokerStateError('ALREADY_OPEN', 'broker already open');
+    if (this.#state === 'closed') throw new BrokerError('BROKER_CLOSED');
+    await mkdir(this.#dir, { recursive: true });
+    let meta = await readMeta(this.#dir);
+    if (!meta) {
+      meta = { state: `${STATE_PREFIX}1`, appliedIndex: 0, readers: new Map(), topics: new Map() };
+      await rm(join(this.#dir, meta.state), { recursive: true, force: true });
+      await mkdir(join(this.#dir, meta.state));
+      await fsyncPath(this.#dir, this.#fsync);
+      await writeMeta(this.#dir, meta, this.#fsync);
+    }
+    await this.#removeStaleStates(meta.state);
+    const stateDir = join(this.#dir, meta.state);
+    await mkdir(stateDir, { recursive: true });
+    await this.#rollBack(stateDir, meta.topics);
+    const topics = new Map<bigint, Topic>();
+    try {
+      for (const id of await listTopicIDs(stateDir)) topics.set(id, await this.#openTopic(stateDir, id));
+    } catch (error) {
+      await Promise.allSettled([...topics.values()].map((t) => t.close()));
+      throw error;
+    }
+    this.#stateDir = stateDir;
+    this.#meta = meta;
+    this.#topics = topics;
+    this.#readers = cloneReaders(meta.readers);
+    this.#applied = meta.appliedIndex;
+    this.#lastCheckpointAt = this.#clock.now();
+    this.#state = 'open';
+    this.#scheduleRetention();
+    this.#logger.info('broker opened', { dir: this.#dir, appliedIndex: this.#applied, topics: topics.size });
+  }
+
+  /**
+   * Writes a last checkpoint, closes every topic (ending their readers) and
+   * wakes readers waiting for a topic. A second close is `BROKER_CLOSED`.
+   */
+  async close(): Promise<void> {
+    if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+    this.#state = 'closed';
+    this.#clock.clearTimeout(this.#checkpointTimer);
+    this.#clock.clearTimeout(this.#retentionTimer);
+    await this.#exclusive(async () => {
+      try {
+        await this.#checkpoint();
+      } finally {
+        await Promise.allSettled([...this.#topics.values()].map((t) => t.close()));
+        this.#topics.clear();
+        this.#wakeAll();
+      }
+    });
+    this.#logger.info('broker closed', { dir: this.#dir, appliedIndex: this.#applied });
+  }
+
+  /** `await using broker = ...` closes it (ignoring an earlier close). */
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === 'open') await this.close();
+  }
+
+  // ---------------------------------------------------------------- publishing
+
+  /**
+   * Publishes one message through the log (leader only). Resolves with its
+   * index once it is committed and applied here. `message.index` is ignored.
+   * A type with the 0x8000 bit is `INVALID_MESSAGE` (those are the broker's
+   * own); a follower raises `NOT_LEADER` with `leaderURL`, or `NO_LEADER`.
+   */
+  async publish(message: PublishMessage): Promise<bigint> {
+    const log = this.#needLog();
+    const data = this.#encodeClientMessage(message);
+    let index: number;
+    try {
+      index = await log.apply(data);
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+    this.#counters.messagesPublished++;
+    this.#counters.bytesPublished += message.data.byteLength;
+    return BigInt(index);
+  }
+
+  /**
+   * Publishes messages at consecutive indexes through one `applyBatch` of the
+   * log; resolves with the range once all are committed and applied. An empty
+   * list is `INVALID_BATCH`; otherwise like {@link publish}.
+   */
+  async publishBatch(messages: readonly PublishMessage[]): Promise<PublishedRange> {
+    const log = this.#needLog();
+    if (messages.length === 0) throw new BrokerError('INVALID_BATCH', { message: 'invalid batch: no messages' });
+    const datas = messages.map((m) => this.#encodeClientMessage(m));
+    let first: number;
+    try {
+      first = await log.applyBatch(datas);
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+    this.#counters.messagesPublished += messages.length;
+    for (const m of messages) this.#counters.bytesPublished += m.data.byteLength;
+    return { firstIndex: BigInt(first), lastIndex: BigInt(first + messages.length - 1) };
+  }
+
+  /**
+   * Records, through the log, that reader `readerId` (default `''`, the
+   * anonymous reader of the original protocol) has stored `topicID` up to
+   * `index`. Resolves once committed and applied. An index above the log's
+   * commit index is `INVALID_MESSAGE` (no reader can have it); one above the
+   * topic's last index when applied is ignored with a warning.
+   */
+  async heartbeat(topicID: bigint, index: bigint, readerId = ''): Promise<void> {
+    const log = this.#needLog();
+    if (!isU64(topicID)) throw new BrokerError('TOPIC_REQUIRED');
+    if (!isU64(index)) throw new BrokerError('INDEX_REQUIRED');
+    validReaderId(readerId);
+    if (index > BigInt(log.commitIndex)) {
+      this.#logger.warn('rejected a heartbeat above the commit index', { topicID, index, readerId, commitIndex: log.commitIndex });
+      throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: heartbeat index ${index} is above the commit index ${log.commitIndex}` });
+    }
+    const data = encodeMessage({
+      type: MessageType.SetTopicMaxIndex,
+      topicID: 0n,
+      index: 0n,
+      data: encodeReaderReport({ topicID, index, readerId }),
+    });
+    try {
+      await log.apply(data);
+    } catch (error) {
+      throw toBrokerError(error);
+    }
+  }
+
+  #encodeClientMessage(publish: PublishMessage): Uint8Array {
+    const message: Message = { type: publish.type, topicID: publish.topicID, index: 0n, data: publish.data };
+    assertValidMessage(message);
+    if (isBrokerMessageType(message.type)) {
+      this.#logger.warn('rejected a published message with the broker type bit', { type: message.type, topicID: message.topicID });
+      throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: type ${message.type} has the broker's 0x8000 bit` });
+    }
+    return encodeMessage(message);
+  }
+
+  #needLog(): BrokerLog {
+    if (this.#state !== 'open') throw this.#state === 'closed' ? new BrokerError('BROKER_CLOSED') : new BrokerStateError('NOT_OPEN', 'broker not open');
+    if (!this.#log) throw new BrokerStateError('NO_LOG', 'no log attached to the broker');
+    return this.#log;
+  }
+
+  // ---------------------------------------------------------------- state machine
+
+  /**
+   * raft-ts calls this with committed Command entries in log order. Each is
+   * decoded as a message and appended to its topic at the entry's index
+   * (messages at or below a topic's last index are skipped: re-applying after
+   * a crash is idempotent). Malformed entries, internal messages with a bad
+   * body or an unknown type, and reports above a topic's last index are
+   * ignored with a warning. Only I/O failures throw (raft then stops).
+   */
+  async apply(entries: readonly LogEntry[], upTo: number): Promise<void> {
+    await this.#exclusive(async () => {
+      if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      const pending = new Map<bigint, Message[]>();
+      const reported = new Set<bigint>();
+      const lastIndexOf = (id: bigint): bigint => pending.get(id)?.at(-1)?.index ?? this.#topics.get(id)?.lastIndex ?? 0n;
+      for (const entry of entries) {
+        if (entry.index <= this.#applied || entry.type !== EntryType.Command) continue;
+        const index = BigInt(entry.index);
+        let message: Message;
+        try {
+          message = decodeMessage(entry.data);
+        } catch (error) {
+          this.#ignore('ignored a log entry that is not a message', { index, error: describe(error) });
+          continue;
+        }
+        if (isBrokerMessageType(message.type)) {
+          if (message.type !== MessageType.SetTopicMaxIndex) {
+            this.#ignore('ignored an internal message of unknown type', { index, type: message.type });
+            continue;
+          }
+          let report;
+          try {
+            report = decodeReaderReport(message.data);
+          } catch (error) {
+            this.#ignore('ignored a SetTopicMaxIndex message with a malformed body', { index, bytes: message.data.byteLength, error: describe(error) });
+            continue;
+          }
+          const last = lastIndexOf(report.topicID);
+          if (report.index > last) {
+            this.#ignore('ignored a reader report above the topic last index', { index, topicID: report.topicID, reported: report.index, lastIndex: last, readerId: report.readerId });
+            continue;
+          }
+          let byReader = this.#readers.get(report.topicID);
+          if (!byReader) this.#readers.set(report.topicID, (byReader = new Map<string, bigint>()));
+          const previous = byReader.get(report.readerId);
+          if (previous === undefined || report.index > previous) {
+            byReader.set(report.readerId, report.index);
+            this.#readersDirty = true;
+            reported.add(report.topicID);
+          }
+          this.#counters.readerReports++;
+          continue;
+        }
+        const last = lastIndexOf(message.topicID);
+        if (index <= last) {
+          // Re-applied after a crash (the topic already has it), or a topic imported above the log.
+          if (entry.index > (this.#meta?.appliedIndex ?? 0)) {
+            this.#ignore('ignored a message at or below its topic last index', { index, topicID: message.topicID, lastIndex: last });
+          }
+          continue;
+        }
+        let list = pending.get(message.topicID);
+        if (!list) pending.set(message.topicID, (list = [] as Message[]));
+        list.push({ type: message.type, topicID: message.topicID, index, data: message.data });
+      }
+      const created: bigint[] = [];
+      for (const [id, messages] of pending) {
+        let topic = this.#topics.get(id);
+        if (!topic) {
+          topic = await this.#openTopic(this.#stateDir, id);
+          this.#topics.set(id, topic);
+          this.#newTopics = true;
+          created.push(id);
+        }
+        await topic.appendBatch(messages);
+        this.#dirtyTopics.add(id);
+        this.#counters.messagesApplied += messages.length;
+        for (const m of messages) this.#counters.bytesApplied += m.data.byteLength;
+      }
+      if (upTo > this.#applied) this.#applied = upTo;
+      for (const id of created) this.#wake(id);
+      for (const id of reported) await this.#reclaimRead(id);
+      if (this.#checkpointIntervalMs === 0 || this.#clock.now() - this.#lastCheckpointAt >= this.#checkpointIntervalMs) {
+        await this.#checkpoint();
+      } else {
+        this.#scheduleCheckpoint();
+      }
+    });
+  }
+
+  /** Highest raft index whose effects are durable (checkpointed); raft re-applies entries after it on open. */
+  appliedIndex(): number {
+    return this.#meta?.appliedIndex ?? 0;
+  }
+
+  /**
+   * Starts a snapshot of the whole state as of now: checkpoints (so it is the
+   * state as of {@link appliedIndex}), then records every segment's size and
+   * opens its file. The returned stream (see `snapshot-format.ts`) can be read
+   * while later entries are applied: segments are append-only, and an open
+   * file stays readable after reclamation deletes it. Read the stream to its
+   * end (or stop iterating it): that closes the files.
+   */
+  async snapshot(): Promise<AsyncIterable<Uint8Array>> {
+    return this.#exclusive(async () => {
+      if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      await this.#checkpoint();
+      const header: SnapshotHeader = { index: this.#applied, topics: [], readers: cloneReaders(this.#readers) };
+      const files: { handle: FileHandle; size: number }[] = [];
+      try {
+        for (const id of [...this.#topics.keys()].sort(compareBigint)) {
+          const segments: SnapshotSegment[] = [];
+          for (const info of this.#topics.get(id)!.segments()) {
+            const handle = await openFile(info.path, 'r');
+            files.push({ handle, size: info.size });
+            segments.push({ index: info.startIndex, size: info.size, name: basename(info.path) });
+          }
+          header.topics.push({ id, firstIndex: this.#topics.get(id)!.firstIndex, segments });
+        }
+      } catch (error) {
+        await Promise.allSettled(files.map((f) => f.handle.close()));
+        throw error;
+      }
+      this.#logger.info('snapshot started', { index: header.index, topics: header.topics.length, files: files.length });
+      return snapshotStream(encodeSnapshotHeader(header), files);
+    });
+  }
+
+  /**
+   * Replaces the whole state with a snapshot (ours, or the original broker's
+   * format) covering raft index `index`: the segments are written into a
+   * fresh state folder and fsynced, its topics opened (validated), and only
+   * then is `meta` switched to it atomically. A crash at any point leaves
+   * either the old state or the new one. Readers of the old topics end.
+   */
+  async restore(snapshot: AsyncIterable<Uint8Array>, index: number): Promise<void> {
+    await this.#restore(snapshot, index);
+  }
+
+  /**
+   * Imports a snapshot written by the original broker (or by us), taking the
+   * applied index from its header. Resolves with that index. The raft log
+   * this broker applies must continue above it (messages at or below a
+   * topic's last index are skipped).
+   */
+  async importSnapshot(snapshot: AsyncIterable<Uint8Array>): Promise<number> {
+    return this.#restore(snapshot, 'header');
+  }
+
+  /**
+   * Imports a data directory written by the original broker (`<dir>/<topicID>/<first index>`
+   * raw-frame segment files; its `meta` file is not needed), replacing this
+   * broker's state. The applied index becomes the highest message index found;
+   * resolves with it. `sourceDir` is only read.
+   */
+  async importOriginalDir(sourceDir: string): Promise<number> {
+    return this.#restore(await originalDirSnapshot(sourceDir), 'max');
+  }
+
+  async #restore(snapshot: AsyncIterable<Uint8Array>, index: number | 'header' | 'max'): Promise<number> {
+    return this.#exclusive(async () => {
+      if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      const meta = this.#meta!;
+      const generation = /^state-([0-9]{1,15})$/.exec(meta.state)?.[1];
+      const next = `${STATE_PREFIX}${generation === undefined ? this.#clock.now() : Number(generation) + 1}`;
+      const nextDir = join(this.#dir, next);
+      await rm(nextDir, { recursive: true, force: true });
+      await mkdir(nextDir);
+      const topics = new Map<bigint, Topic>();
+      let header: SnapshotHeader;
+      try {
+        header = await readSnapshot(snapshot, async (topicID, segment, data) => {
+          const topicDir = join(nextDir, String(topicID));
+          await mkdir(topicDir, { recursive: true });
+          const handle = await openFile(join(topicDir, segment.name), 'wx');
+          try {
+            for await (const chunk of data) await handle.write(chunk);
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        });
+        for (const topic of header.topics) await fsyncPath(join(nextDir, String(topic.id)), this.#fsync, true);
+        await fsyncPath(nextDir, this.#fsync);
+        await fsyncPath(this.#dir, this.#fsync);
+        for (const topic of header.topics) {
+          const opened = await this.#openTopic(nextDir, topic.id);
+          topics.set(topic.id, opened);
+          // Keep "reclaimed below firstIndex" (the segments' own mark is not part of the stream).
+          if (topic.firstIndex !== undefined && topic.firstIndex > opened.firstIndex) await opened.reclaimBefore(topic.firstIndex);
+        }
+      } catch (error) {
+        await Promise.allSettled([...topics.values()].map((t) => t.close()));
+        await rm(nextDir, { recursive: true, force: true });
+        this.#logger.error('restore failed; the previous state is kept', { error: describe(error) });
+        throw error;
+      }
+      let applied: number;
+      if (typeof index === 'number') applied = index;
+      else if (index === 'header') applied = header.index;
+      else {
+        let max = 0n;
+        for (const t of topics.values()) if (t.lastIndex > max) max = t.lastIndex;
+        applied = Number(max);
+      }
+      const newMeta: BrokerMeta = { state: next, appliedIndex: applied, readers: cloneReaders(header.readers), topics: checkpointsOf(topics) };
+      await writeMeta(this.#dir, newMeta, this.#fsync);
+      const old = this.#topics;
+      this.#topics = topics;
+      this.#stateDir = nextDir;
+      this.#meta = newMeta;
+      this.#readers = cloneReaders(header.readers);
+      this.#applied = applied;
+      this.#dirtyTopics.clear();
+      this.#readersDirty = false;
+      this.#newTopics = false;
+      await Promise.allSettled([...old.values()].map((t) => t.close()));
+      await rm(join(this.#dir, meta.state), { recursive: true, force: true });
+      for (const id of topics.keys()) this.#wake(id);
+      this.#logger.info('snapshot restored', { index: applied, topics: topics.size });
+      return applied;
+    });
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /**
+   * Opens a reader of `topicID` from the first message whose index is at
+   * least `fromIndex` (see {@link BrokerTopicReader}). A start below the
+   * topic's first retained index rejects with `SEGMENT_RECLAIMED` carrying
+   * `firstIndex`, before anything is read.
+   */
+  async openTopicReader(topicID: bigint, fromIndex: bigint, options: TopicReaderOptions = {}): Promise<BrokerTopicReader> {
+    if (this.#state !== 'open') throw this.#state === 'closed' ? new BrokerError('BROKER_CLOSED') : new BrokerStateError('NOT_OPEN', 'broker not open');
+    if (!isU64(topicID)) throw new BrokerError('TOPIC_REQUIRED');
+    if (!isU64(fromIndex)) throw new BrokerError('INDEX_REQUIRED');
+    const streaming = options.streaming ?? false;
+    const reader = new BrokerTopicReader(
+      {
+        open: () => (this.#state === 'open' ? this.#topics.get(topicID)?.reader(fromIndex, { streaming }) : undefined),
+        created: () => this.#waitForTopic(topicID),
+      },
+      streaming,
+    );
+    const topic = this.#topics.get(topicID);
+    if (topic && topic.lastIndex > 0n && fromIndex < topic.firstIndex) {
+      // Data exists at firstIndex >= fromIndex, so the first read returns at once: either it or SEGMENT_RECLAIMED.
+      try {
+        await reader.prime();
+      } catch (error) {
+        await reader.close();
+        throw error;
+      }
+    }
+    return reader;
+  }
+
+  /** The topic's last index (0n when it does not exist). */
+  lastIndex(topicID: bigint): bigint {
+    return this.#topics.get(topicID)?.lastIndex ?? 0n;
+  }
+
+  /** Ids of the topics that exist, ascending. */
+  topicIDs(): bigint[] {
+    return [...this.#topics.keys()].sort(compareBigint);
+  }
+
+  /** True when the attached log says this node leads (false without a log). */
+  isLeader(): boolean {
+    return this.#log?.isLeader() ?? false;
+  }
+
+  /** The leader's URL when known. */
+  leaderURL(): string | undefined {
+    return this.#log?.leader();
+  }
+
+  /** URLs of every member (empty without a log). */
+  urls(): string[] {
+    return this.#log?.urls() ?? [];
+  }
+
+  /**
+   * Whether this broker can usefully serve: open, a leader known, and applied
+   * up to the commit index it knows.
+   */
+  ready(): { ready: boolean; reason?: string } {
+    if (this.#state !== 'open') return { ready: false, reason: 'broker not open' };
+    const log = this.#log;
+    if (!log) return { ready: false, reason: 'no log attached' };
+    if (log.leader() === undefined) return { ready: false, reason: 'no leader known' };
+    if (this.#applied < log.commitIndex) return { ready: false, reason: `applied index ${this.#applied} behind commit index ${log.commitIndex}` };
+    return { ready: true };
+  }
+
+  /** Numbers for a metrics route (bigints for indexes and counters). */
+  metrics(): BrokerMetrics {
+    const log = this.#log;
+    return {
+      term: BigInt(log?.term ?? 0),
+      commitIndex: BigInt(log?.commitIndex ?? 0),
+      appliedIndex: BigInt(this.#applied),
+      messagesApplied: BigInt(this.#counters.messagesApplied),
+      bytesApplied: BigInt(this.#counters.bytesApplied),
+      messagesPublished: BigInt(this.#counters.messagesPublished),
+      bytesPublished: BigInt(this.#counters.bytesPublished),
+      topics: this.topicIDs().map((topicID) => {
+        const topic = this.#topics.get(topicID)!;
+        return { topicID, lastIndex: topic.lastIndex, bytes: topic.size };
+      }),
+      fsync: fsyncHistogram(this.#fsync),
+    };
+  }
+
+  /** Status for the HTTP layer's JSON status route. */
+  status(): BrokerStatus {
+    const log = this.#log;
+    return {
+      isLeader: log?.isLeader() ?? false,
+      leader: log?.leader(),
+      members: log?.urls() ?? [],
+      term: log?.term ?? 0,
+      commitIndex: log?.commitIndex ?? 0,
+      appliedIndex: this.#applied,
+      durableIndex: this.appliedIndex(),
+      topics: this.topicIDs().map((id) => {
+        const topic = this.#topics.get(id)!;
+        return {
+          id,
+          firstIndex: topic.firstIndex,
+          lastIndex: topic.lastIndex,
+          bytes: topic.size,
+          segments: topic.segments().length,
+          readers: [...(this.#readers.get(id) ?? new Map<string, bigint>())].map(([rid, index]) => ({ id: rid, index })),
+        };
+      }),
+      counters: { ...this.#counters },
+      fsync: { ...this.#fsync, bucketCounts: [...this.#fsync.bucketCounts] },
+    };
+  }
+
+  // ---------------------------------------------------------------- reclamation
+
+  /**
+   * Runs a retention pass now (it also runs every `retentionIntervalMs`):
+   * every topic drops its oldest segments beyond the retention policy (never
+   * the active one). Resolves with the number of segments deleted.
+   */
+  async enforceRetention(): Promise<number> {
+    return this.#exclusive(async () => {
+      if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      const { maxBytes, maxAgeMs } = this.#retention;
+      if (maxBytes === undefined && maxAgeMs === undefined) return 0;
+      // Checkpoint first, so that a roll-back on open never reaches behind a reclamation.
+      await this.#checkpoint();
+      let deleted = 0;
+      for (const [id, topic] of this.#topics) {
+        const n = await topic.enforceRetention({ ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) });
+        if (n > 0) this.#logger.info('retention reclaimed segments', { topicID: id, segments: n, firstIndex: topic.firstIndex });
+        deleted += n;
+      }
+      this.#counters.segmentsReclaimed += deleted;
+      return deleted;
+    });
+  }
+
+  async #reclaimRead(topicID: bigint): Promise<void> {
+    const topic = this.#topics.get(topicID);
+    const byReader = this.#readers.get(topicID);
+    if (!topic || !byReader || byReader.size === 0) return;
+    let min: bigint | undefined;
+    for (const index of byReader.values()) if (min === undefined || index < min) min = index;
+    const segments = topic.segments();
+    if (!segments.slice(0, -1).some((s) => s.lastIndex <= min!)) return;
+    // Checkpoint first, so that a roll-back on open never reaches behind a reclamation.
+    await this.#checkpoint();
+    const n = await topic.reclaimBefore(min! + 1n);
+    if (n > 0) {
+      this.#counters.segmentsReclaimed += n;
+      this.#logger.info('reclaimed segments every reader has stored', { topicID, segments: n, firstIndex: topic.firstIndex });
+    }
+  }
+
+  #scheduleRetention(): void {
+    if (this.#retention.maxBytes === undefined && this.#retention.maxAgeMs === undefined) return;
+    this.#retentionTimer = this.#clock.setTimeout(() => {
+      if (this.#state !== 'open') return;
+      this.enforceRetention().then(
+        () => this.#scheduleRetention(),
+        (error: unknown) => {
+          if (this.#state === 'open') this.#logger.error('retention pass failed', { error: describe(error) });
+          this.#scheduleRetention();
+        },
+      );
+    }, this.#retentionIntervalMs);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #scheduleCheckpoint(): void {
+    if (this.#checkpointTimer !== undefined) return;
+    this.#checkpointTimer = this.#clock.setTimeout(() => {
+      this.#checkpointTimer = undefined;
+      if (this.#state !== 'open') return;
+      this.#exclusive(() => (this.#state === 'open' ? this.#checkpoint() : Promise.resolve())).catch((error: unknown) => {
+        this.#logger.error('checkpoint failed', { error: describe(error) });
+      });
+    }, this.#checkpointIntervalMs);
+  }
+
+  /** Makes the applied state durable: fsync what topics wrote since the last checkpoint, then rewrite `meta`. */
+  async #checkpoint(): Promise<void> {
+    const meta = this.#meta!;
+    if (this.#applied === meta.appliedIndex && !this.#readersDirty && this.#dirtyTopics.size === 0) return;
+    for (const id of this.#dirtyTopics) {
+      const topic = this.#topics.get(id);
+      if (!topic) continue;
+      const since = meta.topics.get(id)?.lastIndex ?? 0n;
+      for (const info of topic.segments()) {
+        if (info.lastIndex > since) await fsyncPath(info.path, this.#fsync, true);
+      }
+      await fsyncPath(join(this.#stateDir, String(id)), this.#fsync);
+    }
+    if (this.#newTopics) await fsyncPath(this.#stateDir, this.#fsync);
+    const next: BrokerMeta = { state: meta.state, appliedIndex: this.#applied, readers: cloneReaders(this.#readers), topics: checkpointsOf(this.#topics) };
+    await writeMeta(this.#dir, next, this.#fsync);
+    this.#meta = next;
+    this.#dirtyTopics.clear();
+    this.#readersDirty = false;
+    this.#newTopics = false;
+    this.#lastCheckpointAt = this.#clock.now();
+    this.#counters.checkpoints++;
+  }
+
+  async #openTopic(stateDir: string, id: bigint): Promise<Topic> {
+    const topic = new Topic(join(stateDir, String(id)), {
+      sync: 'never',
+      ...(this.#maxSegmentSize === undefined ? {} : { maxSegmentSize: this.#maxSegmentSize }),
+      clock: this.#clock,
+      onRecovery: (event: RecoveryEvent) => this.#logger.warn('topic recovered a torn tail', { topicID: id, ...event }),
+    });
+    await topic.open();
+    return topic;
+  }
+
+  /**
+   * Cuts every topic back to its checkpoint: segments that start above the
+   * checkpoint's last index go, the checkpoint's segment is truncated to its
+   * checkpointed size, topics created after the checkpoint go. Everything cut
+   * is above the applied index in `meta`, so raft applies it again.
+   */
+  async #rollBack(stateDir: string, checkpoints: Map<bigint, TopicCheckpoint>): Promise<void> {
+    for (const id of await listTopicIDs(stateDir)) {
+      const topicDir = join(stateDir, String(id));
+      const cp = checkpoints.get(id);
+      if (!cp) {
+        this.#logger.info('removing a topic created after the last checkpoint', { topicID: id });
+        await rm(topicDir, { recursive: true, force: true });
+        continue;
+      }
+      // File names only: nothing after the checkpoint is read, it may be garbage.
+      for (const name of await readdir(topicDir)) {
+        if (!/^[0-9]{1,20}$/.test(name)) continue;
+        const path = join(topicDir, name);
+        if (BigInt(name) > cp.lastIndex) {
+          this.#logger.info('removing a segment written after the last checkpoint', { topicID: id, path });
+          await rm(path, { force: true });
+        } else if (name === cp.segment) {
+          const size = (await stat(path)).size;
+          if (size > cp.size) {
+            this.#logger.info('truncating a segment to the last checkpoint', { topicID: id, path, from: size, to: cp.size });
+            await truncate(path, cp.size);
+          }
+        }
+      }
+    }
+  }
+
+  async #removeStaleStates(live: string): Promise<void> {
+    for (const name of await readdir(this.#dir)) {
+      if (name !== live && (name.startsWith(STATE_PREFIX) || name === '.meta.tmp')) {
+        this.#logger.info('removing a stale state folder', { name });
+        await rm(join(this.#dir, name), { recursive: true, force: true });
+      }
+    }
+  }
+
+  #waitForTopic(topicID: bigint): { promise: Promise<void>; cancel(): void } {
+    let waiter: Waiter = () => undefined;
+    const promise = new Promise<void>((resolve) => {
+      waiter = resolve;
+    });
+    if (this.#state !== 'open' || this.#topics.has(topicID)) {
+      waiter();
+      return { promise, cancel: () => undefined };
+    }
+    let set = this.#waiters.get(topicID);
+    if (!set) this.#waiters.set(topicID, (set = new Set()));
+    set.add(waiter);
+    const cancel = (): void => {
+      set.delete(waiter);
+      if (set.size === 0 && this.#waiters.get(topicID) === set) this.#waiters.delete(topicID);
+      waiter();
+    };
+    return { promise, cancel };
+  }
+
+  #wake(topicID: bigint): void {
+    const set = this.#waiters.get(topicID);
+    if (!set) return;
+    this.#waiters.delete(topicID);
+    for (const waiter of set) waiter();
+  }
+
+  #wakeAll(): void {
+    for (const id of [...this.#waiters.keys()]) this.#wake(id);
+  }
+
+  #ignore(msg: string, fields: Record<string, unknown>): void {
+    this.#counters.ignored++;
+    this.#logger.warn(msg, fields);
+  }
+
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#chain.then(fn, fn);
+    this.#chain = run.catch(() => undefined);
+    return run;
+  }
+}
+
+const realClock: BrokerClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout> | undefined),
+};
+
+function toBrokerError(error: unknown): unknown {
+  if (isBrokerError(error)) return error;
+  if (isRaftError(error)) {
+    switch (error.code) {
+      case 'NOT_LEADER':
+        return error.leaderURL === undefined
+          ? new BrokerError('NO_LEADER', { cause: error })
+          : new BrokerError('NOT_LEADER', { cause: error, details: { leaderURL: error.leaderURL } });
+      case 'NO_LEADER':
+        return new BrokerError('NO_LEADER', { cause: error });
+      case 'CLOSED':
+        return new BrokerError('BROKER_CLOSED', { cause: error });
+      case 'LEADERSHIP_LOST':
+      case 'UNREACHABLE':
+        return new BrokerError('UNAVAILABLE', { message: `unavailable: ${error.message}`, cause: error });
+      default:
+        return new BrokerError('INTERNAL', { message: `internal error: ${error.message}`, cause: error });
+    }
+  }
+  return error;
+}
+
+function checkpointsOf(topics: Map<bigint, Topic>): Map<bigint, TopicCheckpoint> {
+  const out = new Map<bigint, TopicCheckpoint>();
+  for (const [id, topic] of topics) {
+    const active = topic.segments().at(-1);
+    out.set(id, active ? { lastIndex: topic.lastIndex, segment: basename(active.path), size: active.size } : { lastIndex: topic.lastIndex, size: 0 });
+  }
+  return out;
+}
+
+function cloneReaders(readers: Map<bigint, Map<string, bigint>>): Map<bigint, Map<string, bigint>> {
+  return new Map([...readers].map(([id, byReader]) => [id, new Map(byReader)]));
+}
+
+function compareBigint(a: bigint, b: bigint): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return 'code' in error ? `${String(error.code)}: ${error.message}` : error.message;
+  return String(error);
+}
+
+const CHUNK = 1024 * 1024;
+
+async function* snapshotStream(header: Uint8Array, files: { handle: FileHandle; size: number }[]): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    yield header;
+    for (const { handle, size } of files) {
+      let position = 0;
+      while (position < size) {
+        const buffer = new Uint8Array(Math.min(CHUNK, size - position));
+        const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position);
+        if (bytesRead === 0) throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file shorter than its recorded size ${size}`);
+        position += bytesRead;
+        yield bytesRead === buffer.byteLength ? buffer : buffer.subarray(0, bytesRead);
+      }
+    }
+  } finally {
+    await Promise.allSettled(files.map((f) => f.handle.close()));
+  }
+}
+
+/** A snapshot stream (original format) of an original broker's data directory. */
+async function originalDirSnapshot(sourceDir: string): Promise<AsyncIterable<Uint8Array>> {
+  const header: SnapshotHeader = { index: 0, topics: [], readers: new Map() };
+  const paths: { path: string; size: number }[] = [];
+  for (const id of await listTopicIDs(sourceDir)) {
+    const topicDir = join(sourceDir, String(id));
+    const segments: SnapshotSegment[] = [];
+    const names = (await readdir(topicDir)).filter((n) => /^[0-9]{1,20}$/.test(n) && isU64(BigInt(n)));
+    names.sort((a, b) => compareBigint(BigInt(a), BigInt(b)));
+    for (const name of names) {
+      const path = join(topicDir, name);
+      const size = (await stat(path)).size;
+      segments.push({ index: BigInt(name), size, name });
+      paths.push({ path, size });
+    }
+    header.topics.push({ id, segments });
+  }
+  const files: { handle: FileHandle; size: number }[] = [];
+  try {
+    for (const { path, size } of paths) files.push({ handle: await openFile(path, 'r'), size });
+  } catch (error) {
+    await Promise.allSettled(files.map((f) => f.handle.close()));
+    throw error;
+  }
+  return snapshotStream(encodeSnapshotHeader(header), files);
+}
