@@ -49,6 +49,8 @@ export interface ReaderSource {
   failure(): Error | undefined;
   /** The reader is done with the topic. */
   detach(reader: TopicReader): void;
+  /** Whether the topic has closed: a waiting reader then ends instead of waiting. */
+  isClosed(): boolean;
 }
 
 /** Options of `Topic.reader()`. */
@@ -263,6 +265,11 @@ export class TopicReader implements AsyncIterable<Message> {
   }
 
   #wait(): Promise<void> {
+    if (this.#source.isClosed()) {
+      // Nothing more can come: end like close() would (never spin on a closed topic).
+      this.#closed = true;
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const wake = (): void => {
         this.#source.removeWaiter(wake);

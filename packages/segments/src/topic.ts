@@ -207,6 +207,7 @@ export class Topic {
       },
       failure: () => this.#tailFailure,
       detach: (reader) => this.#readers.delete(reader),
+      isClosed: () => this.#state === 'closed',
     };
   }
 
@@ -708,7 +709,10 @@ export class Topic {
   // ---- waking readers ----------------------------------------------------
 
   #addWaiter(wake: () => void): void {
-    if (this.#state !== 'open') {
+    // While closing, a waiter is registered like any other: close() ends the
+    // readers and wakes them. Waking it at once instead would let a reader
+    // spin on microtasks and starve the close it waits for.
+    if (this.#state === 'closed') {
       queueMicrotask(wake);
       return;
     }
