@@ -1,0 +1,142 @@
+import { describe, expect, it } from '@jest/globals';
+import { encodeMessages, type Message } from '@msg/wire';
+import { sleep, waitFor } from '@msg/test-utils';
+import { collect, collectFrames, msg, openTestTopic, plain } from '../test/helpers.js';
+import type { TopicReader } from './topic-reader.js';
+
+/** Starts draining a reader in the background; `seen` fills as messages arrive. */
+function drain(reader: TopicReader): { seen: Message[]; done: Promise<void> } {
+  const seen: Message[] = [];
+  const done = (async () => {
+    for await (const message of reader) seen.push(message);
+  })();
+  return { seen, done };
+}
+
+describe('TopicReader', () => {
+  it('reads from any index, as messages and as frames of the original encoding', async () => {
+    const { topic } = await openTestTopic({ maxSegmentSize: 256 });
+    const messages = Array.from({ length: 30 }, (_, i) => msg(i * 3 + 2, i * 7));
+    for (const m of messages) await topic.append(m);
+    expect(topic.segments().length).toBeGreaterThan(3);
+    for (const from of [0n, 2n, 3n, 5n, 44n, 89n, 90n, 1000n]) {
+      const rest = messages.filter((m) => m.index >= from);
+      expect(plain(await collect(topic.reader(from)))).toEqual(plain(rest));
+      expect(await collectFrames(topic.reader(from))).toEqual(new Uint8Array(encodeMessages(rest)));
+    }
+    await topic.close();
+  });
+
+  it('ends a non-streaming read at the end as of its first read', async () => {
+    const { topic } = await openTestTopic();
+    await topic.append(msg(1));
+    const reader = topic.reader(0n);
+    const iterator = reader[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toMatchObject({ index: 1n });
+    await topic.append(msg(2));
+    expect((await iterator.next()).done).toBe(true);
+    expect(reader.closed).toBe(true);
+    await topic.close();
+  });
+
+  it('wakes a waiting streaming reader on an append at once, without polling, and follows segment rolls', async () => {
+    const { topic } = await openTestTopic({ maxSegmentSize: 200, pollIntervalMs: 60_000 });
+    const reader = topic.reader(1n, { streaming: true });
+    const { seen, done } = drain(reader);
+    for (let i = 1; i <= 20; i++) {
+      await sleep(1);
+      await topic.append(msg(i, 60));
+      // A poll every 60 s cannot explain a wake-up within 5 s.
+      await waitFor(() => seen.length === i, { message: `message ${i} delivered` });
+    }
+    expect(topic.segments().length).toBeGreaterThan(5);
+    expect(plain(seen)).toEqual(plain(Array.from({ length: 20 }, (_, i) => msg(i + 1, 60))));
+    await reader.close();
+    await done;
+    await topic.close();
+  });
+
+  it('waits in a streaming reader on an empty topic for its first segment', async () => {
+    const { topic } = await openTestTopic();
+    const { seen, done } = drain(topic.reader(0n, { streaming: true }));
+    await sleep(20);
+    expect(seen).toEqual([]);
+    await topic.append(msg(3));
+    await waitFor(() => seen.length === 1);
+    await topic.close();
+    await done;
+    expect(seen[0]!.index).toBe(3n);
+  });
+
+  it('shows a streaming reader a message no earlier than its append resolves', async () => {
+    const { topic } = await openTestTopic({ sync: 'always' });
+    const acknowledged = new Set<bigint>();
+    const early: bigint[] = [];
+    const reader = topic.reader(0n, { streaming: true });
+    const done = (async () => {
+      for await (const message of reader) if (!acknowledged.has(message.index)) early.push(message.index);
+    })();
+    await Promise.all(Array.from({ length: 50 }, (_, i) => topic.append(msg(i + 1)).then(() => acknowledged.add(BigInt(i + 1)))));
+    await waitFor(() => reader.nextIndex === 51n);
+    await reader.close();
+    await done;
+    expect(early).toEqual([]);
+    await topic.close();
+  });
+
+  it('ends a waiting read at once on close(), and a second close does nothing', async () => {
+    const { topic } = await openTestTopic();
+    await topic.append(msg(1));
+    const reader = topic.reader(0n, { streaming: true });
+    const { seen, done } = drain(reader);
+    await waitFor(() => seen.length === 1);
+    const started = Date.now();
+    await reader.close();
+    await done;
+    expect(Date.now() - started).toBeLessThan(1000);
+    await reader.close();
+    expect(reader.closed).toBe(true);
+    await topic.close();
+  });
+
+  it('refuses a second iteration with READER_IN_USE and an iteration after close with READER_CLOSED', async () => {
+    const { topic } = await openTestTopic();
+    await topic.append(msg(1));
+    const reader = topic.reader(0n);
+    const iterator = reader[Symbol.asyncIterator]();
+    expect(() => reader.frames()).toThrow(expect.objectContaining({ code: 'READER_IN_USE' }));
+    expect((await iterator.next()).value).toMatchObject({ index: 1n });
+    expect((await iterator.next()).done).toBe(true);
+    // A drained reader is closed.
+    expect(() => reader[Symbol.asyncIterator]()).toThrow(expect.objectContaining({ code: 'READER_CLOSED' }));
+    const closed = topic.reader(0n);
+    await closed.close();
+    expect(() => closed[Symbol.asyncIterator]()).toThrow(expect.objectContaining({ name: 'BrokerError', code: 'READER_CLOSED' }));
+    await topic.close();
+  });
+
+  it('fails a lagging reader whose next message was reclaimed with SEGMENT_RECLAIMED', async () => {
+    const { topic } = await openTestTopic({ maxSegmentSize: 150 });
+    for (let i = 1; i <= 6; i++) await topic.append(msg(i, 100));
+    const reader = topic.reader(0n);
+    const iterator = reader[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toMatchObject({ index: 1n });
+    await topic.reclaimBefore(4n);
+    await expect(iterator.next()).rejects.toMatchObject({ code: 'SEGMENT_RECLAIMED', firstIndex: 4n });
+    await topic.close();
+  });
+
+  it('keeps a reader ahead of a reclamation reading without a gap', async () => {
+    const { topic } = await openTestTopic({ maxSegmentSize: 150 });
+    for (let i = 1; i <= 6; i++) await topic.append(msg(i, 100));
+    const reader = topic.reader(5n, { streaming: true });
+    const { seen, done } = drain(reader);
+    await waitFor(() => seen.length === 2);
+    await topic.reclaimBefore(5n);
+    await topic.append(msg(7, 100));
+    await waitFor(() => seen.length === 3);
+    await topic.close();
+    await done;
+    expect(seen.map((m) => m.index)).toEqual([5n, 6n, 7n]);
+  });
+});
