@@ -1,0 +1,144 @@
+import { parseArgs } from 'node:util';
+import { HttpTransport, isRaftError, type LeaveResponse } from 'raft-ts';
+import { ConfigError } from './config.js';
+import { ExitCodes, type ExitCode } from './exit-codes.js';
+
+/** What `broker-server leave` takes. */
+export interface LeaveOptions {
+  /** URL of the node to remove (as it was advertised). */
+  member: string;
+  /** URL of any member of the cluster; the request is forwarded to the leader. */
+  cluster: string;
+  /** Cluster id; default: read from `GET <cluster>/status`. */
+  clusterId?: string;
+  /** Most milliseconds to keep retrying (no leader, a change in progress, unreachable). Default 30000. */
+  timeoutMs?: number;
+}
+
+/** The usage text of `broker-server leave`. */
+export function leaveUsage(): string {
+  return [
+    'Usage: broker-server leave --member <url> --cluster <url> [--cluster-id <id>] [--timeout-ms <ms>]',
+    '',
+    'Removes the node <member> from the cluster that <cluster> (any member) belongs to.',
+    'Prints the new configuration as JSON on stdout.',
+    'Exit codes: 0 removed, 64 usage error, 65 refused (unknown member, last voter,',
+    'other cluster), 69 cluster unreachable or no answer in time, 70 internal error.',
+  ].join('\n');
+}
+
+/** Parses the arguments after `leave`; throws `ConfigError` (`INVALID_CONFIG`) naming the bad flag. */
+export function parseLeaveArgs(argv: readonly string[]): LeaveOptions | 'help' {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: [...argv],
+      options: {
+        member: { type: 'string' },
+        cluster: { type: 'string' },
+        'cluster-id': { type: 'string' },
+        'timeout-ms': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }).values;
+  } catch (error) {
+    throw new ConfigError('arguments', (error as Error).message);
+  }
+  if (values.help === true) return 'help';
+  const url = (flag: string): string => {
+    const value = values[flag];
+    if (typeof value !== 'string') throw new ConfigError(`--${flag}`, 'required');
+    if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new ConfigError(`--${flag}`, 'expected an http:// URL');
+    return new URL(value).origin;
+  };
+  const options: LeaveOptions = { member: url('member'), cluster: url('cluster') };
+  const clusterId = values['cluster-id'];
+  if (typeof clusterId === 'string') options.clusterId = clusterId;
+  const timeout = values['timeout-ms'];
+  if (typeof timeout === 'string') {
+    const ms = Number(timeout);
+    if (!Number.isSafeInteger(ms) || ms < 1) throw new ConfigError('--timeout-ms', 'expected a positive integer');
+    options.timeoutMs = ms;
+  }
+  return options;
+}
+
+/**
+ * Removes `options.member` from the cluster: reads the cluster id from
+ * `GET <cluster>/status` (unless given), then sends raft-ts's Leave RPC to
+ * `options.cluster`, which forwards it to the leader. Retries retriable
+ * errors (`NO_LEADER`, `CONFIG_CHANGE_IN_PROGRESS`, `UNREACHABLE`, and
+ * `NOT_LEADER` at the named leader) until `timeoutMs`. Resolves with the
+ * configuration after the removal; rejects with the raft-ts `RaftError`
+ * otherwise (`UNKNOWN_MEMBER`, `BAD_REQUEST` for the last voter,
+ * `CLUSTER_MISMATCH`, ...).
+ */
+export async function leaveCluster(options: LeaveOptions, transport = new HttpTransport()): Promise<LeaveResponse> {
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  const clusterId = options.clusterId ?? (await readClusterId(options.cluster, deadline));
+  let target = options.cluster;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await transport.leave(target, { url: options.member, clusterId });
+    } catch (error) {
+      if (!isRaftError(error) || !error.retriable || Date.now() >= deadline || attempt >= 1000) throw error;
+      if (error.code === 'NOT_LEADER' && error.leaderURL !== undefined && error.leaderURL !== target) {
+        target = error.leaderURL;
+        continue;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  }
+}
+
+/** The cluster id from the broker's JSON status route. */
+async function readClusterId(cluster: string, deadline: number): Promise<string> {
+  const response = await fetch(`${cluster}/status`, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
+  const body = (await response.json()) as { clusterId?: unknown };
+  if (!response.ok || typeof body.clusterId !== 'string') {
+    throw new Error(`${cluster}/status did not name a cluster id (status ${response.status})`);
+  }
+  return body.clusterId;
+}
+
+/** The exit code of a failed `leave`. */
+export function leaveExitCode(error: unknown): ExitCode {
+  if (error instanceof ConfigError) return ExitCodes.USAGE;
+  if (isRaftError(error)) {
+    if (error.code === 'UNKNOWN_MEMBER' || error.code === 'BAD_REQUEST' || error.code === 'CLUSTER_MISMATCH') return ExitCodes.REFUSED;
+    if (error.retriable) return ExitCodes.UNAVAILABLE;
+    return ExitCodes.INTERNAL;
+  }
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError' || error.message === 'fetch failed')) {
+    return ExitCodes.UNAVAILABLE;
+  }
+  return ExitCodes.INTERNAL;
+}
+
+/**
+ * Runs `broker-server leave ...`: prints the new configuration (JSON) on
+ * `out` or the error on `err`, and returns the exit code.
+ */
+export async function runLeave(argv: readonly string[], out: (text: string) => void, err: (text: string) => void): Promise<ExitCode> {
+  try {
+    const options = parseLeaveArgs(argv);
+    if (options === 'help') {
+      out(`${leaveUsage()}\n`);
+      return ExitCodes.OK;
+    }
+    const transport = new HttpTransport();
+    try {
+      const result = await leaveCluster(options, transport);
+      out(`${JSON.stringify({ removed: options.member, config: result.config })}\n`);
+      return ExitCodes.OK;
+    } finally {
+      await transport.close();
+    }
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    err(`broker-server leave: ${(error as Error).message}${typeof code === 'string' ? ` (${code})` : ''}\n`);
+    return leaveExitCode(error);
+  }
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+// The broker binary: parses the command line, starts a node (or runs `leave`)
+// and turns signals and errors into a graceful shutdown and an exit code.
+import { ConfigError, loadConfig } from './config.js';
+import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { runLeave } from './leave.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+
+const EXIT_HELP = `Subcommands:
+  leave --member <url> --cluster <url>   remove a node from the cluster (see: leave --help)
+
+Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at once (70).
+
+Exit codes: 0 ok, 64 usage or config error (the message names the setting),
+70 internal error (or joining failed), 74 I/O error or corrupt data on open (the message names the file).`;
+
+const argv = process.argv.slice(2);
+const write = (text: string): void => void process.stderr.write(text);
+
+if (argv[0] === 'leave') {
+  process.exitCode = await runLeave(argv.slice(1), (text) => void process.stdout.write(text), write);
+} else {
+  await serve();
+}
+
+async function serve(): Promise<void> {
+  let loaded;
+  try {
+    loaded = await loadConfig(argv, process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      write(`broker-server: invalid ${error.message}\n`);
+      process.exit(ExitCodes.USAGE);
+    }
+    throw error;
+  }
+  if (loaded.kind === 'help') {
+    process.stdout.write(`${loaded.text}\n\n${EXIT_HELP}\n`);
+    return;
+  }
+  const logger = createLogger(loaded.config.logLevel, write);
+
+  // A signal during startup stops the process once startup settles.
+  const signals: { received?: NodeJS.Signals; stop?: (signal: NodeJS.Signals) => void } = {};
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signals.received !== undefined) {
+      logger.warn('second signal: exiting now', { signal });
+      process.exit(ExitCodes.INTERNAL);
+    }
+    signals.received = signal;
+    signals.stop?.(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let server;
+  try {
+    server = await startServer(loaded.config, logger);
+  } catch (error) {
+    const code = exitCodeFor(error);
+    logger.error('startup failed', { err: error, exitCode: code });
+    write(`broker-server: ${(error as Error).message}\n`);
+    process.exit(code);
+  }
+  const running = server;
+  signals.stop = (signal) => {
+    logger.info('signal received: shutting down', { signal });
+    running.close().then(
+      () => process.exit(ExitCodes.OK),
+      (error: unknown) => {
+        logger.error('shutdown failed', { err: error });
+        process.exit(exitCodeFor(error));
+      },
+    );
+  };
+  if (signals.received !== undefined) signals.stop(signals.received);
+}

@@ -1,0 +1,248 @@
+import { mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Broker } from '@msg/broker';
+import { createHandler, type Handler } from '@msg/http';
+import { createRaftHandler, HttpTransport, RaftNode } from 'raft-ts';
+import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
+import { urlOf, type ServerConfig } from './config.js';
+import type { JsonLogger } from './logger.js';
+import { ServerError } from './server-error.js';
+
+/** A running broker node: see {@link startServer}. */
+export interface RunningServer {
+  /** The node's advertised URL (its identity in the cluster), e.g. `http://127.0.0.1:8086`. */
+  readonly url: string;
+  /** The port the HTTP server is bound to. */
+  readonly port: number;
+  /** The broker (topics), for inspection. */
+  readonly broker: Broker;
+  /** The raft node, for inspection. */
+  readonly raft: RaftNode;
+  /**
+   * Graceful shutdown: stops accepting connections, refuses new writes (503
+   * `broker already closed`), ends open streams, waits for the writes in
+   * flight (at most `drainMs`), closes raft (a leader first hands leadership
+   * over), then the broker and the HTTP server. A second call rejects
+   * `ServerError` `ALREADY_CLOSED`.
+   */
+  close(): Promise<void>;
+}
+
+/** Options of {@link startServer} that are not settings of a node. */
+export interface StartOptions {
+  /** Most milliseconds `close()` waits for writes in flight. Default 10000. */
+  drainMs?: number;
+  /**
+   * Most milliseconds to wait after startup for a leader to be known before
+   * logging `listening` anyway. Default 3 election timeouts.
+   */
+  leaderWaitMs?: number;
+}
+
+/**
+ * Starts one broker node from `config`:
+ * 1. creates the data dir and binds the HTTP server (port 0: the OS picks
+ *    one; the advertised URL is then `http://<host>:<port>`); requests that
+ *    arrive before raft is open wait;
+ * 2. opens the broker (`<dataDir>/broker`) and the raft node
+ *    (`<dataDir>/raft`, the broker as its state machine, HTTP transport);
+ * 3. a node with no cluster yet bootstraps a single-node cluster, or, with
+ *    `config.join`, joins through the first URL that accepts it; a node
+ *    that already belongs to a cluster resumes its place (`join` is ignored);
+ * 4. waits (bounded) for a leader to be known and logs
+ *    `{"msg":"listening","url":...}`.
+ *
+ * On failure everything opened so far is closed and the error is rethrown
+ * (see `exitCodeFor` for what it means to the process).
+ */
+export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
+  await mkdir(config.dataDir, { recursive: true });
+  let dispatch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  let waiting: [IncomingMessage, ServerResponse][] = [];
+  const server = createServer((req, res) => {
+    if (dispatch !== undefined) dispatch(req, res);
+    else waiting.push([req, res]);
+  });
+  server.on('clientError', (error, socket) => {
+    logger.debug('http client error', { err: error });
+    socket.destroy();
+  });
+  await listenOn(server, config.listen.host, config.listen.port);
+  const port = (server.address() as AddressInfo).port;
+  const url = config.advertiseURL ?? urlOf(config.listen.host, port);
+
+  const broker = new Broker({
+    dir: join(config.dataDir, 'broker'),
+    logger,
+    maxSegmentSize: config.segmentBytes,
+    retention: {
+      ...(config.retentionBytes > 0 ? { maxBytes: config.retentionBytes } : {}),
+      ...(config.retentionMs > 0 ? { maxAgeMs: config.retentionMs } : {}),
+    },
+  });
+  const transport = new HttpTransport();
+  const raft = new RaftNode({
+    dir: join(config.dataDir, 'raft'),
+    url,
+    stateMachine: broker,
+    transport,
+    sync: config.sync,
+    electionTimeoutMs: config.electionTimeoutMs,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    snapshotThreshold: config.snapshotThreshold,
+    logger,
+  });
+  broker.attachLog(raft);
+  const adapter = createBrokerAdapter(broker, raft, createRaftHandler(raft));
+  const handler = createHandler(adapter, {
+    maxBodyBytes: config.maxBodyBytes,
+    onInternalError: (error, req) => logger.error('internal error', { method: req.method, path: req.url, err: error }),
+  });
+
+  let brokerOpen = false;
+  let raftOpen = false;
+  try {
+    await broker.open();
+    brokerOpen = true;
+    await raft.open();
+    raftOpen = true;
+    dispatch = handler.listener;
+    for (const [req, res] of waiting) dispatch(req, res);
+    waiting = [];
+
+    if (raft.clusterId() === undefined) {
+      if (config.join.length === 0) {
+        logger.info('bootstrapping a new single-node cluster', { url });
+        await raft.initialize();
+      } else {
+        await joinCluster(raft, config.join, logger);
+      }
+    } else if (config.join.length > 0) {
+      logger.info('resuming membership; --join ignored', { clusterId: raft.clusterId(), join: config.join });
+    } else {
+      logger.info('resuming membership', { clusterId: raft.clusterId() });
+    }
+    await leaderKnown(raft, options.leaderWaitMs ?? 3 * config.electionTimeoutMs);
+  } catch (error) {
+    dispatch = undefined;
+    for (const [, res] of waiting) res.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (raftOpen) await raft.close().catch((e: unknown) => logger.warn('raft close failed', { err: e }));
+    if (brokerOpen) await broker.close().catch((e: unknown) => logger.warn('broker close failed', { err: e }));
+    await transport.close().catch(() => undefined);
+    throw error;
+  }
+
+  logger.info('listening', {
+    url,
+    listen: urlOf(config.listen.host, port),
+    dataDir: config.dataDir,
+    clusterId: raft.clusterId(),
+    leader: raft.leader(),
+    members: raft.urls(),
+    sync: config.sync,
+  });
+
+  let closing = false;
+  return {
+    url,
+    port,
+    broker,
+    raft,
+    async close() {
+      if (closing) throw new ServerError('ALREADY_CLOSED', 'server already closed');
+      closing = true;
+      await shutdown({ server, handler, adapter, broker, raft, transport, logger, drainMs: options.drainMs ?? 10_000 });
+    },
+  };
+}
+
+interface Parts {
+  server: Server;
+  handler: Handler;
+  adapter: BrokerAdapter;
+  broker: Broker;
+  raft: RaftNode;
+  transport: HttpTransport;
+  logger: JsonLogger;
+  drainMs: number;
+}
+
+async function shutdown({ server, handler, adapter, broker, raft, transport, logger, drainMs }: Parts): Promise<void> {
+  logger.info('shutting down', { inFlight: adapter.inFlight, streams: handler.activeStreams });
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  adapter.stop();
+  handler.close();
+  if (!(await within(adapter.idle(), drainMs))) {
+    logger.warn('writes still in flight after the drain timeout', { inFlight: adapter.inFlight, drainMs });
+  }
+  let failure: unknown;
+  await raft.close().catch((error: unknown) => {
+    failure ??= error;
+  });
+  server.closeAllConnections();
+  await closed;
+  await broker.close().catch((error: unknown) => {
+    failure ??= error;
+  });
+  await transport.close().catch(() => undefined);
+  if (failure !== undefined) throw failure instanceof Error ? failure : new Error('shutdown failed', { cause: failure });
+  logger.info('stopped');
+}
+
+function listenOn(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Tries each URL in order; `RaftNode.join` itself retries retriable errors for up to 30 election timeouts. */
+async function joinCluster(raft: RaftNode, urls: readonly string[], logger: JsonLogger): Promise<void> {
+  let last: unknown;
+  for (const target of urls) {
+    logger.info('joining cluster', { via: target, url: raft.url });
+    try {
+      await raft.join(target);
+      logger.info('joined cluster', { via: target, clusterId: raft.clusterId() });
+      return;
+    } catch (error) {
+      last = error;
+      logger.warn('join failed', { via: target, err: error });
+    }
+  }
+  throw new ServerError('JOIN_FAILED', `could not join through ${urls.join(', ')}: ${(last as Error | undefined)?.message ?? 'no URL'}`, { cause: last });
+}
+
+/** Resolves once the node knows a leader, or after `ms` (a restarted node of a cluster that lost its majority still starts). */
+async function leaderKnown(raft: RaftNode, ms: number): Promise<void> {
+  if (raft.leader() !== undefined) return;
+  let off: (() => void) | undefined;
+  const known = new Promise<void>((resolve) => {
+    off = raft.onLeaderChange((leader) => {
+      if (leader !== undefined) resolve();
+    });
+  });
+  await within(known, ms);
+  off?.();
+}
+
+/** True when `promise` settles within `ms`, false otherwise. */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
