@@ -1,0 +1,94 @@
+import { makeTempDir, waitFor } from '@msg/test-utils';
+import { request } from './http-request.js';
+import { startBroker, type BrokerProcess, type Lifetime } from './broker-process.js';
+
+/**
+ * Raft timings for tests: elections in [300, 600) ms, heartbeats every 50 ms,
+ * so a new leader is elected within about a second of a crash.
+ */
+export const FAST_RAFT_ARGS: readonly string[] = ['--election-timeout-ms', '300', '--heartbeat-interval-ms', '50'];
+
+/** What a broker's `GET /status` answers (the fields these tests read). */
+export interface BrokerStatus {
+  isLeader: boolean;
+  leaderURL: string | null;
+  /** Every member's URL. */
+  urls: string[];
+}
+
+/** `GET /status` of the broker at `url`. Rejects on a non-200 answer or a connection error. */
+export async function status(url: string): Promise<BrokerStatus> {
+  const answer = await request(`${url}/status`, { timeoutMs: 5000 });
+  if (answer.status !== 200) throw new Error(`GET ${url}/status: ${answer.status} ${answer.body.toString()}`);
+  return JSON.parse(answer.body.toString()) as BrokerStatus;
+}
+
+/** The cluster's URLs as the leader at `url` answers `POST /messaging/ping`; `undefined` when it is not the leader. */
+export async function pingURLs(url: string): Promise<string[] | undefined> {
+  const answer = await request(`${url}/messaging/ping`, { method: 'POST', body: '', timeoutMs: 5000 });
+  if (answer.status !== 200) return undefined;
+  return (JSON.parse(answer.body.toString()) as { urls: string[] }).urls;
+}
+
+/**
+ * Waits until exactly one of the running `nodes` says it is the leader and
+ * every other running node names it as leader; resolves with it.
+ */
+export async function waitForLeader(nodes: readonly BrokerProcess[], timeoutMs = 20_000): Promise<BrokerProcess> {
+  return waitFor(
+    async () => {
+      const alive = nodes.filter((n) => n.alive);
+      const states = await Promise.all(alive.map((n) => status(n.url)));
+      const leaders = alive.filter((_n, i) => states[i]!.isLeader);
+      if (leaders.length !== 1) return undefined;
+      const leader = leaders[0]!;
+      return states.every((s) => s.leaderURL === leader.url) ? leader : undefined;
+    },
+    { timeoutMs, intervalMs: 50, message: 'no agreed leader' },
+  );
+}
+
+/** Waits until the leader's `/messaging/ping` lists exactly `urls` (in any order). */
+export async function waitForMembers(nodes: readonly BrokerProcess[], urls: readonly string[], timeoutMs = 20_000): Promise<void> {
+  const want = [...urls].sort();
+  await waitFor(
+    async () => {
+      for (const node of nodes.filter((n) => n.alive)) {
+        const listed = await pingURLs(node.url).catch(() => undefined);
+        if (listed !== undefined) return JSON.stringify([...listed].sort()) === JSON.stringify(want);
+      }
+      return false;
+    },
+    { timeoutMs, intervalMs: 50, message: `members ${want.join(' ')}` },
+  );
+}
+
+/** Options of {@link startCluster}. */
+export interface ClusterOptions {
+  /** Extra flags of every node (after {@link FAST_RAFT_ARGS}). */
+  args?: readonly string[];
+  lifetime?: Lifetime;
+}
+
+/**
+ * Starts `size` brokers in fresh temp dirs: node 1 initializes a cluster, the
+ * others `--join` it one after another. Resolves once the leader lists every
+ * node and every node agrees on the leader.
+ */
+export async function startCluster(size: number, options: ClusterOptions = {}): Promise<BrokerProcess[]> {
+  const args = [...FAST_RAFT_ARGS, ...(options.args ?? [])];
+  const first = await startBroker({ dataDir: await makeTempDir('msg-it-n1-'), args, lifetime: options.lifetime });
+  const nodes = [first];
+  await waitForLeader(nodes);
+  for (let i = 2; i <= size; i++) {
+    nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-n${i}-`), join: [first.url], args, lifetime: options.lifetime }));
+    await waitForMembers(nodes, nodes.map((n) => n.url));
+  }
+  await waitForLeader(nodes);
+  return nodes;
+}
+
+/** Restarts a stopped node with its data dir and port (so its URL, its identity, is the same), without `--join`. */
+export async function restart(node: BrokerProcess, options: ClusterOptions = {}): Promise<BrokerProcess> {
+  return startBroker({ dataDir: node.dataDir, port: node.port, args: [...FAST_RAFT_ARGS, ...(options.args ?? [])], lifetime: options.lifetime });
+}

@@ -1,0 +1,95 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+
+/** A complete HTTP answer. */
+export interface HttpAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  /** The whole body. */
+  body: Buffer;
+}
+
+/** Options of {@link request}. */
+export interface RequestOptions {
+  /** Default `'GET'`. */
+  method?: string;
+  /** Sent as is, with a `Content-Length`. */
+  body?: Uint8Array | string;
+  headers?: Record<string, string>;
+  /** Deadline of the whole exchange in milliseconds. Default 10000. */
+  timeoutMs?: number;
+}
+
+/**
+ * One HTTP/1.1 request on a fresh connection (no agent, no keep-alive, no
+ * redirect following): resolves with the status, headers and the whole body;
+ * rejects on a connection error or after `timeoutMs`.
+ */
+export function request(url: string | URL, options: RequestOptions = {}): Promise<HttpAnswer> {
+  const { method = 'GET', body, headers = {}, timeoutMs = 10_000 } = options;
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    const bytes = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
+    const req = httpRequest(url, {
+      method,
+      agent: false,
+      headers: bytes === undefined ? headers : { 'Content-Length': String(bytes.byteLength), ...headers },
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    req.once('error', reject);
+    req.once('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.once('error', reject);
+      res.once('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.end(bytes);
+  });
+}
+
+/** Options of {@link readStream}. */
+export interface ReadStreamOptions {
+  /** Stop once at least this many bytes arrived. */
+  untilBytes: number;
+  /** Give up (rejecting) after this many milliseconds. Default 10000. */
+  timeoutMs?: number;
+  /** Called once the response headers arrived (the stream is open). */
+  onOpen?: (status: number, headers: IncomingHttpHeaders) => void;
+}
+
+/**
+ * GETs `url` and collects body bytes until at least `untilBytes` arrived, then
+ * closes the connection: for streaming answers that never end on their own.
+ * Rejects if the answer is not 200, ends early, or time runs out.
+ */
+export function readStream(url: string | URL, options: ReadStreamOptions): Promise<Buffer> {
+  const { untilBytes, timeoutMs = 10_000, onOpen } = options;
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let done = false;
+    const finish = (error: Error | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      req.destroy();
+      if (error) reject(error);
+      else resolve(Buffer.concat(chunks));
+    };
+    const timer = setTimeout(() => finish(new Error(`stream: ${received} of ${untilBytes} bytes after ${timeoutMs} ms`)), timeoutMs);
+    const req = httpRequest(url, { agent: false });
+    req.once('error', (error) => finish(error));
+    req.once('response', (res) => {
+      if (res.statusCode !== 200) {
+        finish(new Error(`stream: status ${res.statusCode} (${String(res.headers['x-broker-error'])})`));
+        return;
+      }
+      onOpen?.(res.statusCode, res.headers);
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.byteLength;
+        if (received >= untilBytes) finish(undefined);
+      });
+      res.once('end', () => finish(new Error(`stream: ended after ${received} of ${untilBytes} bytes`)));
+    });
+    req.end();
+  });
+}
