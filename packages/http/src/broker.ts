@@ -143,9 +143,13 @@ export interface HandlerBroker {
   publishBatch(messages: readonly PublishMessage[], signal?: AbortSignal): Promise<IndexRange>;
   /**
    * Records (through raft, as a `SetTopicMaxIndex` message) that a reader has
-   * stored `topicID` up to `index`. Resolves once committed.
+   * stored `topicID` up to `index`. Resolves once committed. `readerId` is the
+   * optional `readerID` query parameter (ours; `undefined` when absent, as
+   * from every client of the original): which reader reports, so the broker
+   * can keep one index per reader. The broker validates it (e.g.
+   * `INVALID_MESSAGE` when too long).
    */
-  heartbeat(topicID: bigint, index: bigint, signal?: AbortSignal): Promise<void>;
+  heartbeat(topicID: bigint, index: bigint, signal?: AbortSignal, readerId?: string): Promise<void>;
   /**
    * Opens a reader of `topicID` from the first message whose index is
    * `>= fromIndex`. Throws (or rejects) before yielding anything when it
@@ -158,11 +162,11 @@ export interface HandlerBroker {
   /** Readiness for `GET /ready`. */
   ready(): Readiness;
   /**
-   * Broker-specific status for `GET /status` (members, topics ...), merged
-   * into the answer. Must be JSON-serialisable; bigint values are sent as
-   * decimal strings.
+   * Broker-specific status for `GET /status` (members, topics ...): a plain
+   * object whose own properties are merged into the answer. Must be
+   * JSON-serialisable; bigint values are sent as decimal strings.
    */
-  status(): Record<string, unknown>;
+  status(): object;
   /** Numbers for `GET /metrics`. */
   metrics(): BrokerMetrics;
   /** The raft transport's listener, mounted under `/raft` when present. */

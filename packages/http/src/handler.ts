@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { Paths } from '@msg/wire';
-import type { HandlerBroker } from './broker.js';
+import type { HandlerBroker, RaftListener } from './broker.js';
 import { DEFAULT_MAX_BODY_BYTES } from './body.js';
 import type { HandlerMetrics } from './metrics.js';
 import { Routes, splitURL, type InternalErrorListener } from './routes.js';
@@ -27,6 +27,12 @@ export interface HandlerOptions {
    * answered 500 `internal error` without details. Default: `console.error`.
    */
   onInternalError?: InternalErrorListener;
+  /**
+   * The raft transport's listener, mounted under `/raft`; takes precedence
+   * over `broker.raftHandler` (convenient when the broker object has none,
+   * e.g. a `Broker` class of `@msg/broker` served as is).
+   */
+  raftHandler?: RaftListener;
 }
 
 /** A broker's HTTP API: see {@link createHandler}. */
@@ -50,7 +56,8 @@ export interface Handler {
 /**
  * Builds the HTTP API of a broker: the original's routes (same paths, query
  * parameters and their check order, status codes, `X-Broker-Error` texts, 307
- * leader redirects), batch publish, `/raft` (the broker's `raftHandler`),
+ * leader redirects), batch publish, `/raft` (`options.raftHandler`, else the
+ * broker's `raftHandler`),
  * `/health`, `/ready`, `/metrics` and `/status`.
  *
  * Constructing it does no I/O:
@@ -71,7 +78,7 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
       console.error(`@msg/http: internal error answering ${request.method} ${request.url}`, error);
     });
   const routes = new Routes(broker, { maxBodyBytes, onInternalError });
-  const app = createApp(broker, routes);
+  const app = createApp(options.raftHandler ?? broker.raftHandler, routes);
 
   const fastPath = options.fastPath ?? true;
   const publish = routes.publish;
@@ -105,7 +112,7 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
 }
 
 /** The express app: one route per path (405 for other methods), `/raft`, then 404. */
-function createApp(broker: HandlerBroker, routes: Routes): Express {
+function createApp(raft: RaftListener | undefined, routes: Routes): Express {
   const app = express();
   // Paths match exactly, as in the original.
   app.set('case sensitive routing', true);
@@ -120,7 +127,6 @@ function createApp(broker: HandlerBroker, routes: Routes): Express {
       void routes.dispatch(req, res, path, splitURL(req.url)[1], start);
     });
   }
-  const raft = broker.raftHandler;
   if (raft !== undefined) {
     app.use(Paths.raft, (req: Request, res: Response, next: NextFunction) => {
       const start = performance.now();

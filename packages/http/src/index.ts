@@ -14,4 +14,4 @@ export type {
 export { DEFAULT_MAX_BODY_BYTES } from './body.js';
 export { HandlerMetrics, RouteNames, LATENCY_BUCKETS_SECONDS, type RouteName } from './metrics.js';
 export { ResponseHeaders } from './reply.js';
-export type { InternalErrorListener } from './routes.js';
+export { READER_ID_QUERY, type InternalErrorListener } from './routes.js';

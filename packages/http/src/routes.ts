@@ -8,6 +8,9 @@ import { HandlerMetrics, type RouteName } from './metrics.js';
 import { ResponseHeaders, brokerError, sendError, sendJSON } from './reply.js';
 import { FramePump } from './stream.js';
 
+/** Query parameter of `POST /messaging/heartbeat` naming the reporting reader (ours; optional). */
+export const READER_ID_QUERY = 'readerID';
+
 /** Called with every error that is not a `BrokerError` (answered as a 500 `INTERNAL`). */
 export type InternalErrorListener = (error: unknown, request: { method: string; url: string }) => void;
 
@@ -226,7 +229,10 @@ export class Routes {
     }
   };
 
-  /** `POST /messaging/heartbeat?topicID&index`: a reader reports what it has stored. */
+  /**
+   * `POST /messaging/heartbeat?topicID&index[&readerID]`: a reader reports what
+   * it has stored. `readerID` (ours, optional) is passed on as is.
+   */
   heartbeat: RouteFunction = async (req, res, query, start) => {
     try {
       const q = new URLSearchParams(query);
@@ -238,7 +244,7 @@ export class Routes {
         this.#redirect(req, res, undefined);
         return;
       }
-      await this.#broker.heartbeat(topicID, index, this.#signalFor(res));
+      await this.#broker.heartbeat(topicID, index, this.#signalFor(res), q.get(READER_ID_QUERY) ?? undefined);
       if (res.destroyed) return;
       res.writeHead(200, { 'Content-Length': '0' });
       res.end();

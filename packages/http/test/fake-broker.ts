@@ -10,7 +10,7 @@ export interface FakeBroker extends HandlerBroker {
   leader_: string | undefined;
   /** Every message published, with its index. */
   log: { index: bigint; message: PublishMessage }[];
-  heartbeats: { topicID: bigint; index: bigint }[];
+  heartbeats: { topicID: bigint; index: bigint; readerId?: string }[];
   /** Readers opened / closed so far. */
   opened: number;
   closed: number;
@@ -50,8 +50,8 @@ export function fakeBroker(overrides: Partial<HandlerBroker> = {}): FakeBroker {
       for (const m of messages) broker.append(m);
       return { firstIndex: first, lastIndex: nextIndex - 1n };
     },
-    heartbeat: async (topicID, index) => {
-      broker.heartbeats.push({ topicID, index });
+    heartbeat: async (topicID, index, _signal, readerId) => {
+      broker.heartbeats.push(readerId === undefined ? { topicID, index } : { topicID, index, readerId });
     },
     openTopicReader: (topicID, fromIndex, { streaming }) => {
       broker.opened++;

@@ -295,6 +295,20 @@ describe.each([
       expect(a.status).toBe(200);
       expect(a.body.byteLength).toBe(0);
       expect(s.broker.heartbeats).toEqual([{ topicID: 3n, index: 18446744073709551615n }]);
+      expect(s.broker.heartbeats[0]).not.toHaveProperty('readerId');
+    });
+
+    it('passes the optional readerID query parameter on to the broker', async () => {
+      const s = await startServer(fakeBroker(), { fastPath });
+      const a = await request(`${s.url}/messaging/heartbeat?topicID=3&index=4&readerID=node%20b`, { method: 'POST' });
+      expect(a.status).toBe(200);
+      expect(s.broker.heartbeats).toEqual([{ topicID: 3n, index: 4n, readerId: 'node b' }]);
+    });
+
+    it("answers the broker's rejection of a reader id with its status", async () => {
+      const s = await startServer(fakeBroker({ heartbeat: () => Promise.reject(fail('INVALID_MESSAGE')) }), { fastPath });
+      const a = await request(`${s.url}/messaging/heartbeat?topicID=3&index=4&readerID=${'x'.repeat(300)}`, { method: 'POST' });
+      expectError(a, 400, 'INVALID_MESSAGE', 'invalid message');
     });
 
     it.each([
@@ -383,6 +397,25 @@ describe.each([
       expect(a.body.toString()).toBe('raft ok');
       expect(seen).toEqual(['POST /append?x=1']);
       expect(s.handler.metrics.requests('raft', 200)).toBe(1);
+    });
+
+    it('mounts the raft handler of the options in preference to the broker one', async () => {
+      const s = await startServer(
+        fakeBroker({
+          raftHandler: (_req, res) => {
+            res.writeHead(200).end('broker raft');
+          },
+        }),
+        {
+          fastPath,
+          raftHandler: (req, res) => {
+            res.writeHead(200).end(`options raft ${req.url}`);
+          },
+        },
+      );
+      const a = await request(`${s.url}/raft/vote`, { method: 'POST' });
+      expect(a.status).toBe(200);
+      expect(a.body.toString()).toBe('options raft /vote');
     });
 
     it('answers 500 when an async raft handler rejects', async () => {
