@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BrokerError, MessageType, decodeMessages, encodeMessage, encodeSetTopicMaxIndex, isBrokerError } from '@msg/wire';
-import { EntryType } from 'raft-ts';
+import { EntryType, RaftError } from 'raft-ts';
 import { sleep } from '@msg/test-utils';
 import { Broker } from './broker.js';
 import { isBrokerStateError } from './errors.js';
@@ -76,6 +76,43 @@ describe('Broker', () => {
     expect(isBrokerError(await failure(t.broker.publish(text(1n, 'x'))), 'NO_LEADER')).toBe(true);
   });
 
+  it('maps the other raft errors to BrokerErrors, and passes I/O errors through', async () => {
+    await using t = await openTestBroker();
+    const cases: [RaftError, string][] = [
+      [new RaftError('NO_LEADER', 'no leader'), 'NO_LEADER'],
+      [new RaftError('CLOSED', 'closed'), 'BROKER_CLOSED'],
+      [new RaftError('LEADERSHIP_LOST', 'replaced'), 'UNAVAILABLE'],
+      [new RaftError('UNREACHABLE', 'peer down'), 'UNAVAILABLE'],
+      [new RaftError('APPLY_FAILED', 'disk'), 'INTERNAL'],
+    ];
+    for (const [raftError, code] of cases) {
+      t.log.apply = () => Promise.reject(raftError);
+      t.log.applyBatch = () => Promise.reject(raftError);
+      for (const call of [t.broker.publish(text(1n, 'x')), t.broker.publishBatch([text(1n, 'x')]), t.broker.heartbeat(1n, 0n)]) {
+        const error = await failure(call);
+        expect(error).toMatchObject({ code, cause: raftError });
+      }
+    }
+    const io = Object.assign(new Error('EIO'), { code: 'EIO' });
+    t.log.apply = () => Promise.reject(io);
+    expect(await failure(t.broker.publish(text(1n, 'x')))).toBe(io);
+  });
+
+  it('rejects with the reason of an already aborted signal before anything is appended', async () => {
+    await using t = await openTestBroker();
+    const reason = new Error('client gone');
+    const aborted = AbortSignal.abort(reason);
+    expect(await failure(t.broker.publish(text(1n, 'x'), aborted))).toBe(reason);
+    expect(await failure(t.broker.publishBatch([text(1n, 'x')], aborted))).toBe(reason);
+    expect(await failure(t.broker.heartbeat(1n, 0n, aborted))).toBe(reason);
+    expect(t.log.entries).toHaveLength(0);
+    const live = new AbortController();
+    expect(await t.broker.publish(text(1n, 'y'), live.signal)).toBe(1n);
+    expect(await t.broker.publishBatch([text(1n, 'z')], live.signal)).toEqual({ firstIndex: 2n, lastIndex: 2n });
+    await t.broker.heartbeat(1n, 1n, live.signal, 'reader-a');
+    expect(t.broker.status().topics[0]?.readers).toEqual([{ id: 'reader-a', index: 1n }]);
+  });
+
   it('rejects a client message with the 0x8000 bit with a log line, and keeps accepting writes', async () => {
     await using t = await openTestBroker();
     for (const type of [0x8000, 0x8001, 0xffff]) {
@@ -136,12 +173,12 @@ describe('Broker', () => {
     await using t = await openTestBroker();
     await t.broker.publish(text(5n, 'a'));
     expect(await failure(t.broker.heartbeat(5n, 2n))).toMatchObject({ code: 'INVALID_MESSAGE' });
-    expect(await failure(t.broker.heartbeat(5n, 1n, 'x'.repeat(300)))).toMatchObject({ code: 'INVALID_MESSAGE' });
+    expect(await failure(t.broker.heartbeat(5n, 1n, undefined, 'x'.repeat(300)))).toMatchObject({ code: 'INVALID_MESSAGE' });
     expect(await failure(t.broker.heartbeat(-1n, 1n))).toMatchObject({ code: 'TOPIC_REQUIRED' });
     expect(await failure(t.broker.heartbeat(1n, 2n ** 64n))).toMatchObject({ code: 'INDEX_REQUIRED' });
     expect(t.log.entries).toHaveLength(1);
     await t.broker.heartbeat(5n, 1n);
-    await t.broker.heartbeat(5n, 1n, 'node-b');
+    await t.broker.heartbeat(5n, 1n, undefined, 'node-b');
     expect(t.broker.status().topics[0]?.readers).toEqual([
       { id: '', index: 1n },
       { id: 'node-b', index: 1n },
@@ -235,7 +272,7 @@ describe('Broker', () => {
   it('reports status and metrics for the HTTP layer', async () => {
     await using t = await openTestBroker();
     await t.broker.publishBatch([text(1n, 'abc'), text(1n, 'de'), text(2n, 'f')]);
-    await t.broker.heartbeat(1n, 1n, 'r');
+    await t.broker.heartbeat(1n, 1n, undefined, 'r');
     const status = t.broker.status();
     expect(status).toMatchObject({
       isLeader: true,

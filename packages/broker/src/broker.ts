@@ -294,10 +294,14 @@ export class Broker implements StateMachine {
    * index once it is committed and applied here. `message.index` is ignored.
    * A type with the 0x8000 bit is `INVALID_MESSAGE` (those are the broker's
    * own); a follower raises `NOT_LEADER` with `leaderURL`, or `NO_LEADER`.
+   * An already aborted `signal` rejects with its reason before anything is
+   * appended; once the message is handed to the log it is not withdrawn (raft
+   * cannot), so a later abort is ignored.
    */
-  async publish(message: PublishMessage): Promise<bigint> {
+  async publish(message: PublishMessage, signal?: AbortSignal): Promise<bigint> {
     const log = this.#needLog();
     const data = this.#encodeClientMessage(message);
+    signal?.throwIfAborted();
     let index: number;
     try {
       index = await log.apply(data);
@@ -312,12 +316,13 @@ export class Broker implements StateMachine {
   /**
    * Publishes messages at consecutive indexes through one `applyBatch` of the
    * log; resolves with the range once all are committed and applied. An empty
-   * list is `INVALID_BATCH`; otherwise like {@link publish}.
+   * list is `INVALID_BATCH`; otherwise like {@link publish} (`signal` too).
    */
-  async publishBatch(messages: readonly PublishMessage[]): Promise<PublishedRange> {
+  async publishBatch(messages: readonly PublishMessage[], signal?: AbortSignal): Promise<PublishedRange> {
     const log = this.#needLog();
     if (messages.length === 0) throw new BrokerError('INVALID_BATCH', { message: 'invalid batch: no messages' });
     const datas = messages.map((m) => this.#encodeClientMessage(m));
+    signal?.throwIfAborted();
     let first: number;
     try {
       first = await log.applyBatch(datas);
@@ -334,13 +339,17 @@ export class Broker implements StateMachine {
    * anonymous reader of the original protocol) has stored `topicID` up to
    * `index`. Resolves once committed and applied. An index above the log's
    * commit index is `INVALID_MESSAGE` (no reader can have it); one above the
-   * topic's last index when applied is ignored with a warning.
+   * topic's last index when applied is ignored with a warning. A reader id
+   * longer than 255 UTF-8 bytes is `INVALID_MESSAGE`. `signal` as in
+   * {@link publish}. (Argument order: `@msg/http`'s `HandlerBroker` passes
+   * `(topicID, index, signal, readerId)`.)
    */
-  async heartbeat(topicID: bigint, index: bigint, readerId = ''): Promise<void> {
+  async heartbeat(topicID: bigint, index: bigint, signal?: AbortSignal, readerId = ''): Promise<void> {
     const log = this.#needLog();
     if (!isU64(topicID)) throw new BrokerError('TOPIC_REQUIRED');
     if (!isU64(index)) throw new BrokerError('INDEX_REQUIRED');
     validReaderId(readerId);
+    signal?.throwIfAborted();
     if (index > BigInt(log.commitIndex)) {
       this.#logger.warn('rejected a heartbeat above the commit index', { topicID, index, readerId, commitIndex: log.commitIndex });
       throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: heartbeat index ${index} is above the commit index ${log.commitIndex}` });

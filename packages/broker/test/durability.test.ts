@@ -24,7 +24,7 @@ describe('Broker durability', () => {
   it('resumes at its applied index after a restart', async () => {
     const t = await openTestBroker();
     for (let i = 0; i < 5; i++) await t.broker.publish(text(1n, `m${i}`));
-    await t.broker.heartbeat(1n, 2n, 'r1');
+    await t.broker.heartbeat(1n, 2n, undefined, 'r1');
     await t.broker.close();
     const again = new Broker({ dir: t.dir });
     await again.open();

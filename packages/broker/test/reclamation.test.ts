@@ -25,16 +25,16 @@ describe('Broker reclamation', () => {
     const segments = topic(t.broker, 1n).segments;
     expect(segments).toBeGreaterThan(4);
 
-    await t.broker.heartbeat(1n, 15n, 'a');
+    await t.broker.heartbeat(1n, 15n, undefined, 'a');
     const afterA = topic(t.broker, 1n);
     expect(afterA.firstIndex).toBeGreaterThan(1n);
     expect(afterA.firstIndex).toBeLessThanOrEqual(16n);
 
     // A second reader that lags holds back further reclamation.
-    await t.broker.heartbeat(1n, 16n, 'b');
-    await t.broker.heartbeat(1n, 20n, 'a');
+    await t.broker.heartbeat(1n, 16n, undefined, 'b');
+    await t.broker.heartbeat(1n, 20n, undefined, 'a');
     expect(topic(t.broker, 1n).firstIndex).toBeLessThanOrEqual(17n);
-    await t.broker.heartbeat(1n, 20n, 'b');
+    await t.broker.heartbeat(1n, 20n, undefined, 'b');
     const last = topic(t.broker, 1n);
     expect(last.segments).toBeGreaterThanOrEqual(1);
     expect(last.lastIndex).toBe(20n);
@@ -65,7 +65,7 @@ describe('Broker reclamation', () => {
   it('keeps readers reports and reclaimed state across a restart', async () => {
     const t = await openTestBroker({ maxSegmentSize: 128 });
     for (let i = 1; i <= 10; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
-    await t.broker.heartbeat(1n, 9n, 'r');
+    await t.broker.heartbeat(1n, 9n, undefined, 'r');
     const before = topic(t.broker, 1n);
     await t.broker.close();
     await using again = await openTestBroker({ dir: t.dir, maxSegmentSize: 128 });

@@ -28,14 +28,14 @@ describe('Broker snapshot and restore', () => {
   it('streams a consistent snapshot while writes and reclamation continue, and a new broker catches up from it', async () => {
     await using a = await openTestBroker({ maxSegmentSize: 256 });
     for (let i = 0; i < 30; i++) await a.broker.publish(text(BigInt(1 + (i % 3)), `before-${i}-${'x'.repeat(i)}`));
-    await a.broker.heartbeat(1n, 4n, 'slow');
+    await a.broker.heartbeat(1n, 4n, undefined, 'slow');
     const before = await contents(a.broker);
     const stream = await a.broker.snapshot();
     const snapIndex = a.broker.status().appliedIndex;
     expect(a.broker.appliedIndex()).toBe(snapIndex);
     // Writes continue; every reader of topic 1 moves on, so its old segments are deleted.
     for (let i = 0; i < 30; i++) await a.broker.publish(text(BigInt(1 + (i % 4)), `after-${i}`));
-    await a.broker.heartbeat(1n, a.broker.lastIndex(1n), 'slow');
+    await a.broker.heartbeat(1n, a.broker.lastIndex(1n), undefined, 'slow');
     expect(a.broker.status().counters.segmentsReclaimed).toBeGreaterThan(0);
 
     await using b = await openTestBroker();
