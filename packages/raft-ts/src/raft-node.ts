@@ -381,7 +381,8 @@ export class RaftNode implements RpcHandler {
     if (this.#meta.clusterId === '') {
       this.#setMeta({ ...this.#meta, clusterId: response.clusterId });
       await this.#saveMeta();
-      this.#becomeFollower(this.#meta.term, undefined);
+      // The leader may have reached this node meanwhile: keep what it learned.
+      if (this.#role === 'follower') this.#becomeFollower(this.#meta.term, this.#leader);
     }
     await this.#until(() => this.#config().voters.includes(this.url));
   }

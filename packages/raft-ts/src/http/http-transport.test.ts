@@ -170,7 +170,7 @@ describe('HttpTransport', () => {
 
   it('carries back every RaftError code of the peer with its message, leaderURL and retriability', async () => {
     let next: RaftError = new RaftError('NO_LEADER', '');
-    const { url } = await serveRaft(
+    const server = await serveRaft(
       fakeRpc({
         handleAppendEntries: async () => {
           throw next;
@@ -180,7 +180,7 @@ describe('HttpTransport', () => {
     const t = transport();
     for (const code of Object.keys(RaftErrorCodes) as RaftErrorCode[]) {
       next = new RaftError(code, `the peer says ${code}`, code === 'NOT_LEADER' ? { leaderURL: 'http://127.0.0.1:9' } : {});
-      const error = await rejection(t.appendEntries(url, heartbeat));
+      const error = await rejection(t.appendEntries(server.url, heartbeat));
       expect({ code: error.code, message: error.message, leaderURL: error.leaderURL, retriable: error.retriable }).toEqual({
         code,
         message: `the peer says ${code}`,
@@ -188,6 +188,8 @@ describe('HttpTransport', () => {
         retriable: RaftErrorCodes[code].retriable,
       });
     }
+    // Error answers are complete answers: the connection stays open for the next call.
+    expect(server.connections()).toBe(1);
   });
 
   it('reports BAD_REQUEST when a batch is over the peer\'s maxBodyBytes, and the next batch goes through', async () => {
