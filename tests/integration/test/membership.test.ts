@@ -1,0 +1,90 @@
+import { describe, expect, it } from '@jest/globals';
+import { Client } from '@msg/client';
+import { makeTempDir } from '@msg/test-utils';
+import { runServerCommand, startBroker } from '../src/broker-process.js';
+import { FAST_RAFT_ARGS, startCluster, status, waitForLeader, waitForMembers } from '../src/cluster.js';
+import { waitForTopicIndex } from '../src/topic.js';
+
+const TOPIC = 11n;
+
+async function publishTexts(urls: readonly string[], texts: readonly string[]): Promise<bigint> {
+  const client = new Client({ urls, pingIntervalMs: 0 });
+  await client.open();
+  try {
+    const indexes = await client.publishBatch(texts.map((t) => ({ type: 1, topicID: TOPIC, data: Buffer.from(t) })));
+    return indexes.at(-1)!;
+  } finally {
+    await client.close();
+  }
+}
+
+function texts(prefix: string, count: number): string[] {
+  return Array.from({ length: count }, (_v, i) => `${prefix}-${i}`);
+}
+
+describe('cluster membership', () => {
+  it('lets a fourth node join a running cluster; it lists four members and serves every message', async () => {
+    const nodes = await startCluster(3);
+    const before = await publishTexts(
+      nodes.map((n) => n.url),
+      texts('before', 30),
+    );
+
+    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
+    const all = [...nodes, fourth];
+    await waitForMembers(all, all.map((n) => n.url));
+    const fourthStatus = await status(fourth.url);
+    expect([...fourthStatus.urls].sort()).toEqual(all.map((n) => n.url).sort());
+    const leader = await waitForLeader(all);
+
+    const after = await publishTexts([fourth.url], texts('after', 20));
+    expect(after).toBeGreaterThan(before);
+    const reference = await waitForTopicIndex(leader.url, TOPIC, after);
+    expect(reference.messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 30), ...texts('after', 20)]);
+    const served = await waitForTopicIndex(fourth.url, TOPIC, after);
+    expect(served.bytes.equals(reference.bytes)).toBe(true);
+  });
+
+  it('removes a node with the leave command; the cluster lists three members and keeps committing', async () => {
+    const nodes = await startCluster(4);
+    const leader = await waitForLeader(nodes);
+    const leaving = nodes.find((n) => n !== leader)!;
+    const staying = nodes.filter((n) => n !== leaving);
+    await publishTexts([leader.url], texts('before', 10));
+
+    const result = await runServerCommand(['leave', '--member', leaving.url, '--cluster', staying[0]!.url]);
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+    const printed = JSON.parse(result.stdout) as { removed: string; config: { voters: string[] } };
+    expect(printed.removed).toBe(leaving.url);
+    expect([...printed.config.voters].sort()).toEqual(staying.map((n) => n.url).sort());
+
+    await waitForMembers(staying, staying.map((n) => n.url));
+    for (const node of staying) {
+      const listed = await status(node.url);
+      expect(listed.urls).not.toContain(leaving.url);
+    }
+
+    // Quorum is now 2 of 3: with the removed node AND one more node down,
+    // writes still commit (with 4 voters they could not: 2 of 4 is no quorum).
+    await leaving.kill();
+    const down = staying.find((n) => n !== leader)!;
+    await down.kill();
+    const up = staying.filter((n) => n !== down);
+    const last = await publishTexts(
+      up.map((n) => n.url),
+      texts('after', 10),
+    );
+    for (const node of up) {
+      const { messages } = await waitForTopicIndex(node.url, TOPIC, last);
+      expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 10), ...texts('after', 10)]);
+    }
+  });
+
+  it('refuses to remove a node that is not a member, with exit code 65', async () => {
+    const nodes = await startCluster(1);
+    const result = await runServerCommand(['leave', '--member', 'http://127.0.0.1:9', '--cluster', nodes[0]!.url, '--timeout-ms', '5000']);
+    // 65: refused (unknown member), as `leave --help` documents.
+    expect(result.code).toBe(65);
+    expect(result.stderr.length).toBeGreaterThan(0);
+  });
+});
