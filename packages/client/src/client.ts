@@ -8,6 +8,7 @@ import {
   encodeMessages,
   parseU64,
 } from '@msg/wire';
+import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { backoffDelay, resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
 import { Batcher, type PublishOutcome } from './batcher.js';
@@ -143,6 +144,8 @@ export class Client {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#configPath = options.configPath;
+    // Every request in flight listens on this signal; many concurrent publishes are normal, not a leak.
+    setMaxListeners(0, this.#closing.signal);
     if (options.urls !== undefined && options.urls.length > 0) this.setURLs(options.urls);
     this.#batcher = new Batcher(this.#batching, this.#clock, (messages) => this.#sendCoalesced(messages));
   }
@@ -385,6 +388,7 @@ export class Client {
         );
       },
       released: (conn) => this.#conns.delete(conn),
+      assertOpen: () => this.#assertOpen(),
     };
   }
 

@@ -12,8 +12,8 @@ export interface Clock {
   now(): number;
   /** Runs `fn` once after `ms` milliseconds. */
   setTimeout(fn: () => void, ms: number): TimerHandle;
-  /** Cancels a timer; unknown or fired handles are ignored. */
-  clearTimeout(handle: TimerHandle): void;
+  /** Cancels a timer; unknown or fired handles and `undefined` are ignored. */
+  clearTimeout(handle: TimerHandle | undefined): void;
 }
 
 /** The real clock: `Date.now` and the global timers. */

@@ -52,6 +52,8 @@ export interface ConnHost {
   heartbeat(topicID: bigint, index: bigint, signal: AbortSignal): Promise<void>;
   /** The conn was closed. */
   released(conn: Conn): void;
+  /** Throws `CLIENT_CLOSED` when the client is not open. */
+  assertOpen(): void;
 }
 
 /**
@@ -138,11 +140,12 @@ export class Conn implements AsyncIterable<Message> {
    * whose index is >= `index`). No request is sent until iteration starts.
    * Starts the periodic heartbeat when configured.
    *
-   * @throws BrokerError `CONNECTION_ALREADY_OPEN` when open; `CANNOT_REUSE_CONNECTION` after `close()`; `INDEX_REQUIRED` for an index that is not a u64 bigint.
+   * @throws BrokerError `CONNECTION_ALREADY_OPEN` when open; `CANNOT_REUSE_CONNECTION` after `close()`; `INDEX_REQUIRED` for an index that is not a u64 bigint; `CLIENT_CLOSED` when its client was closed.
    */
   open(index: bigint, options: ConnOpenOptions = {}): void {
     if (this.#state === 'open') throw new BrokerError('CONNECTION_ALREADY_OPEN');
     if (this.#state === 'closed') throw new BrokerError('CANNOT_REUSE_CONNECTION');
+    this.#host.assertOpen();
     if (!isU64(index)) throw new BrokerError('INDEX_REQUIRED');
     this.#state = 'open';
     this.#next = index;

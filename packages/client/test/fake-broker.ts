@@ -86,6 +86,8 @@ export interface FakeBrokerKnobs {
   drop?: (request: SeenRequest) => boolean;
   /** An error answer instead of serving the request. */
   fail?: (request: SeenRequest) => ErrorCode | undefined;
+  /** A raw answer instead of serving the request (for answers that break the protocol). */
+  answer?: (request: SeenRequest) => RawAnswer | undefined;
   /** Streams: the first index still stored; a read below it is `segment reclaimed`. */
   firstIndex?: bigint;
   /** Streams: after this many whole messages, write half of the next one and destroy the socket. */
@@ -94,6 +96,13 @@ export interface FakeBrokerKnobs {
   pieceBytes?: number;
   /** Streams: end a streaming answer after this many messages (a clean end a client must reconnect after). */
   endAfter?: number;
+}
+
+/** An answer of the {@link FakeBrokerKnobs.answer} knob. */
+export interface RawAnswer {
+  status: number;
+  headers?: Record<string, string>;
+  body?: string;
 }
 
 /** A fake broker listening on 127.0.0.1 with an OS-chosen port. */
@@ -182,6 +191,12 @@ export class FakeBroker {
     }
     const failure = this.knobs.fail?.(seen);
     if (failure) return this.#error(res, failure);
+    const raw = this.knobs.answer?.(seen);
+    if (raw) {
+      res.writeHead(raw.status, raw.headers ?? {});
+      res.end(raw.body ?? '');
+      return;
+    }
 
     const isWrite = req.method === 'POST' && (url.pathname === Paths.messages || url.pathname === Paths.heartbeat || url.pathname === Paths.batch);
     if (url.pathname === Paths.batch && !this.knobs.batchRoute) {
