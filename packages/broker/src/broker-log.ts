@@ -22,4 +22,10 @@ export interface BrokerLog {
   readonly term: number;
   /** Highest index known to be committed. */
   readonly commitIndex: number;
+  /**
+   * Index of the last entry in the log, committed or not. On a leader it is
+   * at least every index ever committed (a new leader's commit index may lag
+   * behind for a moment; this never does).
+   */
+  readonly lastIndex: number;
 }

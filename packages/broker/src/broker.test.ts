@@ -72,6 +72,8 @@ describe('Broker', () => {
     expect((error as BrokerError).leaderURL).toBe('http://127.0.0.1:9001');
     expect(isBrokerError(await failure(t.broker.publishBatch([text(1n, 'x')])), 'NOT_LEADER')).toBe(true);
     expect(isBrokerError(await failure(t.broker.heartbeat(1n, 0n)), 'NOT_LEADER')).toBe(true);
+    // A follower's log may lag: any index is redirected, never refused as invalid.
+    expect(isBrokerError(await failure(t.broker.heartbeat(1n, 1000n)), 'NOT_LEADER')).toBe(true);
     t.log.leaderURL = undefined;
     expect(isBrokerError(await failure(t.broker.publish(text(1n, 'x'))), 'NO_LEADER')).toBe(true);
   });
@@ -169,7 +171,18 @@ describe('Broker', () => {
     expect(await t.broker.publish(text(5n, 'b'))).toBe(4n);
   });
 
-  it('rejects a heartbeat above the commit index before it reaches the log', async () => {
+  it('accepts on a leader a heartbeat above its lagging commit index but within its log, then ignores it when applied above the topic', async () => {
+    await using t = await openTestBroker();
+    await t.broker.publish(text(5n, 'a'));
+    t.log.uncommitted = 5; // a new leader: entries of the previous term not yet known committed
+    expect(await failure(t.broker.heartbeat(5n, 7n))).toMatchObject({ code: 'INVALID_MESSAGE' });
+    await t.broker.heartbeat(5n, 4n);
+    expect(t.log.entries).toHaveLength(2);
+    expect(t.logger.lines.filter((l) => l.msg === 'ignored a reader report above the topic last index')).toHaveLength(1);
+    expect(t.logger.lines.filter((l) => l.msg === 'rejected a heartbeat above the last log index')).toHaveLength(1);
+  });
+
+  it('rejects a heartbeat above the last log index before it reaches the log', async () => {
     await using t = await openTestBroker();
     await t.broker.publish(text(5n, 'a'));
     expect(await failure(t.broker.heartbeat(5n, 2n))).toMatchObject({ code: 'INVALID_MESSAGE' });

@@ -337,9 +337,10 @@ export class Broker implements StateMachine {
   /**
    * Records, through the log, that reader `readerId` (default `''`, the
    * anonymous reader of the original protocol) has stored `topicID` up to
-   * `index`. Resolves once committed and applied. An index above the log's
-   * commit index is `INVALID_MESSAGE` (no reader can have it); one above the
-   * topic's last index when applied is ignored with a warning. A reader id
+   * `index`. Resolves once committed and applied. On the leader, an index
+   * above the last log index is `INVALID_MESSAGE` (no reader can have it); a
+   * follower rejects with `NOT_LEADER` / `NO_LEADER` whatever the index. One
+   * above the topic's last index when applied is ignored with a warning. A reader id
    * longer than 255 UTF-8 bytes is `INVALID_MESSAGE`. `signal` as in
    * {@link publish}. (Argument order: `@msg/http`'s `HandlerBroker` passes
    * `(topicID, index, signal, readerId)`.)
@@ -350,9 +351,12 @@ export class Broker implements StateMachine {
     if (!isU64(index)) throw new BrokerError('INDEX_REQUIRED');
     validReaderId(readerId);
     signal?.throwIfAborted();
-    if (index > BigInt(log.commitIndex)) {
-      this.#logger.warn('rejected a heartbeat above the commit index', { topicID, index, readerId, commitIndex: log.commitIndex });
-      throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: heartbeat index ${index} is above the commit index ${log.commitIndex}` });
+    // A leader's log holds every committed entry (its commit index may lag
+    // just after an election, its last index never does); a follower's log
+    // rejects with NOT_LEADER below, whatever the index.
+    if (log.isLeader() && index > BigInt(log.lastIndex)) {
+      this.#logger.warn('rejected a heartbeat above the last log index', { topicID, index, readerId, lastIndex: log.lastIndex });
+      throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: heartbeat index ${index} is above the last log index ${log.lastIndex}` });
     }
     const data = encodeMessage({
       type: MessageType.SetTopicMaxIndex,

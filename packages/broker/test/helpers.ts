@@ -41,6 +41,13 @@ export class FakeLog implements BrokerLog {
     return this.base + this.entries.length;
   }
 
+  /** Every entry commits at once here, so the log ends at the commit index (tests may raise it). */
+  uncommitted = 0;
+
+  get lastIndex(): number {
+    return this.commitIndex + this.uncommitted;
+  }
+
   apply(data: Uint8Array): Promise<number> {
     return this.applyBatch([data]);
   }
