@@ -18,9 +18,17 @@ export interface BackoffOptions {
 /** {@link BackoffOptions} with every field set. */
 export type Backoff = Required<BackoffOptions>;
 
-/** Checks and completes backoff options over the given defaults. */
+/**
+ * Checks and completes backoff options over the given defaults. Without an
+ * explicit `maxMs`, the default one is raised to `initialMs` when that is
+ * larger, so `{ initialMs: 5000 }` alone is valid. Throws `INVALID_OPTIONS`
+ * for a negative or non-finite delay, `maxMs < initialMs`, a multiplier below
+ * 1 or a jitter outside 0..1.
+ */
 export function resolveBackoff(options: BackoffOptions | undefined, defaults: Backoff, name: string): Backoff {
-  const b = { ...defaults, ...stripUndefined(options ?? {}) };
+  const given = stripUndefined(options ?? {});
+  const b = { ...defaults, ...given };
+  if (given.maxMs === undefined && b.initialMs > b.maxMs) b.maxMs = b.initialMs;
   const ok =
     Number.isFinite(b.initialMs) && b.initialMs >= 0 &&
     Number.isFinite(b.maxMs) && b.maxMs >= b.initialMs &&

@@ -43,7 +43,9 @@ export interface BatchingOptions {
   maxBytes?: number;
   /**
    * Most batch requests in flight at once. Default 1: batches are sent one
-   * after another, so messages get indexes in call order (absent retries).
+   * after another, so messages coalesced through the batch route get indexes
+   * in call order (absent retries). Against a broker without the batch route
+   * concurrent publishes go as concurrent single requests, in no set order.
    */
   maxInFlight?: number;
 }
