@@ -24,6 +24,11 @@ describe('a three-node cluster', () => {
     expect(redirected.status).toBe(307);
     expect(redirected.headers.location).toBe(`${leader.url}${path}`);
     expect(redirected.body.byteLength).toBe(0);
+    const heartbeatPath = `/messaging/heartbeat?topicID=${TOPIC}&index=0`;
+    const heartbeat = await request(`${follower.url}${heartbeatPath}`, { method: 'POST' });
+    expect({ status: heartbeat.status, location: heartbeat.headers.location }).toEqual({ status: 307, location: `${leader.url}${heartbeatPath}` });
+    const ping = await request(`${follower.url}/messaging/ping`, { method: 'POST', body: '' });
+    expect({ status: ping.status, location: ping.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/ping` });
 
     const client = new Client({ urls: [follower.url], pingIntervalMs: 0 });
     await client.open();
@@ -44,6 +49,23 @@ describe('a three-node cluster', () => {
       });
       expect(streamed.equals(bytes)).toBe(true);
     }
+
+    // With both followers gone the last node has no quorum: it steps down
+    // (a publish in flight then may fail `unavailable`), and once it knows no
+    // leader a publish is answered `not leader` (the original's 500; ours may be 503).
+    await Promise.all(followersOf(nodes, leader).map((n) => n.kill()));
+    const statuses = new Set<number>();
+    const refused = await waitFor(
+      async () => {
+        const answer = await request(`${leader.url}${path}`, { method: 'POST', body: 'no-quorum', timeoutMs: 3000 }).catch(() => undefined);
+        if (answer !== undefined) statuses.add(answer.status);
+        return answer?.headers['x-broker-error'] === 'not leader' ? answer : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 100, message: 'a refused publish without quorum' },
+    );
+    expect(statuses.has(200)).toBe(false);
+    expect([500, 503]).toContain(refused.status);
+    expect(refused.headers['x-broker-error']).toBe('not leader');
   });
 
   it('elects a new leader when the leader is SIGKILLed under load, losing or moving no acknowledged message', async () => {
