@@ -45,6 +45,14 @@ describe('Client.open with a config file', () => {
     await client.open();
     expect(await readFile(path, 'utf8')).toBe('{"urls":["http://127.0.0.1:9001"]}\n');
   });
+
+  it('stays unopened with CONFIG_WRITE_FAILED when a missing file cannot be created', async () => {
+    const path = join(await makeTempDir(), 'no-such-dir', 'client.json');
+    const client = newClient({ urls: ['http://127.0.0.1:9001'] });
+    const error = await expectCode(client.open(path), 'ClientError', 'CONFIG_WRITE_FAILED');
+    expect(error.message).toContain(path);
+    expect(client.opened).toBe(false);
+  });
 });
 
 describe('the ping loop', () => {

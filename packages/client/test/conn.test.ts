@@ -294,3 +294,17 @@ describe('Conn.heartbeat', () => {
     await expectCode(conn.heartbeat({ signal: AbortSignal.timeout(50) }), 'ClientError', 'ABORTED');
   });
 });
+
+describe('Conn option and URL errors', () => {
+  it('refuses bad conn options with INVALID_OPTIONS and iteration without URLs with NO_URLS', async () => {
+    const client = await openClient();
+    await expectCode(() => client.conn(1n, { maxReconnects: -1 }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { responseTimeoutMs: 0 }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { heartbeatIntervalMs: Number.NaN }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { reconnect: { jitter: 2 } }), 'ClientError', 'INVALID_OPTIONS');
+    const conn = client.conn(1n);
+    conn.open(0n);
+    expect(conn.url).toBeUndefined();
+    await expectCode(take(conn, 1), 'ClientError', 'NO_URLS');
+  });
+});
