@@ -224,8 +224,9 @@ export class Broker implements StateMachine {
    * Opens the data directory: reads `meta`, rolls every topic back to its last
    * checkpoint (data written after it is re-applied from the raft log, so
    * bytes an unsynced write may have mangled are never trusted), removes the
-   * leftovers of an interrupted restore, and opens the topics.
-   * A second open is `ALREADY_OPEN`; after close, `BROKER_CLOSED`.
+   * leftovers of an interrupted restore, and opens the topics. A topic that
+   * holds less than its checkpoint (data lost after its fsync) is
+   * `DATA_LOST`. A second open is `ALREADY_OPEN`; after close, `BROKER_CLOSED`.
    */
   async open(): Promise<void> {
     if (this.#state === 'open') throw new BrokerStateError('ALREADY_OPEN', 'broker already open');
@@ -246,6 +247,14 @@ export class Broker implements StateMachine {
     const topics = new Map<bigint, Topic>();
     try {
       for (const id of await listTopicIDs(stateDir)) topics.set(id, await this.#openTopic(stateDir, id));
+      for (const [id, cp] of meta.topics) {
+        const lastIndex = topics.get(id)?.lastIndex ?? 0n;
+        if (lastIndex < cp.lastIndex) {
+          const path = join(stateDir, String(id));
+          this.#logger.error('a topic lost data its checkpoint covers', { topicID: id, path, lastIndex, checkpointed: cp.lastIndex });
+          throw new BrokerStateError('DATA_LOST', `${path}: the topic ends at index ${lastIndex}, its checkpoint at ${cp.lastIndex}`);
+        }
+      }
     } catch (error) {
       await Promise.allSettled([...topics.values()].map((t) => t.close()));
       throw error;

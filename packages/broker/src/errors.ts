@@ -10,6 +10,14 @@ export const BrokerStateErrorCodes = {
   CORRUPT_META: { retriable: false },
   /** A snapshot stream is malformed or ends early; `message` says where. */
   CORRUPT_SNAPSHOT: { retriable: false },
+  /**
+   * On `open()`: a topic holds less than its last checkpoint recorded as
+   * durable (a file lost, truncated or corrupted after its fsync), so the
+   * applied index cannot be trusted and raft would not re-apply the missing
+   * entries. `message` names the topic folder. Start the node from an empty
+   * data dir: it catches up from the cluster through a snapshot.
+   */
+  DATA_LOST: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 /** A key of {@link BrokerStateErrorCodes}. */

@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
-import { appendFile, cp, readdir } from 'node:fs/promises';
+import { appendFile, cp, readdir, rm, stat, truncate } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { FakeClock, makeTempDir, waitFor } from '@msg/test-utils';
 import { Broker } from '../src/broker.js';
+import { isBrokerStateError } from '../src/errors.js';
 import { memoryLogger, openTestBroker, readAll, text } from './helpers.js';
 
 /**
@@ -77,6 +78,33 @@ describe('Broker durability', () => {
     ]);
     expect((await readAll((await crashed.openTopicReader(2n, 0n)).messages())).map(([i]) => i)).toEqual(Array.from({ length: 10 }, (_, i) => BigInt(8 + 2 * i)));
     await crashed.close();
+  });
+
+  it('refuses to open with DATA_LOST when a topic holds less than its checkpoint', async () => {
+    const t = await openTestBroker({ maxSegmentSize: 200 });
+    for (let i = 0; i < 10; i++) await t.broker.publish(text(1n, `m${i}`));
+    await t.broker.publish(text(2n, 'other'));
+    await t.broker.close();
+    const state = await stateDir(t.dir);
+    const names = (await readdir(join(state, '1'))).filter((n) => /^[0-9]+$/.test(n)).sort((a, b) => Number(a) - Number(b));
+    const active = join(state, '1', names.at(-1)!);
+    await truncate(active, (await stat(active)).size - 3);
+
+    const logger = memoryLogger();
+    const broken = new Broker({ dir: t.dir, logger });
+    let error: unknown;
+    try {
+      await broken.open();
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isBrokerStateError(error, 'DATA_LOST')).toBe(true);
+    expect((error as Error).message).toContain(join(state, '1'));
+    expect(logger.lines.some((l) => l.level === 'error' && l.msg === 'a topic lost data its checkpoint covers')).toBe(true);
+
+    // A missing topic folder is lost data too.
+    await rm(join(state, '1'), { recursive: true });
+    await expect(new Broker({ dir: t.dir }).open()).rejects.toMatchObject({ code: 'DATA_LOST' });
   });
 
   it('writes a checkpoint on a timer when writes stop', async () => {
