@@ -102,6 +102,32 @@ describe('a three-node cluster', () => {
     expect(caughtUp.bytes.equals(reference.bytes)).toBe(true);
   });
 
+  it('hands leadership over when the leader gets SIGTERM under load, exits 0, and loses no acknowledged message', async () => {
+    const nodes = await startCluster(3);
+    const leader = await waitForLeader(nodes);
+    const publishers = new Publishers({ urls: nodes.map((n) => n.url), topicID: TOPIC, workers: 4 });
+    publishers.start();
+    let successor: BrokerProcess;
+    try {
+      await waitFor(() => publishers.acked.size >= 100, { timeoutMs: 30_000, message: '100 acknowledgements' });
+      expect(await leader.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+      const ackedAtStop = publishers.acked.size;
+      successor = await waitForLeader(followersOf(nodes, leader));
+      expect(successor).not.toBe(leader);
+      await waitFor(() => publishers.acked.size >= ackedAtStop + 100, { timeoutMs: 30_000, message: '100 acknowledgements after the stop' });
+    } finally {
+      await publishers.stop();
+    }
+    // The leader handed over (no election timeout was needed).
+    expect(successor.logs.some((l) => l.msg === 'raft: leadership transfer to this node')).toBe(true);
+
+    const last = publishers.maxAckedIndex;
+    for (const node of followersOf(nodes, leader)) {
+      const { messages } = await waitForTopicIndex(node.url, TOPIC, last);
+      publishers.verify(messages, node.url);
+    }
+  });
+
   it('catches a restarted node up through a snapshot once the leader compacted its log past it', async () => {
     const snapshotArgs = ['--snapshot-threshold', '200'];
     const nodes = await startCluster(3, { args: snapshotArgs });
