@@ -19,6 +19,15 @@ export interface ConnOptions {
   responseTimeoutMs?: number;
   /** Send {@link Conn.heartbeat} this often while open, in milliseconds; 0 (the default) never. */
   heartbeatIntervalMs?: number;
+  /**
+   * Reconnect when a stream sends no byte for this long while the loop waits
+   * for data, in milliseconds (time spent in the loop's body does not count).
+   * It detects a broker that stalls mid-answer or a connection that died
+   * silently. 0 (the default, as the original) waits for ever: a streaming
+   * conn on a quiet topic legitimately receives nothing, and with a timeout
+   * each expiry costs one reconnect (which resumes after the last index).
+   */
+  idleTimeoutMs?: number;
   /** Largest message data accepted from the stream, in bytes (a larger one is `FRAME_TOO_LARGE`). Default 16 MiB. */
   maxDataLength?: number;
 }
@@ -84,6 +93,7 @@ export class Conn implements AsyncIterable<Message> {
   readonly #maxReconnects: number;
   readonly #responseTimeoutMs: number;
   readonly #heartbeatIntervalMs: number;
+  readonly #idleTimeoutMs: number;
   readonly #maxDataLength: number | undefined;
   readonly #closing = new AbortController();
   #state: ConnState = 'new';
@@ -105,8 +115,10 @@ export class Conn implements AsyncIterable<Message> {
     this.#maxReconnects = options.maxReconnects ?? Infinity;
     this.#responseTimeoutMs = options.responseTimeoutMs ?? host.requestTimeoutMs;
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 0;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 0;
     this.#maxDataLength = options.maxDataLength;
-    if (!(this.#maxReconnects >= 0) || !(this.#responseTimeoutMs > 0) || !(this.#heartbeatIntervalMs >= 0)) {
+    const finite = (ms: number): boolean => Number.isFinite(ms) && ms >= 0;
+    if (!(this.#maxReconnects >= 0) || !finite(this.#responseTimeoutMs) || this.#responseTimeoutMs === 0 || !finite(this.#heartbeatIntervalMs) || !finite(this.#idleTimeoutMs)) {
       throw new ClientError('INVALID_OPTIONS', { message: `invalid options: conn ${JSON.stringify(options)}` });
     }
   }
@@ -230,8 +242,11 @@ export class Conn implements AsyncIterable<Message> {
         this.#host.logger.debug?.('stream connected', { url: url.origin, topicID: this.topicID, index: this.#next });
         failures = 0;
         const decoder = new MessageDecoder(this.#maxDataLength === undefined ? {} : { maxDataLength: this.#maxDataLength });
-        for await (const chunk of stream.body) {
-          for (const message of decoder.push(chunk)) {
+        const chunks = stream.body[Symbol.asyncIterator]();
+        for (;;) {
+          const next = await this.#nextChunk(chunks, stream, url);
+          if (next.done) break;
+          for (const message of decoder.push(next.value)) {
             if (message.index < this.#next) continue;
             this.#index = message.index;
             this.#next = message.index + 1n;
@@ -264,6 +279,27 @@ export class Conn implements AsyncIterable<Message> {
     }
     // Closed: a clean end. Aborted through the open() signal: an error.
     if (!this.#closing.signal.aborted && signal.aborted) throw new ClientError('ABORTED', { cause: signal.reason });
+  }
+
+  /**
+   * The stream's next chunk. With an idle timeout, waiting longer than it
+   * (only while the loop waits for data, never while its body runs) destroys
+   * the stream and throws a retriable `TIMEOUT`.
+   */
+  async #nextChunk(chunks: AsyncIterator<Uint8Array>, stream: HttpStream, url: URL): Promise<IteratorResult<Uint8Array>> {
+    if (this.#idleTimeoutMs === 0) return chunks.next();
+    let timer: TimerHandle | undefined;
+    const idle = new Promise<never>((_, reject) => {
+      timer = this.#host.clock.setTimeout(() => {
+        stream.destroy();
+        reject(new BrokerError('TIMEOUT', { message: `timeout: ${url.origin} sent nothing for ${this.#idleTimeoutMs} ms` }));
+      }, this.#idleTimeoutMs);
+    });
+    try {
+      return await Promise.race([chunks.next(), idle]);
+    } finally {
+      this.#host.clock.clearTimeout(timer);
+    }
   }
 
   #scheduleHeartbeat(): void {

@@ -135,6 +135,36 @@ describe('Conn', () => {
     expect(stalled.requests).toHaveLength(1);
   });
 
+  it('reconnects after idleTimeoutMs when a broker stalls mid-frame, and resumes', async () => {
+    const b = await broker({ stallAfter: 1 });
+    fill(b.store, 1n, 3);
+    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 150 } });
+    const conn = client.conn(1n);
+    conn.open(0n, { streaming: false });
+    const seen: bigint[] = [];
+    for await (const message of conn) {
+      seen.push(message.index);
+      b.knobs.stallAfter = undefined;
+    }
+    expect(seen).toEqual([1n, 2n, 3n]);
+    expect(b.requests.map((r) => r.query.get('index'))).toEqual(['0', '2']);
+  });
+
+  it('does not count the time of a slow loop body against idleTimeoutMs', async () => {
+    const b = await broker();
+    fill(b.store, 1n, 3);
+    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 40 } });
+    const conn = client.conn(1n);
+    conn.open(0n, { streaming: false });
+    const seen: bigint[] = [];
+    for await (const message of conn) {
+      seen.push(message.index);
+      await sleep(100);
+    }
+    expect(seen).toEqual([1n, 2n, 3n]);
+    expect(b.requests).toHaveLength(1);
+  });
+
   it('ends with the last error after maxReconnects failures', async () => {
     const dead = await deadURL();
     const client = await openClient({ urls: [dead], conn: { maxReconnects: 2 } });
@@ -302,6 +332,7 @@ describe('Conn option and URL errors', () => {
     await expectCode(() => client.conn(1n, { responseTimeoutMs: 0 }), 'ClientError', 'INVALID_OPTIONS');
     await expectCode(() => client.conn(1n, { heartbeatIntervalMs: Number.NaN }), 'ClientError', 'INVALID_OPTIONS');
     await expectCode(() => client.conn(1n, { reconnect: { jitter: 2 } }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { idleTimeoutMs: Infinity }), 'ClientError', 'INVALID_OPTIONS');
     const conn = client.conn(1n);
     conn.open(0n);
     expect(conn.url).toBeUndefined();

@@ -92,6 +92,8 @@ export interface FakeBrokerKnobs {
   firstIndex?: bigint;
   /** Streams: after this many whole messages, write half of the next one and destroy the socket. */
   cutAfter?: number;
+  /** Streams: after this many whole messages, write half of the next one and then nothing (read when a stream starts). */
+  stallAfter?: number;
   /** Streams: write each frame in pieces of this many bytes, with a flush between them. */
   pieceBytes?: number;
   /** Streams: end a streaming answer after this many messages (a clean end a client must reconnect after). */
@@ -283,6 +285,7 @@ export class FakeBroker {
     const signal = AbortSignal.any([gone.signal, this.#closing.signal]);
     let next = start;
     let sent = 0;
+    const stallAfter = this.knobs.stallAfter;
     for (;;) {
       for (const message of this.store.from(topicID, next)) {
         if (signal.aborted) return;
@@ -291,6 +294,11 @@ export class FakeBroker {
           res.write(frame.subarray(0, Math.max(1, frame.byteLength >> 1)));
           await new Promise((resolve) => setTimeout(resolve, 5));
           req.socket.destroy();
+          return;
+        }
+        if (stallAfter !== undefined && sent >= stallAfter) {
+          res.write(frame.subarray(0, Math.max(1, frame.byteLength >> 1)));
+          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
           return;
         }
         const piece = this.knobs.pieceBytes ?? frame.byteLength;
