@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { Client } from '@msg/client';
+import { Client, type Message } from '@msg/client';
 import { waitFor } from '@msg/test-utils';
 import type { BrokerProcess } from '../src/broker-process.js';
 import { restart, startCluster, waitForLeader } from '../src/cluster.js';
@@ -100,6 +100,74 @@ describe('a three-node cluster', () => {
     const caughtUp = await waitForTopicIndex(back.url, TOPIC, reference.messages.at(-1)!.index);
     publishers.verify(caughtUp.messages, back.url);
     expect(caughtUp.bytes.equals(reference.bytes)).toBe(true);
+  });
+
+  it('lets @msg/client publish and a Conn stream through a SIGKILL of the leader (failover, resume after the last index)', async () => {
+    const nodes = await startCluster(3);
+    const leader = await waitForLeader(nodes);
+    const urls = nodes.map((n) => n.url);
+    // The conn streams from the leader, the node that dies.
+    const client = new Client({
+      urls: [leader.url, ...urls.filter((u) => u !== leader.url)],
+      pingIntervalMs: 0,
+      retries: 30,
+      backoff: { initialMs: 50, maxMs: 200 },
+      requestTimeoutMs: 3000,
+      conn: { reconnect: { initialMs: 100, maxMs: 100 }, responseTimeoutMs: 3000 },
+    });
+    await client.open();
+    const conn = client.conn(TOPIC);
+    conn.open(0n);
+    const streamed: Message[] = [];
+    let target = 0n;
+    const consuming = (async () => {
+      for await (const message of conn) {
+        streamed.push(message);
+        if (target > 0n && message.index >= target) return;
+      }
+    })();
+    const acked = new Map<bigint, string>();
+    let stop = false;
+    const publishing = Promise.all(
+      [0, 1, 2].map(async (w) => {
+        for (let i = 0; !stop && i < 100_000; i++) {
+          const data = `c${w}-${i}`;
+          try {
+            acked.set(await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from(data) }), data);
+          } catch {
+            // Gave up after its retries: this one may or may not be committed.
+          }
+        }
+      }),
+    );
+    try {
+      await waitFor(() => acked.size >= 100, { timeoutMs: 30_000, message: '100 acknowledgements' });
+      await leader.kill();
+      const ackedAtKill = acked.size;
+      await waitFor(() => acked.size >= ackedAtKill + 100, { timeoutMs: 30_000, message: '100 acknowledgements after the kill' });
+    } finally {
+      stop = true;
+      await publishing;
+    }
+
+    // At least once: every acknowledged index holds the acknowledged data.
+    const survivor = followersOf(nodes, leader)[0]!;
+    const last = [...acked.keys()].reduce((a, b) => (a > b ? a : b));
+    const { messages } = await waitForTopicIndex(survivor.url, TOPIC, last);
+    const byIndex = new Map(messages.map((m) => [m.index, Buffer.from(m.data).toString()]));
+    for (const [index, data] of acked) expect(byIndex.get(index)).toBe(data);
+
+    // The conn reconnected elsewhere and resumed after its last index: the
+    // whole topic, each index once, in order.
+    target = messages.at(-1)!.index;
+    try {
+      await waitFor(() => streamed.at(-1)?.index === target, { timeoutMs: 30_000, message: `the conn reaching index ${target}` });
+    } finally {
+      await client.close();
+      await consuming;
+    }
+    expect(streamed.map((m) => m.index)).toEqual(messages.map((m) => m.index));
+    expect(streamed.map((m) => Buffer.from(m.data).toString())).toEqual(messages.map((m) => Buffer.from(m.data).toString()));
   });
 
   it('hands leadership over when the leader gets SIGTERM under load, exits 0, and loses no acknowledged message', async () => {
