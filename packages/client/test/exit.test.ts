@@ -20,7 +20,7 @@ describe('Client.close', () => {
       const timer = setTimeout(() => {
         if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
         resolve({ code: null, killed: true });
-      }, 5_000);
+      }, 30_000);
       child.once('exit', (code) => {
         clearTimeout(timer);
         resolve({ code, killed: false });
@@ -29,5 +29,5 @@ describe('Client.close', () => {
     expect({ ...result, output }).toEqual({ code: 0, killed: false, output: 'closed after 3 messages, streaming loop saw 3\n' });
     expect(b.count('/messaging/ping')).toBeGreaterThan(0);
     expect(b.store.heartbeats.length).toBeGreaterThan(0);
-  });
+  }, 60_000);
 });
