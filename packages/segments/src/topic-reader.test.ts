@@ -27,6 +27,23 @@ describe('TopicReader', () => {
     await topic.close();
   });
 
+  it('serves overlapping next() calls in order, and closes the reader when the iteration is left early', async () => {
+    const { topic } = await openTestTopic({ maxSegmentSize: 300 });
+    const messages = Array.from({ length: 40 }, (_, i) => msg(i + 1, 30));
+    await topic.appendBatch(messages.slice(0, 20));
+    for (const m of messages.slice(20)) await topic.append(m);
+    const reader = topic.reader(0n);
+    const iterator = reader[Symbol.asyncIterator]();
+    const steps = await Promise.all(Array.from({ length: 45 }, () => iterator.next()));
+    expect(steps.slice(40).every((step) => step.done === true)).toBe(true);
+    expect(plain(steps.slice(0, 40).map((step) => step.value as Message))).toEqual(plain(messages));
+
+    const early = topic.reader(0n);
+    for await (const m of early) if (m.index === 3n) break;
+    expect(early.closed).toBe(true);
+    await topic.close();
+  });
+
   it('ends a non-streaming read at the end as of its first read', async () => {
     const { topic } = await openTestTopic();
     await topic.append(msg(1));

@@ -147,20 +147,56 @@ export class TopicReader implements AsyncIterable<Message> {
     this.#claimed = true;
   }
 
-  async *#messages(): AsyncGenerator<Message, void, undefined> {
-    for await (const chunk of this.#chunks()) {
-      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      for (let at = 0; at < chunk.byteLength; ) {
-        const end = at + MESSAGE_HEADER_SIZE + view.getUint32(at + 18);
-        yield {
-          type: view.getUint16(at),
-          topicID: view.getBigUint64(at + 2),
-          index: view.getBigUint64(at + 10),
-          data: new Uint8Array(chunk.buffer, chunk.byteOffset + at + MESSAGE_HEADER_SIZE, end - at - MESSAGE_HEADER_SIZE),
-        };
-        at = end;
-      }
-    }
+  /**
+   * Messages decoded from the chunks. A hand-written iterator rather than an
+   * async generator: a message already read is handed out as a resolved
+   * promise, without a generator resumption per message (about 2x faster
+   * replay). Calls to next() that overlap are served in order.
+   */
+  #messages(): AsyncIterableIterator<Message> {
+    const chunks = this.#chunks();
+    let chunk: Uint8Array = EMPTY;
+    let view: DataView = new DataView(new ArrayBuffer(0));
+    let at = 0;
+    let pulling: Promise<IteratorResult<Message, undefined>> | undefined;
+    const decode = (): IteratorResult<Message, undefined> => {
+      const length = view.getUint32(at + 18);
+      const value: Message = {
+        type: view.getUint16(at),
+        topicID: view.getBigUint64(at + 2),
+        index: view.getBigUint64(at + 10),
+        data: new Uint8Array(chunk.buffer, chunk.byteOffset + at + MESSAGE_HEADER_SIZE, length),
+      };
+      at += MESSAGE_HEADER_SIZE + length;
+      return { done: false, value };
+    };
+    const pull = async (): Promise<IteratorResult<Message, undefined>> => {
+      const step = await chunks.next();
+      if (step.done === true) return { done: true, value: undefined };
+      chunk = step.value; // never empty
+      view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      at = 0;
+      return decode();
+    };
+    const next = (): Promise<IteratorResult<Message, undefined>> => {
+      if (pulling) return pulling.then(next);
+      if (at < chunk.byteLength) return Promise.resolve(decode());
+      pulling = pull().finally(() => {
+        pulling = undefined;
+      });
+      return pulling;
+    };
+    return {
+      next,
+      return: async (): Promise<IteratorResult<Message, undefined>> => {
+        at = chunk.byteLength;
+        await chunks.return(undefined);
+        return { done: true, value: undefined };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   async *#chunks(): AsyncGenerator<Uint8Array, void, undefined> {
@@ -286,3 +322,5 @@ export class TopicReader implements AsyncIterable<Message> {
     await this.#leave();
   }
 }
+
+const EMPTY = new Uint8Array(0);
