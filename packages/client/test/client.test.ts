@@ -172,7 +172,7 @@ describe('Client.publish', () => {
   it('times out a stalled broker and retries elsewhere; alone it ends with TIMEOUT', async () => {
     const stalled = await broker({ stall: () => true });
     const leader = await broker();
-    const client = await openClient({ urls: [stalled.url, leader.url], requestTimeoutMs: 200, batching: { enabled: false } });
+    const client = await openClient({ urls: [stalled.url, leader.url], requestTimeoutMs: 500, batching: { enabled: false } });
     client.setURL(stalled.url);
     expect(await client.publish({ type: 1, topicID: 1n, data: bytes('a') })).toBe(1n);
     const lonely = await openClient({ urls: [stalled.url], requestTimeoutMs: 100, retries: 1, batching: { enabled: false } });

@@ -127,7 +127,7 @@ describe('Conn', () => {
     const stalled = await broker({ stall: () => true });
     const live = await broker();
     fill(live.store, 1n, 1);
-    const client = await openClient({ urls: [stalled.url, live.url], conn: { responseTimeoutMs: 150 } });
+    const client = await openClient({ urls: [stalled.url, live.url], conn: { responseTimeoutMs: 500 } });
     client.setURL(stalled.url);
     const conn = client.conn(1n);
     conn.open(0n, { streaming: false });
@@ -138,7 +138,7 @@ describe('Conn', () => {
   it('reconnects after idleTimeoutMs when a broker stalls mid-frame, and resumes', async () => {
     const b = await broker({ stallAfter: 1 });
     fill(b.store, 1n, 3);
-    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 150 } });
+    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 400 } });
     const conn = client.conn(1n);
     conn.open(0n, { streaming: false });
     const seen: bigint[] = [];
@@ -152,16 +152,16 @@ describe('Conn', () => {
 
   it('does not count the time of a slow loop body against idleTimeoutMs', async () => {
     const b = await broker();
-    fill(b.store, 1n, 3);
-    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 40 } });
+    fill(b.store, 1n, 2);
+    const client = await openClient({ urls: [b.url], conn: { idleTimeoutMs: 500 } });
     const conn = client.conn(1n);
     conn.open(0n, { streaming: false });
     const seen: bigint[] = [];
     for await (const message of conn) {
       seen.push(message.index);
-      await sleep(100);
+      await sleep(800);
     }
-    expect(seen).toEqual([1n, 2n, 3n]);
+    expect(seen).toEqual([1n, 2n]);
     expect(b.requests).toHaveLength(1);
   });
 
