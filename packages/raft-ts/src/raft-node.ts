@@ -808,13 +808,28 @@ export class RaftNode implements RpcHandler {
         if (m !== this.url && !this.#progress.has(m)) this.#progress.set(m, this.#newProgress());
       }
       for (const m of [...this.#progress.keys()]) if (!members(config).includes(m)) this.#progress.delete(m);
-    } else if (!config.voters.includes(this.url)) {
+    } else if (!this.#electable()) {
       this.#clock.clearTimeout(this.#electionTimer);
       this.#electionTimer = undefined;
     } else if (this.#electionTimer === undefined && !this.#closed) {
       this.#resetElectionTimer();
     }
     this.#notify();
+  }
+
+  /**
+   * Whether this node may stand for election: it is a voter of its latest
+   * configuration, or of the one before while the latest (which removes it) is
+   * not known to be committed. Without the second case, nodes removed by
+   * uncommitted changes of different leaders could all refuse to campaign
+   * while refusing their votes to a less up-to-date remaining voter (the
+   * thesis §4.2.2: a leader outside its configuration may still lead until
+   * the change commits).
+   */
+  #electable(): boolean {
+    if (this.#config().voters.includes(this.url)) return true;
+    const latest = this.#configs[this.#configs.length - 1];
+    return latest !== undefined && latest.index > this.#commit && this.#configAt(latest.index - 1).voters.includes(this.url);
   }
 
   #setLeader(leader: string | undefined): void {
@@ -859,7 +874,7 @@ export class RaftNode implements RpcHandler {
   #resetElectionTimer(): void {
     this.#clock.clearTimeout(this.#electionTimer);
     this.#electionTimer = undefined;
-    if (this.#closed || this.#failed !== undefined || !this.#config().voters.includes(this.url)) return;
+    if (this.#closed || this.#failed !== undefined || !this.#electable()) return;
     const t = this.#opts.electionTimeoutMs;
     this.#electionTimer = this.#clock.setTimeout(() => {
       this.#electionTimer = undefined;
@@ -894,8 +909,7 @@ export class RaftNode implements RpcHandler {
 
   #startElection(preVote: boolean, transfer: boolean): void {
     if (this.#closed || this.#failed !== undefined || this.#role === 'leader') return;
-    const config = this.#config();
-    if (!config.voters.includes(this.url)) return;
+    if (!this.#electable()) return;
     const round = ++this.#round;
     this.#resetElectionTimer();
     if (preVote) {
@@ -920,7 +934,8 @@ export class RaftNode implements RpcHandler {
 
   #collectVotes(round: number, term: number, preVote: boolean, transfer: boolean, won: () => void): void {
     const voters = this.#config().voters;
-    const granted = new Set([this.url]);
+    // A candidate removed by its latest (uncommitted) configuration does not count itself.
+    const granted = new Set(voters.includes(this.url) ? [this.url] : []);
     const quorum = Math.floor(voters.length / 2) + 1;
     let done = false;
     const tally = (): void => {
@@ -945,7 +960,9 @@ export class RaftNode implements RpcHandler {
         (res) => {
           if (this.#closed) return;
           if (res.term > this.#meta.term && !res.voteGranted) {
-            if (!preVote || res.term > term) this.#becomeFollower(res.term, undefined);
+            // A refusal from a higher term (pre-vote too): adopt it, or a node that fell behind in
+            // terms would ask forever for pre-votes at a term its peers have already passed.
+            this.#becomeFollower(res.term, undefined);
             return;
           }
           if (res.voteGranted) granted.add(v);

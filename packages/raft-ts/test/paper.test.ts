@@ -117,6 +117,48 @@ describe('leader election (§5.2)', () => {
     await h.node.close();
   });
 
+  it('a node refused a pre-vote by a peer of a higher term adopts that term', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    h.clock.advance(150);
+    (await h.transport.next('requestVote', B)).resolve({ term: 5, voteGranted: false });
+    await waitFor(() => h.node.term === 5);
+    expect(h.node.state).toBe('follower');
+    // Its next pre-vote asks for a term past the one it learned.
+    h.transport.take('requestVote');
+    h.clock.advance(150);
+    expect((await h.transport.next('requestVote', B)).req).toMatchObject({ preVote: true, term: 6 });
+    await h.node.close();
+  });
+
+  it('a voter removed by a configuration not yet committed still stands for election, without counting itself', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await append(h, { prevLogIndex: 1, prevLogTerm: 1, entries: [configEntry(2, 1, { voters: [A, B], learners: [] })], leaderCommit: 1 });
+    expect(h.node.state).toBe('removed');
+    h.clock.advance(150);
+    const preA = await h.transport.next('requestVote', A);
+    const preB = await h.transport.next('requestVote', B);
+    preB.resolve({ term: 1, voteGranted: true });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.transport.take('requestVote')).toEqual([]); // one grant of two voters is no majority without its own
+    preA.resolve({ term: 1, voteGranted: true });
+    const vote = await h.transport.next('requestVote');
+    expect(vote.req).toMatchObject({ preVote: false, term: 2 });
+    await h.node.close();
+  });
+
+  it('a node whose removal is committed never stands for election', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await append(h, { prevLogIndex: 1, prevLogTerm: 1, entries: [configEntry(2, 1, { voters: [A, B], learners: [] })], leaderCommit: 2 });
+    for (let i = 0; i < 10; i++) h.clock.advance(100);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.transport.take('requestVote')).toEqual([]);
+    expect(h.node.state).toBe('removed');
+    await h.node.close();
+  });
+
   it('a leader that sees a higher term steps down and fails pending applies with LEADERSHIP_LOST', async () => {
     const h = await openHarness();
     await joinThree(h);

@@ -3,11 +3,19 @@ import type { FileHandle, FileSystem } from '../../src/file-system.js';
 interface SimFile {
   data: Uint8Array;
   synced: Uint8Array;
+  /** Bumped by every change of `data`. */
+  version: number;
+  /** The version `synced` holds: durability only moves forward. */
+  syncedVersion: number;
 }
 
 interface SimDir {
   names: Map<string, SimFile>;
   durable: Map<string, SimFile>;
+  /** Bumped by every change of `names`. */
+  version: number;
+  /** The version `durable` holds. */
+  durableVersion: number;
 }
 
 function split(path: string): [string, string] {
@@ -74,17 +82,24 @@ export class SimDisk {
           next.set(f.data);
           next.set(data, f.data.length);
           f.data = next;
+          f.version++;
           this.written += data.length;
         }),
       truncate: (length) =>
         run(() => {
           f.data = f.data.slice(0, length);
+          f.version++;
         }),
       sync: async () => {
-        const data = await run(() => f.data);
+        // What is durable is the content as of the call; a sync that completes after a later one
+        // (concurrent fsyncs) does not move durability backwards.
+        const [data, version] = await run(() => [f.data, f.version] as const);
         if (this.#syncDelay) await this.#syncDelay();
         return run(() => {
-          f.synced = data;
+          if (version > f.syncedVersion) {
+            f.synced = data;
+            f.syncedVersion = version;
+          }
           this.syncs++;
         });
       },
@@ -93,7 +108,7 @@ export class SimDisk {
     return {
       mkdir: (path) =>
         run(() => {
-          if (!this.#dirs.has(path)) this.#dirs.set(path, { names: new Map(), durable: new Map() });
+          if (!this.#dirs.has(path)) this.#dirs.set(path, { names: new Map(), durable: new Map(), version: 0, durableVersion: 0 });
         }),
       list: (path) => run(() => [...dir(path).names.keys()]),
       readFile: (path) => run(() => file(path)?.data.slice()),
@@ -103,8 +118,9 @@ export class SimDisk {
           const sd = dir(d);
           let f = sd.names.get(n);
           if (!f) {
-            f = { data: new Uint8Array(0), synced: new Uint8Array(0) };
+            f = { data: new Uint8Array(0), synced: new Uint8Array(0), version: 0, syncedVersion: 0 };
             sd.names.set(n, f);
+            sd.version++;
           }
           return handle(f);
         }),
@@ -116,17 +132,25 @@ export class SimDisk {
           if (!f) throw Object.assign(new Error(`ENOENT: ${from}`), { code: 'ENOENT' });
           dir(fd).names.delete(fnm);
           dir(td).names.set(tnm, f);
+          dir(fd).version++;
+          dir(td).version++;
         }),
       remove: (path) =>
         run(() => {
           const [d, n] = split(path);
-          this.#dirs.get(d)?.names.delete(n);
+          const sd = this.#dirs.get(d);
+          if (sd?.names.delete(n)) sd.version++;
         }),
       syncDir: async (path) => {
-        const names = await run(() => new Map(dir(path).names));
+        // As for files: the names as of the call become durable, unless a later syncDir already completed.
+        const [names, version] = await run(() => [new Map(dir(path).names), dir(path).version] as const);
         if (this.#syncDelay) await this.#syncDelay();
         return run(() => {
-          dir(path).durable = names;
+          const d = dir(path);
+          if (version > d.durableVersion) {
+            d.durable = names;
+            d.durableVersion = version;
+          }
           this.syncs++;
         });
       },
@@ -139,6 +163,7 @@ export class SimDisk {
     const files = new Set<SimFile>();
     for (const d of this.#dirs.values()) {
       d.names = new Map(d.durable);
+      d.version = d.durableVersion;
       for (const f of d.names.values()) files.add(f);
     }
     for (const f of files) {
@@ -149,6 +174,7 @@ export class SimDisk {
         f.data = f.synced;
       }
       f.synced = f.data;
+      f.version = f.syncedVersion;
     }
   }
 

@@ -42,9 +42,17 @@ interface SimNode {
   /** Left the cluster (or never made it in): no longer restarted. */
   gone: boolean;
   busy: boolean;
+  /** A leave() is under way. */
+  leaving: boolean;
 }
 
 const encoder = new TextEncoder();
+
+/** A node's state in one line, for violation reports. */
+function describe(node: RaftNode): string {
+  const c = node.config();
+  return `${node.url}=${node.state} term ${node.term} last ${node.lastIndex} commit ${node.commitIndex} voters [${c.voters.join(',')}] learners [${c.learners.join(',')}]`;
+}
 const decoder = new TextDecoder();
 
 /**
@@ -156,7 +164,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   };
 
   const make = (i: number): SimNode => {
-    const n: SimNode = { url: `http://n${i}`, disk: new SimDisk(() => rng.next(), () => new Promise((resolve) => sched.schedule(rng.int(0, 3), resolve))), token: { alive: false }, node: undefined, sm: undefined, checked: 0, gone: false, busy: false };
+    const n: SimNode = { url: `http://n${i}`, disk: new SimDisk(() => rng.next(), () => new Promise((resolve) => sched.schedule(rng.int(0, 3), resolve))), token: { alive: false }, node: undefined, sm: undefined, checked: 0, gone: false, busy: false, leaving: false };
     nodes.push(n);
     return n;
   };
@@ -288,21 +296,28 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
           },
         );
       }
-    } else if (r < 0.026 && members().length > 3 && !nodes.some((n) => n.busy)) {
-      const n = rng.pick(up().filter((x) => x.node!.state === 'follower' || x.node!.state === 'leader'));
+    } else if (r < 0.03 && members().length > 3 && !nodes.some((n) => n.leaving)) {
+      // A voter (the leader too) leaves, possibly while a join is under way: one change at a time is the node's job.
+      const n = rng.pick(up().filter((x) => !x.busy && (x.node!.state === 'follower' || x.node!.state === 'leader')));
       if (n) {
         n.busy = true;
+        n.leaving = true;
         const node = n.node!;
         trace(`t=${sched.now} ${n.url} leaves`);
         node.leave().then(
           () => {
             stats.leaves++;
+            trace(`t=${sched.now} ${n.url} left`);
             n.gone = true;
             n.busy = false;
+            n.leaving = false;
             n.token.alive = false;
             net.register(n.url, undefined);
           },
-          () => (n.busy = false),
+          () => {
+            n.busy = false;
+            n.leaving = false;
+          },
         );
       }
     }
@@ -326,7 +341,9 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     }
     await sched.runUntil(sched.now + 300, () => final >= 0);
   }
-  if (final < 0 && violations.length === 0) report(`no leader could commit after healing (states: ${up().map((n) => `${n.url}=${n.node!.state}`).join(' ')})`);
+  if (final < 0 && violations.length === 0) report(`no leader could commit after healing (${up().map((n) => describe(n.node!)).join('; ')})`);
+  // Pending joins, leaves and closes settle first (a join through a member that left fails: that node is gone).
+  await sched.runUntil(sched.now + 10_000, () => !nodes.some((n) => n.busy));
   const finalLeader = up().find((n) => n.node!.isLeader());
   const config = finalLeader ? finalLeader.node!.urls() : [];
   const live = up().filter((n) => config.includes(n.url));
