@@ -106,7 +106,9 @@ export function probeHeader(bytes: Uint8Array, size: number): HeaderProbe {
 export interface RecordHeader {
   /** Payload bytes after the header. */
   payloadLength: number;
+  /** Index of the record's first frame. */
   firstIndex: bigint;
+  /** Index of the record's last frame. */
   lastIndex: bigint;
   /** CRC-32 the payload must have. */
   payloadCrc: number;

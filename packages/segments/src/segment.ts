@@ -19,7 +19,9 @@ export interface SegmentInfo {
 
 /** A file of a topic folder whose name is a decimal u64. */
 export interface SegmentFile {
+  /** The index in the file's name. */
   startIndex: bigint;
+  /** Path of the file. */
   path: string;
 }
 
@@ -49,6 +51,7 @@ export interface SegmentProbe {
   size: number;
   /** Last modification, ms since the epoch (wall clock). */
   mtimeMs: number;
+  /** What the file's first bytes say (our header, the original's frames, damage, a torn creation). */
   probe: HeaderProbe;
 }
 
