@@ -15,6 +15,21 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
+/** {@link startBroker} failed because the process exited before it listened. */
+export class BrokerExitedError extends Error {
+  override readonly name = 'BrokerExitedError';
+  /** How it ended. */
+  readonly status: ExitStatus;
+  /** Every line it wrote to stderr (JSON lines parsed; others as `{level:'raw', msg}`). */
+  readonly logs: readonly Record<string, unknown>[];
+
+  constructor(status: ExitStatus, logs: readonly Record<string, unknown>[], tail: string) {
+    super(`broker exited (${status.code ?? status.signal}) before listening; logs:\n${tail}`);
+    this.status = status;
+    this.logs = logs;
+  }
+}
+
 /** Processes to kill after the current test, and after the current file. */
 const perTest = new Set<ChildProcess>();
 const perFile = new Set<ChildProcess>();
@@ -122,7 +137,10 @@ export function serverCommand(args: readonly string[]): { command: string; args:
   return { command: process.execPath, args: ['--conditions=@msg/source', '--import', tsxLoader, main, ...args] };
 }
 
-/** Starts `apps/broker-server` on 127.0.0.1 and waits until it logs that it is listening. */
+/**
+ * Starts `apps/broker-server` on 127.0.0.1 and waits until it logs that it is
+ * listening. Rejects with {@link BrokerExitedError} if it exits first.
+ */
 export async function startBroker(options: StartOptions): Promise<BrokerProcess> {
   const args = ['--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port ?? 0}`, '--log-level', 'debug'];
   for (const url of options.join ?? []) args.push('--join', url);
@@ -130,14 +148,14 @@ export async function startBroker(options: StartOptions): Promise<BrokerProcess>
   const { command, args: argv } = serverCommand(args);
   const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child, options.lifetime ?? 'test');
+  // 'close': the process has exited and its stderr is fully read.
   const exited = new Promise<ExitStatus>((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
   });
   const logs: Record<string, unknown>[] = [];
   let onLine: ((line: Record<string, unknown>) => void) | undefined;
   let buffered = '';
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (text: string) => {
+  const consume = (text: string): void => {
     buffered += text;
     for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
       const line = buffered.slice(0, at);
@@ -152,7 +170,11 @@ export async function startBroker(options: StartOptions): Promise<BrokerProcess>
       logs.push(entry);
       onLine?.(entry);
     }
-  });
+  };
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', consume);
+  // A last line without its newline still counts.
+  child.stderr.once('end', () => buffered !== '' && consume('\n'));
   child.stdout.resume();
 
   const tail = (count = 40): string =>
@@ -172,9 +194,9 @@ export async function startBroker(options: StartOptions): Promise<BrokerProcess>
           resolve(entry.url);
         }
       };
-      void exited.then(({ code, signal }) => {
+      void exited.then((status) => {
         clearTimeout(timer);
-        reject(new Error(`broker exited (${code ?? signal}) before listening; logs:\n${tail()}`));
+        reject(new BrokerExitedError(status, logs, tail()));
       });
     });
   } catch (error) {
