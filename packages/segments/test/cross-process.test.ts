@@ -10,8 +10,8 @@ import { collect, openTestTopic } from './helpers.js';
 const CHILD = join(import.meta.dirname, 'fixtures', 'writer-child.ts');
 
 /** Starts the writer child; `output` collects its stdout. */
-function startWriter(dir: string, count: number): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@msg/source', CHILD, dir, String(count)], {
+function startWriter(dir: string, count: number, mode = ''): { child: ChildProcess; output: () => string; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=@msg/source', CHILD, dir, String(count), mode], {
     cwd: join(import.meta.dirname, '..'),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -50,7 +50,7 @@ describe('a writer in another process', () => {
 
       // The writer holds the lock while it lives.
       await expect(new Topic(dir).open()).rejects.toMatchObject({ code: 'TOPIC_ALREADY_OPEN' });
-      expect(writer.child.kill('SIGKILL')).toBe(true);
+      process.kill(writer.child.pid!, 'SIGKILL');
       await writer.exited;
 
       // Its lock is stale now: a new writer takes over and continues after its last message.
@@ -62,8 +62,37 @@ describe('a writer in another process', () => {
       await topic.close();
       await view.close();
     } finally {
-      if (writer.child.exitCode === null && writer.child.signalCode === null) writer.child.kill('SIGKILL');
+      if (writer.child.exitCode === null && writer.child.signalCode === null) process.kill(writer.child.pid!, 'SIGKILL');
       await writer.exited;
     }
   }, 45_000);
+
+  it('keeps every acknowledged append when killed with SIGKILL while appending, and the topic opens again', async () => {
+    const dir = join(await makeTempDir('xproc-'), 'topic');
+    let expectedNext = 1n;
+    for (let round = 0; round < 3; round++) {
+      const writer = startWriter(dir, 100_000, 'until-killed');
+      try {
+        const acked = (): bigint => {
+          const all = [...writer.output().matchAll(/acked (\d+)/g)];
+          return all.length === 0 ? 0n : BigInt(all.at(-1)![1]!);
+        };
+        // Kill it mid-stream, a while after its first acknowledgements.
+        await waitFor(() => acked() >= expectedNext + 500n || writer.output().includes('Error'), { timeoutMs: 20_000, message: `writer acked: ${writer.output().slice(-300)}` });
+        process.kill(writer.child.pid!, 'SIGKILL');
+        await writer.exited;
+        const lastAcked = acked();
+        const { topic } = await openTestTopic({}, dir);
+        expect(topic.lastIndex).toBeGreaterThanOrEqual(lastAcked);
+        const indexes = (await collect(topic.reader(0n))).map((m) => m.index);
+        expect(indexes.length).toBe(Number(topic.lastIndex));
+        expect(indexes.every((index, k) => index === BigInt(k + 1))).toBe(true);
+        expectedNext = topic.lastIndex + 1n;
+        await topic.close();
+      } finally {
+        if (writer.child.exitCode === null && writer.child.signalCode === null) process.kill(writer.child.pid!, 'SIGKILL');
+        await writer.exited;
+      }
+    }
+  }, 60_000);
 });
