@@ -39,7 +39,7 @@ describe('crash: a torn last record', () => {
       await topic.close();
     }
     expect(await readFile(path)).toEqual(original.subarray(0, original.byteLength));
-  });
+  }, 60_000);
 
   it('deletes a last segment left with no whole record, and reports it', async () => {
     const { dir, messages } = await twoSegments();
@@ -56,7 +56,7 @@ describe('crash: a torn last record', () => {
       expect(plain(await collect(topic.reader(0n)))).toEqual(plain(messages.slice(0, 3)));
       await topic.close();
     }
-  });
+  }, 60_000);
 
   it('treats a zero-filled tail (blocks allocated, data never written) as torn', async () => {
     const { dir, messages } = await twoSegments();
@@ -67,7 +67,7 @@ describe('crash: a torn last record', () => {
     expect(events).toEqual([{ kind: 'torn-tail', segment: path, offset: size, bytesDropped: 4096 }]);
     expect(plain(await collect(topic.reader(0n)))).toEqual(plain(messages));
     await topic.close();
-  });
+  }, 60_000);
 });
 
 describe('crash: a flipped bit', () => {
@@ -100,7 +100,7 @@ describe('crash: a flipped bit', () => {
       await expect(collect(topic.reader(2n))).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', offset: at });
       await topic.close();
     }
-  });
+  }, 60_000);
 
   it('anywhere in the last record of the active segment makes open() fail with CORRUPT_SEGMENT and repairs nothing', async () => {
     const { dir, messages } = await twoSegments();
@@ -119,7 +119,7 @@ describe('crash: a flipped bit', () => {
     const { topic } = await openTestTopic({}, dir);
     expect(plain(await collect(topic.reader(0n)))).toEqual(plain(messages));
     await topic.close();
-  });
+  }, 60_000);
 });
 
 describe('crash: reclamation cut short', () => {
@@ -139,7 +139,7 @@ describe('crash: reclamation cut short', () => {
       expect((await collect(again.reader(4n))).map((m) => m.index)).toEqual([4n, 5n, 6n]);
       await again.close();
     }
-  });
+  }, 60_000);
 
   it('leaves the topic as it was when the crash came while the mark was being written', async () => {
     const { topic, dir } = await openTestTopic({ maxSegmentSize: 150 });
@@ -151,7 +151,7 @@ describe('crash: reclamation cut short', () => {
     expect(existsSync(join(dir, `${RECLAIM_MARK_FILE}.tmp`))).toBe(false);
     expect((await collect(again.reader(0n))).map((m) => m.index)).toEqual([1n, 2n, 3n, 4n]);
     await again.close();
-  });
+  }, 60_000);
 
   it('never shows a reader in another process a hole: each read is whole from its start or SEGMENT_RECLAIMED', async () => {
     const { topic, dir } = await openTestTopic({ maxSegmentSize: 150 });
@@ -187,5 +187,5 @@ describe('crash: reclamation cut short', () => {
     await after.open();
     await expect(collectFrames(after.reader(0n))).rejects.toMatchObject({ code: 'SEGMENT_RECLAIMED', firstIndex: 30n });
     await after.close();
-  });
+  }, 60_000);
 });
