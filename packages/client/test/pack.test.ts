@@ -1,21 +1,67 @@
 // The packaging check of issue 5: the packed @msg/client (with the packed
 // @msg/wire beside it) installs into an empty folder with npm, and the
-// README's quickstart runs there as a plain ESM script against a broker.
+// README's quickstart runs there as a plain ESM script against a real broker
+// process (apps/broker-server).
 import { describe, expect, it } from '@jest/globals';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { makeTempDir } from '@msg/test-utils';
-import { startFakeBroker } from './fake-broker.js';
 import { codeBlocks, packageDir, repoDir, runScript, type ScriptResult } from './run-script.js';
 
 /**
- * The broker the installed example talks to: its base URL and how to stop it.
- * For now the package's fake broker; point this at a real broker to check the
- * client against one (nothing else in this file depends on which it is).
+ * The broker the installed example talks to: a real `apps/broker-server`
+ * process (run from source with tsx) on 127.0.0.1, port 0, data in a temp
+ * folder. Resolves once it logs its `listening` line; `close()` sends SIGTERM
+ * by PID and waits for the exit (SIGKILL after 15 s).
  */
 async function startTargetBroker(): Promise<{ url: string; close(): Promise<void> }> {
-  const broker = await startFakeBroker();
-  return { url: broker.url, close: () => broker.close() };
+  const dataDir = await makeTempDir();
+  const tsxLoader = pathToFileURL(createRequire(join(repoDir, 'package.json')).resolve('tsx')).href;
+  const main = join(repoDir, 'apps', 'broker-server', 'src', 'main.ts');
+  const args = ['--conditions=@msg/source', '--import', tsxLoader, main, '--data-dir', dataDir, '--listen', '127.0.0.1:0'];
+  const child = spawn(process.execPath, args, { cwd: repoDir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const kill = (signal: NodeJS.Signals): void => {
+    if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) process.kill(child.pid, signal);
+  };
+  let logs = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker did not listen within 30 s:\n${logs}`)), 30_000);
+    child.once('exit', (code) => reject(new Error(`broker exited (${String(code)}) before listening:\n${logs}`)));
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      logs += chunk;
+      const complete = logs.split('\n').slice(0, -1);
+      for (const line of complete) {
+        let entry: { msg?: unknown; url?: unknown };
+        try {
+          entry = JSON.parse(line) as { msg?: unknown; url?: unknown };
+        } catch {
+          continue;
+        }
+        if (entry.msg === 'listening' && typeof entry.url === 'string') {
+          clearTimeout(timer);
+          resolve(entry.url);
+        }
+      }
+    });
+  }).catch(async (error: unknown) => {
+    kill('SIGKILL');
+    await exited;
+    throw error;
+  });
+  return {
+    url,
+    close: async () => {
+      kill('SIGTERM');
+      const timer = setTimeout(() => kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
 }
 
 /** Runs a command and fails with its output when it does not exit 0 in time. */
