@@ -2,6 +2,12 @@ import type { Broker } from '@msg/broker';
 import type { HandlerBroker, IndexRange, PublishMessage, RaftListener, TopicFrames } from '@msg/http';
 import { BrokerError } from '@msg/wire';
 
+/** The part of `@msg/broker`'s `Broker` the adapter serves (a `Broker` satisfies it). */
+export type AdapterBroker = Pick<
+  Broker,
+  'isLeader' | 'leaderURL' | 'urls' | 'publish' | 'publishBatch' | 'heartbeat' | 'openTopicReader' | 'ready' | 'status' | 'metrics'
+>;
+
 /** What the adapter needs of the raft node besides what the broker already reads through its log. */
 export interface AdapterRaft {
   /** The cluster id, `undefined` before the node initialized or joined. */
@@ -34,7 +40,7 @@ export interface BrokerAdapter extends HandlerBroker {
  * the cluster id and the configuration; the `leave` command reads the
  * cluster id from `GET /status`).
  */
-export function createBrokerAdapter(broker: Broker, raft: AdapterRaft, raftHandler?: RaftListener): BrokerAdapter {
+export function createBrokerAdapter(broker: AdapterBroker, raft: AdapterRaft, raftHandler?: RaftListener): BrokerAdapter {
   let stopped = false;
   let inFlight = 0;
   let waiters: (() => void)[] = [];

@@ -9,9 +9,9 @@ export const ExitCodes = {
   REFUSED: 65,
   /** Bad command line, environment variable or config file; stderr names the setting. */
   USAGE: 64,
-  /** `leave`: the cluster could not be reached, or gave no answer in time. */
+  /** The listen address is in use or not available, or joining failed; `leave`: the cluster could not be reached in time. */
   UNAVAILABLE: 69,
-  /** Internal error (a bug, or a failure with no better code, e.g. joining failed). */
+  /** Internal error (a bug, or a failure with no better code). */
   INTERNAL: 70,
   /** I/O error or corrupt data while opening the data dir; stderr names the file. */
   IO: 74,
@@ -23,18 +23,27 @@ export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 /** Error codes of raft-ts, @msg/segments and @msg/broker that mean damaged or unwritable files. */
 const IO_CODES = new Set(['CORRUPT', 'CORRUPT_SEGMENT', 'CORRUPT_META', 'CORRUPT_SNAPSHOT', 'WRITE_FAILED']);
 
+/** System calls whose errors are about the network, not files. */
+const NETWORK_SYSCALLS = new Set(['connect', 'getaddrinfo', 'bind']);
+
 /**
  * The exit code for an error that stopped the server: {@link ExitCodes.USAGE}
- * for `INVALID_CONFIG`, {@link ExitCodes.IO} for a corrupt file or a system I/O
+ * for `INVALID_CONFIG`, {@link ExitCodes.UNAVAILABLE} when the listen address
+ * cannot be bound (`EADDRINUSE`, `EADDRNOTAVAIL`) or no `--join` URL
+ * accepted the node (`JOIN_FAILED`), {@link ExitCodes.IO} for a corrupt file or a system I/O
  * error (an errno such as `EACCES`, `ENOSPC`, `EIO`) anywhere in the `cause`
  * chain, {@link ExitCodes.INTERNAL} otherwise.
  */
 export function exitCodeFor(error: unknown): ExitCode {
-  for (let e: unknown = error, depth = 0; e instanceof Error && depth < 10; e = e.cause, depth++) {
-    const coded = e as Error & { code?: unknown; syscall?: unknown };
+  // Duck-typed, not `instanceof Error`: errors of another realm (vm contexts) count too.
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    const coded = e as { code?: unknown; syscall?: unknown };
     if (coded.code === 'INVALID_CONFIG') return ExitCodes.USAGE;
     if (typeof coded.code === 'string' && IO_CODES.has(coded.code)) return ExitCodes.IO;
-    if (typeof coded.syscall === 'string' && typeof coded.code === 'string' && coded.code.startsWith('E')) return ExitCodes.IO;
+    if (coded.code === 'JOIN_FAILED' || coded.syscall === 'listen' || coded.code === 'EADDRINUSE' || coded.code === 'EADDRNOTAVAIL') return ExitCodes.UNAVAILABLE;
+    if (typeof coded.syscall === 'string' && !NETWORK_SYSCALLS.has(coded.syscall) && typeof coded.code === 'string' && coded.code.startsWith('E')) {
+      return ExitCodes.IO;
+    }
   }
   return ExitCodes.INTERNAL;
 }

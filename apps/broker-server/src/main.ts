@@ -13,7 +13,8 @@ const EXIT_HELP = `Subcommands:
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at once (70).
 
 Exit codes: 0 ok, 64 usage or config error (the message names the setting),
-70 internal error (or joining failed), 74 I/O error or corrupt data on open (the message names the file).`;
+69 listen address in use or unavailable, or no --join URL accepted the node,
+70 internal error, 74 I/O error or corrupt data on open (the message names the file).`;
 
 const argv = process.argv.slice(2);
 const write = (text: string): void => void process.stderr.write(text);

@@ -1,0 +1,36 @@
+import { describe, expect, it } from '@jest/globals';
+import { BrokerStateError } from '@msg/broker';
+import { RaftError } from 'raft-ts';
+import { ConfigError } from './config.js';
+import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { ServerError } from './server-error.js';
+
+function errno(code: string, syscall: string): Error {
+  return Object.assign(new Error(`${syscall} ${code}`), { code, syscall });
+}
+
+describe('exitCodeFor', () => {
+  it('maps a config error to 64', () => {
+    expect(exitCodeFor(new ConfigError('--listen', 'bad'))).toBe(ExitCodes.USAGE);
+  });
+
+  it('maps corrupt files and system I/O errors to 74, also as a cause', () => {
+    expect(exitCodeFor(new RaftError('CORRUPT', 'log-1.seg: bad crc'))).toBe(ExitCodes.IO);
+    expect(exitCodeFor(new BrokerStateError('CORRUPT_META', 'meta: bad'))).toBe(ExitCodes.IO);
+    expect(exitCodeFor(errno('EACCES', 'open'))).toBe(ExitCodes.IO);
+    expect(exitCodeFor(new Error('wrapped', { cause: errno('EIO', 'write') }))).toBe(ExitCodes.IO);
+  });
+
+  it('maps an unusable listen address or a failed join to 69, even when caused by a refused connection', () => {
+    expect(exitCodeFor(errno('EADDRINUSE', 'listen'))).toBe(ExitCodes.UNAVAILABLE);
+    const refused = new RaftError('UNREACHABLE', 'down', { cause: errno('ECONNREFUSED', 'connect') });
+    expect(exitCodeFor(new ServerError('JOIN_FAILED', 'no', { cause: refused }))).toBe(ExitCodes.UNAVAILABLE);
+    expect(exitCodeFor(refused)).toBe(ExitCodes.INTERNAL);
+  });
+
+  it('maps anything else to 70', () => {
+    expect(exitCodeFor(new Error('bug'))).toBe(ExitCodes.INTERNAL);
+    expect(exitCodeFor('not an error')).toBe(ExitCodes.INTERNAL);
+    expect(exitCodeFor(new RaftError('NO_LEADER', 'none'))).toBe(ExitCodes.INTERNAL);
+  });
+});
