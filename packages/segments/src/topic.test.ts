@@ -163,6 +163,19 @@ describe('Topic.append', () => {
     }
   });
 
+  it('syncs, under sync \'never\', the segments sealed since the last sync() too, skipping reclaimed ones', async () => {
+    const { topic, dir } = await openTestTopic({ sync: 'never', maxSegmentSize: 100 });
+    for (let i = 1; i <= 6; i++) await topic.append(msg(i, 100));
+    expect(await topic.reclaimBefore(3n)).toBe(2);
+    await topic.sync();
+    await topic.append(msg(7, 100));
+    await topic.sync();
+    await topic.close();
+    const { topic: again } = await openTestTopic({}, dir);
+    expect((await collect(again.reader(3n))).map((m) => m.index)).toEqual([3n, 4n, 5n, 6n, 7n]);
+    await again.close();
+  });
+
   it('rejects appends with WRITE_FAILED once the disk fails, and reopens cleanly', async () => {
     const { topic, dir } = await openTestTopic({ maxSegmentSize: 100 });
     await topic.append(msg(1, 100));

@@ -161,6 +161,9 @@ export class Topic {
   #writeEnd = 0;
   /** Whether written bytes await an fsync. */
   #dirty = false;
+  /** Under `'never'`: segments sealed without an fsync, and whether the folder awaits one. */
+  #unsyncedSealed: string[] = [];
+  #dirUnsynced = false;
   #failure: SegmentError | undefined;
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
@@ -337,14 +340,23 @@ export class Topic {
   }
 
   /**
-   * Makes every acknowledged append durable now (an fdatasync of the active
-   * segment if anything is unsynced). Useful under `'interval'` or `'never'`
-   * before recording elsewhere that the data is safe.
+   * Makes every acknowledged append durable now: an fdatasync of the active
+   * segment if anything is unsynced, and under `'never'` also of the
+   * segments sealed since the last `sync()` and of the folder (new segment
+   * files). Useful under `'interval'` or `'never'` before recording
+   * elsewhere that the data is safe.
    */
   async sync(): Promise<void> {
     this.#assertWritable();
     await this.#flushing;
-    await this.#serial(() => this.#syncActive());
+    await this.#serial(async () => {
+      try {
+        await this.#syncSealed();
+      } catch (error) {
+        throw this.#fail(error);
+      }
+      await this.#syncActive();
+    });
     if (this.#failure) throw this.#failure;
   }
 
@@ -500,6 +512,7 @@ export class Topic {
   async #roll(startIndex: bigint): Promise<void> {
     if (this.#fd) {
       if (this.#sync !== 'never') await this.#syncActive();
+      else if (this.#dirty) this.#unsyncedSealed.push(this.#segments.at(-1)!.path);
       const fd = this.#fd;
       this.#fd = undefined;
       await fd.close();
@@ -510,6 +523,7 @@ export class Topic {
     this.#fd = fd;
     await writeFully(fd, encodeFileHeader({ createdAt, prevLastIndex: this.#lastIndex }), 0);
     if (this.#sync !== 'never') await fsyncDir(this.dir);
+    else this.#dirUnsynced = true;
     const previous = this.#segments.at(-1);
     if (previous) previous.sealedAt = createdAt;
     this.#segments.push({
@@ -525,6 +539,20 @@ export class Topic {
     this.#writeEnd = FILE_HEADER_SIZE;
     this.#dirty = true;
     this.#wakeAll();
+  }
+
+  /** Under `'never'`: fsyncs the segments sealed unsynced (a reclaimed one is skipped) and the folder. */
+  async #syncSealed(): Promise<void> {
+    while (this.#unsyncedSealed.length > 0) {
+      await syncFile(this.#unsyncedSealed[0]!).catch((error: unknown) => {
+        if (!isNotFound(error)) throw error;
+      });
+      this.#unsyncedSealed.shift();
+    }
+    if (this.#dirUnsynced) {
+      this.#dirUnsynced = false;
+      await fsyncDir(this.dir);
+    }
   }
 
   async #syncActive(): Promise<void> {
