@@ -8,6 +8,10 @@ const root = join(import.meta.dirname, '..', '..', '..');
 const main = join(root, 'apps', 'broker-server', 'src', 'main.ts');
 // tsx runs the server from source, with workspace packages resolved through the @msg/source condition.
 const tsxLoader = pathToFileURL(createRequire(join(root, 'package.json')).resolve('tsx')).href;
+// Last resort against orphans when the test process dies without running its
+// hooks (SIGKILL, a crashed worker): the child's stdin is a pipe from us, and
+// the child kills itself when that pipe closes. It does not keep a child alive.
+const ORPHAN_GUARD = 'data:text/javascript,process.stdin.on("end",()=>process.kill(process.pid,"SIGKILL")).on("data",()=>{}).unref()';
 
 /** How a process ended: its exit code, or the signal that ended it. */
 export interface ExitStatus {
@@ -46,26 +50,10 @@ afterAll(async () => {
   await Promise.all(all.map(killChild));
 });
 
-// Last resort when the jest worker exits without running the hooks: no
-// broker may outlive the test run. Registered once per worker.
-const EXIT_HOOK = Symbol.for('msg.integration.exitHook');
-const hooked = process as NodeJS.Process & { [EXIT_HOOK]?: Set<ChildProcess> };
 function track(child: ChildProcess, lifetime: Lifetime): void {
-  (lifetime === 'file' ? perFile : perTest).add(child);
-  if (hooked[EXIT_HOOK] === undefined) {
-    const everyChild = new Set<ChildProcess>();
-    hooked[EXIT_HOOK] = everyChild;
-    process.once('exit', () => {
-      for (const c of everyChild) if (isAlive(c)) process.kill(c.pid!, 'SIGKILL');
-    });
-  }
-  const everyChild = hooked[EXIT_HOOK];
-  everyChild.add(child);
-  child.once('exit', () => {
-    everyChild.delete(child);
-    perTest.delete(child);
-    perFile.delete(child);
-  });
+  const set = lifetime === 'file' ? perFile : perTest;
+  set.add(child);
+  child.once('exit', () => set.delete(child));
 }
 
 function isAlive(child: ChildProcess): boolean {
@@ -132,9 +120,13 @@ export interface BrokerProcess {
   tail(count?: number): string;
 }
 
-/** Command and arguments that run the broker server from source with the given arguments. */
+/**
+ * Command and arguments that run the broker server from source with the given
+ * arguments. Spawn it with `stdio[0] = 'pipe'` and keep that pipe open: the
+ * child exits when it closes.
+ */
 export function serverCommand(args: readonly string[]): { command: string; args: string[] } {
-  return { command: process.execPath, args: ['--conditions=@msg/source', '--import', tsxLoader, main, ...args] };
+  return { command: process.execPath, args: ['--conditions=@msg/source', '--import', ORPHAN_GUARD, '--import', tsxLoader, main, ...args] };
 }
 
 /**
@@ -146,7 +138,7 @@ export async function startBroker(options: StartOptions): Promise<BrokerProcess>
   for (const url of options.join ?? []) args.push('--join', url);
   args.push(...(options.args ?? []));
   const { command, args: argv } = serverCommand(args);
-  const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   track(child, options.lifetime ?? 'test');
   // 'close': the process has exited and its stderr is fully read.
   const exited = new Promise<ExitStatus>((resolve) => {
@@ -243,7 +235,7 @@ export interface CommandResult extends ExitStatus {
  */
 export async function runServerCommand(args: readonly string[], timeoutMs = 30_000): Promise<CommandResult> {
   const { command, args: argv } = serverCommand(args);
-  const child = spawn(command, argv, { cwd: root, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, argv, { cwd: root, env: process.env, stdio: ['pipe', 'pipe', 'pipe'] });
   track(child, 'test');
   let stdout = '';
   let stderr = '';
