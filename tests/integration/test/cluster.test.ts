@@ -50,6 +50,20 @@ describe('a three-node cluster', () => {
       expect(streamed.equals(bytes)).toBe(true);
     }
 
+    // A streaming GET opened on each follower before a publish gets the new message pushed.
+    const opened: Promise<void>[] = [];
+    const nextFrames = followersOf(nodes, leader).map((node) => {
+      let onOpen!: () => void;
+      opened.push(new Promise<void>((resolve) => (onOpen = resolve)));
+      return readStream(`${node.url}/messaging/messages?topicID=${TOPIC}&index=${last + 1n}&streaming=true`, { untilBytes: 22 + 'pushed'.length, onOpen });
+    });
+    await Promise.race([Promise.all(opened), Promise.all(nextFrames)]);
+    const pushedAt = (await request(`${leader.url}${path}`, { method: 'POST', body: 'pushed' })).headers['x-broker-index'];
+    for (const frames of await Promise.all(nextFrames)) {
+      expect(frames.readBigUInt64BE(10)).toBe(BigInt(pushedAt as string));
+      expect(frames.subarray(22).toString()).toBe('pushed');
+    }
+
     // With both followers gone the last node has no quorum: it steps down
     // (a publish in flight then may fail `unavailable`), and once it knows no
     // leader a publish is answered `not leader` (the original's 500; ours may be 503).

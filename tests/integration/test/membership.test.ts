@@ -33,6 +33,13 @@ describe('cluster membership', () => {
     const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
     const all = [...nodes, fourth];
     await waitForMembers(all, all.map((n) => n.url));
+    const client = new Client({ urls: [nodes[0]!.url], pingIntervalMs: 0 });
+    await client.open();
+    try {
+      expect((await client.ping()).map((u) => u.origin).sort()).toEqual(all.map((n) => n.url).sort());
+    } finally {
+      await client.close();
+    }
     const fourthStatus = await status(fourth.url);
     expect([...fourthStatus.urls].sort()).toEqual(all.map((n) => n.url).sort());
     const leader = await waitForLeader(all);
