@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { link, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrokerError } from '@msg/wire';
@@ -9,9 +10,13 @@ export const LOCK_FILE = '.lock';
 
 /**
  * The exclusive right to write a topic folder, held by one `Topic` of one
- * process: a lock file holding the owner's PID, created atomically (write a
- * temporary file, then hard-link it into place, which fails if the lock
- * exists). A lock whose PID is no longer running is stale and taken over.
+ * process: a lock file naming its owner (`<pid> <start time> <token>`), created
+ * atomically (write a temporary file, then hard-link it into place, which fails
+ * if the lock exists). A lock is stale, and taken over, when its PID is not
+ * running, or when the PID was reused since: the process with that PID started
+ * at another time (Linux: `/proc/<pid>/stat`), or it is this very process but
+ * the token is not this process's (a broker restarted as PID 1 in a container
+ * finds its own PID in the lock its previous life left behind).
  *
  * It guards against two writers on one machine by accident (a second broker
  * on the same data dir, a second `Topic` in the same process); it is not a
@@ -34,7 +39,7 @@ export class TopicLock {
     const temp = join(topicDir, `${LOCK_FILE}.${randomUUID()}.tmp`);
     const fd = await open(temp, 'wx');
     try {
-      await fd.writeFile(`${process.pid}\n`);
+      await fd.writeFile(`${ownLockLine()}\n`);
     } finally {
       await fd.close();
     }
@@ -47,8 +52,8 @@ export class TopicLock {
           if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
         const owner = await readOwner(path);
-        if (owner !== undefined && isRunning(owner)) {
-          throw new BrokerError('TOPIC_ALREADY_OPEN', { cause: new Error(`${topicDir} is locked by process ${owner}`) });
+        if (owner !== undefined && isHeld(owner)) {
+          throw new BrokerError('TOPIC_ALREADY_OPEN', { cause: new Error(`${topicDir} is locked by process ${owner.pid}`) });
         }
         await unlink(path).catch((error: unknown) => {
           if (!isNotFound(error)) throw error;
@@ -70,22 +75,62 @@ export class TopicLock {
   }
 }
 
-async function readOwner(path: string): Promise<number | undefined> {
+/** What a lock file says of its owner. Older lock files hold only the PID. */
+interface LockOwner {
+  pid: number;
+  /** The owner's start time in clock ticks since boot, when it was known. */
+  startTime: string | undefined;
+  /** A random token of the owning process, when recorded. */
+  token: string | undefined;
+}
+
+let processToken: string | undefined;
+
+/** The line this process writes into its lock files. */
+function ownLockLine(): string {
+  processToken ??= randomUUID();
+  return `${process.pid} ${startTimeOf(process.pid) ?? '-'} ${processToken}`;
+}
+
+async function readOwner(path: string): Promise<LockOwner | undefined> {
+  let text: string;
   try {
-    const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined;
+    text = await readFile(path, 'utf8');
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
   }
+  const [pidText = '', startTime, token] = text.trim().split(' ');
+  const pid = /^[0-9]+$/.test(pidText) ? Number(pidText) : Number.NaN;
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  return { pid, startTime: startTime === '-' ? undefined : startTime, token };
 }
 
-function isRunning(pid: number): boolean {
-  if (pid === process.pid) return true;
+/** Whether the owner named by a lock file is a live process (this one included) that still holds it. */
+function isHeld(owner: LockOwner): boolean {
+  if (owner.pid === process.pid) return owner.token === undefined || owner.token === processToken;
   try {
-    process.kill(pid, 0);
-    return true;
+    process.kill(owner.pid, 0);
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (owner.startTime === undefined) return true;
+  const now = startTimeOf(owner.pid);
+  return now === undefined || now === owner.startTime;
+}
+
+/**
+ * The start time of process `pid` in clock ticks since boot (field 22 of
+ * `/proc/<pid>/stat`), or undefined where there is no such file (not Linux).
+ */
+function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const value = fields[19];
+    return value !== undefined && /^[0-9]+$/.test(value) ? value : undefined;
+  } catch {
+    return undefined;
   }
 }
