@@ -92,3 +92,20 @@ export async function startCluster(size: number, options: ClusterOptions = {}): 
 export async function restart(node: BrokerProcess, options: ClusterOptions = {}): Promise<BrokerProcess> {
   return startBroker({ dataDir: node.dataDir, port: node.port, args: [...FAST_RAFT_ARGS, ...(options.args ?? [])], lifetime: options.lifetime });
 }
+
+/**
+ * Waits until `node` has written a log line for which `match` is true, and
+ * resolves with it; the timeout error shows the node's last log lines.
+ */
+export async function waitForLog(
+  node: BrokerProcess,
+  match: (line: Record<string, unknown>) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<Record<string, unknown>> {
+  try {
+    return await waitFor(() => node.logs.find(match), { timeoutMs, intervalMs: 50, message: what });
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; last log lines of ${node.url}:\n${node.tail()}`, { cause: error });
+  }
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Client, type Message } from '@msg/client';
 import { waitFor } from '@msg/test-utils';
 import type { BrokerProcess } from '../src/broker-process.js';
-import { restart, startCluster, waitForLeader } from '../src/cluster.js';
+import { restart, startCluster, waitForLeader, waitForLog } from '../src/cluster.js';
 import { readStream, request } from '../src/http-request.js';
 import { Publishers } from '../src/publisher.js';
 import { readTopic, waitForTopicIndex } from '../src/topic.js';
@@ -230,10 +230,7 @@ describe('a three-node cluster', () => {
       // the leader's log no longer holds the entries the node needs.
       let last = 0n;
       for (let from = 50; from < 1850; from += 100) last = (await publish(from, 100)).at(-1)!;
-      await waitFor(
-        () => leader.logs.some((l) => l.msg === 'raft: snapshot taken' && Number(l.index) > Number(lastSeen) + 1024),
-        { timeoutMs: 30_000, message: `a snapshot on the leader past ${lastSeen} + 1024; logs:\n${leader.tail()}` },
-      );
+      await waitForLog(leader, (l) => l.msg === 'raft: snapshot taken' && Number(l.index) > Number(lastSeen) + 1024, `a snapshot on the leader past ${lastSeen} + 1024`);
 
       const back = await restart(lagging, { args: snapshotArgs });
       const { messages } = await waitForTopicIndex(back.url, TOPIC, last, 60_000);

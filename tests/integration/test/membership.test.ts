@@ -2,8 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import { Client } from '@msg/client';
 import { makeTempDir } from '@msg/test-utils';
 import { runServerCommand, startBroker } from '../src/broker-process.js';
-import { FAST_RAFT_ARGS, startCluster, status, waitForLeader, waitForMembers } from '../src/cluster.js';
-import { waitForTopicIndex } from '../src/topic.js';
+import { FAST_RAFT_ARGS, startCluster, status, waitForLeader, waitForLog, waitForMembers } from '../src/cluster.js';
+import { readTopic, waitForTopicIndex } from '../src/topic.js';
 
 const TOPIC = 11n;
 
@@ -52,6 +52,24 @@ describe('cluster membership', () => {
     expect(served.bytes.equals(reference.bytes)).toBe(true);
   });
 
+  it('brings a node that joins after the leader compacted its log up to date through a snapshot', async () => {
+    const args = ['--snapshot-threshold', '200'];
+    const nodes = await startCluster(3, { args });
+    const leader = await waitForLeader(nodes);
+    // Raft keeps 1024 entries behind a snapshot: write well past that, in
+    // batches of 100 (a snapshot is considered after each applied batch).
+    let last = 0n;
+    for (let from = 0; from < 1500; from += 100) last = await publishTexts([leader.url], texts('early', 1500).slice(from, from + 100));
+    await waitForLog(leader, (l) => l.msg === 'raft: snapshot taken' && Number(l.index) > 1100, 'a snapshot past index 1100 on the leader');
+
+    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: [leader.url], args: [...FAST_RAFT_ARGS, ...args] });
+    const { bytes, messages } = await waitForTopicIndex(fourth.url, TOPIC, last, 60_000);
+    expect(fourth.logs.some((l) => l.msg === 'raft: snapshot installed')).toBe(true);
+    expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual(texts('early', 1500));
+    expect(bytes.equals((await readTopic(leader.url, TOPIC)).bytes)).toBe(true);
+    await waitForMembers([...nodes, fourth], [...nodes, fourth].map((n) => n.url));
+  });
+
   it('removes a node with the leave command; the cluster lists three members and keeps committing', async () => {
     const nodes = await startCluster(4);
     const leader = await waitForLeader(nodes);
@@ -82,6 +100,29 @@ describe('cluster membership', () => {
       texts('after', 10),
     );
     for (const node of up) {
+      const { messages } = await waitForTopicIndex(node.url, TOPIC, last);
+      expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 10), ...texts('after', 10)]);
+    }
+  });
+
+  it('lets the leader itself leave: a remaining node takes over and writes commit', async () => {
+    const nodes = await startCluster(3);
+    const leader = await waitForLeader(nodes);
+    const staying = nodes.filter((n) => n !== leader);
+    await publishTexts([leader.url], texts('before', 10));
+
+    const result = await runServerCommand(['leave', '--member', leader.url, '--cluster', staying[0]!.url]);
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+    await waitForMembers(staying, staying.map((n) => n.url));
+    const successor = await waitForLeader(staying);
+    expect(successor).not.toBe(leader);
+
+    await leader.kill();
+    const last = await publishTexts(
+      staying.map((n) => n.url),
+      texts('after', 10),
+    );
+    for (const node of staying) {
       const { messages } = await waitForTopicIndex(node.url, TOPIC, last);
       expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 10), ...texts('after', 10)]);
     }
