@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Client, type Message } from '@msg/client';
 import { makeTempDir } from '@msg/test-utils';
 import { encodeMessages } from '@msg/wire';
+import { get as httpGet } from 'node:http';
 import { startBroker } from '../src/broker-process.js';
 import { readStream, request } from '../src/http-request.js';
 import { readTopic, text, waitForTopicIndex } from '../src/topic.js';
@@ -103,6 +104,26 @@ describe('a single broker process', () => {
     expect(next).toBeGreaterThan(indexes.at(-1)!);
     const answer = await request(`${again.url}/messaging/messages?topicID=${TOPIC}&index=${next}`);
     expect(answer.body.subarray(22).toString()).toBe('after-restart');
+  });
+
+  it('ends open streams cleanly and exits 0 on SIGTERM', async () => {
+    const broker = await startBroker({ dataDir: await makeTempDir('msg-it-single-') });
+    const [index] = await publishAll(broker.url, ['streamed']);
+    const ended = new Promise<{ bytes: number; clean: boolean }>((resolve, reject) => {
+      const req = httpGet(`${broker.url}/messaging/messages?topicID=${TOPIC}&index=0&streaming=true`, { agent: false }, (res) => {
+        let bytes = 0;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.byteLength;
+          if (bytes === 22 + 'streamed'.length) process.kill(broker.pid, 'SIGTERM');
+        });
+        res.once('end', () => resolve({ bytes, clean: true }));
+        res.once('error', () => resolve({ bytes, clean: false }));
+      });
+      req.once('error', reject);
+    });
+    expect(await ended).toEqual({ bytes: 22 + 'streamed'.length, clean: true });
+    expect(await broker.exited).toEqual({ code: 0, signal: null });
+    expect(index).toBeGreaterThan(0n);
   });
 
   it('keeps every acknowledged message across a SIGKILL', async () => {
