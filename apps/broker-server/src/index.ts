@@ -4,4 +4,5 @@ export { startServer, type RunningServer, type StartOptions } from './server.js'
 export { createBrokerAdapter, type BrokerAdapter, type AdapterRaft, type AdapterBroker } from './broker-adapter.js';
 export { ServerError, ServerErrorCodes, type ServerErrorCode } from './server-error.js';
 export { ExitCodes, exitCodeFor, type ExitCode } from './exit-codes.js';
+export { shutdownOnSignals, type SignalSource, type SignalShutdown } from './shutdown-on-signals.js';
 export { leaveCluster, parseLeaveArgs, runLeave, leaveUsage, leaveExitCode, type LeaveOptions } from './leave.js';

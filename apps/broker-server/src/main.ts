@@ -6,6 +6,7 @@ import { ExitCodes, exitCodeFor } from './exit-codes.js';
 import { runLeave } from './leave.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
+import { shutdownOnSignals } from './shutdown-on-signals.js';
 
 const EXIT_HELP = `Subcommands:
   leave --member <url> --cluster <url>   remove a node from the cluster (see: leave --help)
@@ -18,6 +19,14 @@ Exit codes: 0 ok, 64 usage or config error (the message names the setting),
 
 const argv = process.argv.slice(2);
 const write = (text: string): void => void process.stderr.write(text);
+
+// Anything unexpected is an internal error: logged on stderr, exit 70.
+const fatal = (error: unknown): void => {
+  write(`broker-server: internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(ExitCodes.INTERNAL);
+};
+process.on('uncaughtException', fatal);
+process.on('unhandledRejection', fatal);
 
 if (argv[0] === 'leave') {
   process.exitCode = await runLeave(argv.slice(1), (text) => void process.stdout.write(text), write);
@@ -43,17 +52,7 @@ async function serve(): Promise<void> {
   const logger = createLogger(loaded.config.logLevel, write);
 
   // A signal during startup stops the process once startup settles.
-  const signals: { received?: NodeJS.Signals; stop?: (signal: NodeJS.Signals) => void } = {};
-  const onSignal = (signal: NodeJS.Signals): void => {
-    if (signals.received !== undefined) {
-      logger.warn('second signal: exiting now', { signal });
-      process.exit(ExitCodes.INTERNAL);
-    }
-    signals.received = signal;
-    signals.stop?.(signal);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const signals = shutdownOnSignals(process, logger, (code) => process.exit(code));
 
   let server;
   try {
@@ -64,16 +63,5 @@ async function serve(): Promise<void> {
     write(`broker-server: ${(error as Error).message}\n`);
     process.exit(code);
   }
-  const running = server;
-  signals.stop = (signal) => {
-    logger.info('signal received: shutting down', { signal });
-    running.close().then(
-      () => process.exit(ExitCodes.OK),
-      (error: unknown) => {
-        logger.error('shutdown failed', { err: error });
-        process.exit(exitCodeFor(error));
-      },
-    );
-  };
-  if (signals.received !== undefined) signals.stop(signals.received);
+  signals.started(() => server.close());
 }

@@ -65,10 +65,6 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     if (dispatch !== undefined) dispatch(req, res);
     else waiting.push([req, res]);
   });
-  server.on('clientError', (error, socket) => {
-    logger.debug('http client error', { err: error });
-    socket.destroy();
-  });
   await listenOn(server, config.listen.host, config.listen.port);
   const port = (server.address() as AddressInfo).port;
   const url = config.advertiseURL ?? urlOf(config.listen.host, port);
