@@ -475,6 +475,8 @@ export class RaftNode implements RpcHandler {
     const target = to ?? [...voters].sort((a, b) => (this.#progress.get(b)?.match ?? 0) - (this.#progress.get(a)?.match ?? 0))[0];
     if (target === undefined) return;
     const term = this.#meta.term;
+    // Proposals accepted before the transfer are appended now, so the target is brought up to date with them.
+    this.#flush();
     this.#transferring = { to: target, deadline: this.#clock.now() + this.#opts.electionTimeoutMs, sent: false };
     this.#tryTransfer();
     try {
