@@ -97,11 +97,12 @@ describe('startServer', () => {
     }
   });
 
-  it('joins a running node: a publish on the leader is readable from the new member, which redirects publishes', async () => {
+  it('joins a running node: the new member reads what the leader publishes, redirects publishes, and resumes after a restart', async () => {
     const leader = await startServer(configFor(await makeTempDir()), memoryLogger().logger);
     let follower: RunningServer | undefined;
     try {
-      follower = await startServer(configFor(await makeTempDir(), { join: [leader.url] }), memoryLogger().logger);
+      const followerConfig = configFor(await makeTempDir(), { join: [leader.url] });
+      follower = await startServer(followerConfig, memoryLogger().logger);
       expect(follower.raft.config().voters).toEqual([leader.url, follower.url]);
       const index = await publish(leader.url, 1n, 'replicated');
       await waitFor(async () => (await read(follower!.url, 1n)).length === 1, { timeoutMs: 10_000 });
@@ -109,6 +110,17 @@ describe('startServer', () => {
       const redirect = await fetch(`${follower.url}/messaging/messages?type=1&topicID=1`, { method: 'POST', body: 'x', redirect: 'manual' });
       expect(redirect.status).toBe(307);
       expect(redirect.headers.get('location')).toBe(`${leader.url}/messaging/messages?type=1&topicID=1`);
+
+      // Restarted with the same data dir (and --join still given), it resumes as the same member.
+      const { dataDir } = followerConfig;
+      await follower.close();
+      const { logger, lines } = memoryLogger();
+      follower = await startServer(configFor(dataDir, { join: [leader.url], listen: { host: '127.0.0.1', port: follower.port } }), logger);
+      expect(lines.some((l) => l.msg === 'resuming membership; --join ignored')).toBe(true);
+      expect(follower.raft.config().voters).toEqual([leader.url, follower.url]);
+      const later = await publish(leader.url, 1n, 'after restart');
+      await waitFor(async () => (await read(follower!.url, 1n)).length === 2, { timeoutMs: 10_000 });
+      expect((await read(follower.url, 1n)).map((m) => m.index)).toEqual([index, later]);
     } finally {
       await follower?.close();
       await leader.close();
