@@ -29,6 +29,10 @@ describe('a three-node cluster', () => {
     expect({ status: heartbeat.status, location: heartbeat.headers.location }).toEqual({ status: 307, location: `${leader.url}${heartbeatPath}` });
     const ping = await request(`${follower.url}/messaging/ping`, { method: 'POST', body: '' });
     expect({ status: ping.status, location: ping.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/ping` });
+    // The query goes along verbatim (order, extra parameters, escapes).
+    const oddPath = `/messaging/messages?topicID=${TOPIC}&x=a%20b&type=1`;
+    const odd = await request(`${follower.url}${oddPath}`, { method: 'POST', body: 'odd' });
+    expect({ status: odd.status, location: odd.headers.location }).toEqual({ status: 307, location: `${leader.url}${oddPath}` });
 
     const client = new Client({ urls: [follower.url], pingIntervalMs: 0 });
     await client.open();
@@ -80,6 +84,45 @@ describe('a three-node cluster', () => {
     expect(statuses.has(200)).toBe(false);
     expect([500, 503]).toContain(refused.status);
     expect(refused.headers['x-broker-error']).toBe('not leader');
+  });
+
+  it('reclaims, on every broker, the segments a heartbeat reported stored (it goes through raft)', async () => {
+    const nodes = await startCluster(3, { args: ['--segment-bytes', '1024'] });
+    const leader = await waitForLeader(nodes);
+    const client = new Client({ urls: [leader.url], pingIntervalMs: 0 });
+    await client.open();
+    const indexes: bigint[] = [];
+    try {
+      // 40 messages of 100 bytes, one by one, with 1 KiB segments: several
+      // segments (a segment rolls between writes, and a batch is one write).
+      for (let i = 0; i < 40; i++) indexes.push(await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from(`${i}`.padStart(100, '-')) }));
+    } finally {
+      await client.close();
+    }
+    const heartbeat = await request(`${leader.url}/messaging/heartbeat?topicID=${TOPIC}&index=${indexes[29]}`, { method: 'POST' });
+    expect(heartbeat.status).toBe(200);
+
+    const firstIndexes = await Promise.all(
+      nodes.map((node) =>
+        waitFor(
+          async () => {
+            const answer = await request(`${node.url}/messaging/messages?topicID=${TOPIC}&index=0`);
+            return answer.status === 410 ? (answer.headers['x-broker-first-index'] as string) : undefined;
+          },
+          { timeoutMs: 15_000, intervalMs: 50, message: `410 from ${node.url}` },
+        ),
+      ),
+    );
+    // Segment boundaries are each broker's own (a follower may apply several
+    // entries in one write), so each has its own first index in the range.
+    for (const [i, node] of nodes.entries()) {
+      const firstIndex = BigInt(firstIndexes[i]!);
+      expect(firstIndex).toBeGreaterThan(indexes[0]!);
+      expect(firstIndex).toBeLessThanOrEqual(indexes[29]! + 1n);
+      const { messages } = await readTopic(node.url, TOPIC, firstIndex);
+      const kept = indexes.map((index, n) => ({ index, data: `${n}`.padStart(100, '-') })).filter((m) => m.index >= firstIndex);
+      expect(messages.map((m) => ({ index: m.index, data: Buffer.from(m.data).toString() }))).toEqual(kept);
+    }
   });
 
   it('elects a new leader when the leader is SIGKILLed under load, losing or moving no acknowledged message', async () => {
