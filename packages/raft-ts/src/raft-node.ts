@@ -304,12 +304,26 @@ export class RaftNode implements RpcHandler {
    * Loads the node's state from `dir`: term and vote, snapshot (restored into
    * the state machine when it is behind it) and log. A member of a cluster
    * starts as a follower. Rejects `ALREADY_OPEN`, `CLOSED`, or `CORRUPT`
-   * when a file is damaged.
+   * when a file is damaged (or the state machine's error when its restore
+   * fails); a node that failed to open is closed.
    */
   async open(): Promise<void> {
     if (this.#closed) throw new RaftError('CLOSED', 'node is closed');
     if (this.#opened) throw new RaftError('ALREADY_OPEN', 'node is already open');
     this.#opened = true;
+    try {
+      await this.#load();
+    } catch (err) {
+      // A node that failed to open holds no file open and can only be discarded.
+      this.#closed = true;
+      await (this.#log as LogStore | undefined)?.close().catch(() => undefined);
+      throw err;
+    }
+    if (this.#meta.clusterId !== '') this.#becomeFollower(this.#meta.term, undefined);
+    this.#log_.info('raft: opened', { url: this.url, term: this.#meta.term, last: this.#log.lastIndex, applied: this.#applied });
+  }
+
+  async #load(): Promise<void> {
     const sync = this.#opts.sync === 'always';
     const dir = this.#opts.dir;
     await this.#fs.mkdir(dir);
@@ -339,8 +353,6 @@ export class RaftNode implements RpcHandler {
     }
     this.#commit = this.#applied;
     await this.#log.sync();
-    if (this.#meta.clusterId !== '') this.#becomeFollower(this.#meta.term, undefined);
-    this.#log_.info('raft: opened', { url: this.url, term: this.#meta.term, last: this.#log.lastIndex, applied: this.#applied });
   }
 
   /**

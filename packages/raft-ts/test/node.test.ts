@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
 import { isRaftError, type RaftErrorCode } from '../src/errors.js';
-import type { RaftNode } from '../src/raft-node.js';
-import { A, B, CLUSTER, append, countingFs, joinThree, openHarness, type Harness } from './harness.js';
+import { RaftNode } from '../src/raft-node.js';
+import { A, B, CLUSTER, MemStateMachine, append, countingFs, joinThree, openHarness, type Harness } from './harness.js';
 
 const encoder = new TextEncoder();
 
@@ -56,9 +56,13 @@ describe('RaftNode lifecycle', () => {
     const bytes = await readFile(path);
     bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     await writeFile(path, bytes);
-    const err = await openHarness({}, h.dir).catch((e: unknown) => e);
+    const node = new RaftNode({ ...h.options, stateMachine: new MemStateMachine() });
+    const err = await node.open().catch((e: unknown) => e);
     expect(isRaftError(err, 'CORRUPT')).toBe(true);
     expect((err as Error).message).toContain(path);
+    // A node that failed to open is closed.
+    expect(node.state).toBe('closed');
+    expect(await codeOf(node.open())).toBe('CLOSED');
   });
 
   it('reports a damaged snapshot as CORRUPT when it must be restored', async () => {
