@@ -50,6 +50,15 @@ describe('cluster membership', () => {
     expect(reference.messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 30), ...texts('after', 20)]);
     const served = await waitForTopicIndex(fourth.url, TOPIC, after);
     expect(served.bytes.equals(reference.bytes)).toBe(true);
+
+    // Restarted with the same --join (as a script would), it resumes its place: still four members.
+    expect(await fourth.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    const again = await startBroker({ dataDir: fourth.dataDir, port: fourth.port, join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
+    const members = [...nodes, again];
+    await waitForMembers(members, members.map((n) => n.url));
+    const more = await publishTexts([again.url], texts('again', 5));
+    const latest = await waitForTopicIndex(again.url, TOPIC, more);
+    expect(latest.messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 30), ...texts('after', 20), ...texts('again', 5)]);
   });
 
   it('brings a node that joins after the leader compacted its log up to date through a snapshot', async () => {
