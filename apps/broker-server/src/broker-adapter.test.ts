@@ -75,11 +75,16 @@ describe('createBrokerAdapter', () => {
     await adapter.idle();
   });
 
-  it('sends heartbeats as the anonymous reader, never passing the abort signal as a reader id', async () => {
+  it('passes a heartbeat\'s abort signal and reader id on to the broker', async () => {
     const { broker, heartbeats } = fakeBroker();
     const adapter = createBrokerAdapter(broker, raft);
-    await adapter.heartbeat(7n, 3n, new AbortController().signal);
-    expect(heartbeats).toEqual([[7n, 3n]]);
+    const signal = new AbortController().signal;
+    await adapter.heartbeat(7n, 3n, signal, 'reader-a');
+    await adapter.heartbeat(7n, 4n);
+    expect(heartbeats).toEqual([
+      [7n, 3n, signal, 'reader-a'],
+      [7n, 4n, undefined, undefined],
+    ]);
   });
 
   it('adds the raft state, cluster id and configuration to the status', () => {

@@ -35,8 +35,8 @@ export interface BrokerAdapter extends HandlerBroker {
 
 /**
  * Maps a `Broker` (and its raft node) onto @msg/http's `HandlerBroker`: the
- * broker's methods as they are, except `heartbeat` (the broker's third
- * parameter is a reader id, not a signal) and `status` (adds the raft state,
+ * broker's methods as they are (abort signals and the optional reader id of
+ * heartbeats passed on), except `status` (adds the raft state,
  * the cluster id and the configuration; the `leave` command reads the
  * cluster id from `GET /status`).
  */
@@ -73,9 +73,10 @@ export function createBrokerAdapter(broker: AdapterBroker, raft: AdapterRaft, ra
     isLeader: () => broker.isLeader(),
     leaderURL: () => broker.leaderURL(),
     urls: () => broker.urls(),
-    publish: (message: PublishMessage) => track(() => broker.publish(message)),
-    publishBatch: (messages: readonly PublishMessage[]): Promise<IndexRange> => track(() => broker.publishBatch(messages)),
-    heartbeat: (topicID: bigint, index: bigint) => track(() => broker.heartbeat(topicID, index)),
+    publish: (message: PublishMessage, signal?: AbortSignal) => track(() => broker.publish(message, signal)),
+    publishBatch: (messages: readonly PublishMessage[], signal?: AbortSignal): Promise<IndexRange> => track(() => broker.publishBatch(messages, signal)),
+    heartbeat: (topicID: bigint, index: bigint, signal?: AbortSignal, readerId?: string) =>
+      track(() => broker.heartbeat(topicID, index, signal, readerId)),
     openTopicReader: (topicID: bigint, fromIndex: bigint, options: { streaming: boolean }): Promise<TopicFrames> =>
       broker.openTopicReader(topicID, fromIndex, options),
     ready: () => broker.ready(),
