@@ -53,7 +53,9 @@ export interface RequestVoteRequest extends RpcBase {
   transfer: boolean;
 }
 
+/** The answer to a (pre-)vote request: the voter's term and whether it granted its vote. */
 export interface RequestVoteResponse {
+  /** The voter's current term (the candidate steps down if it is higher). */
   term: number;
   voteGranted: boolean;
 }
@@ -66,8 +68,11 @@ export interface AppendEntriesRequest extends RpcBase {
   leaderCommit: number;
 }
 
+/** A follower's answer to AppendEntries. */
 export interface AppendEntriesResponse {
+  /** The follower's current term (the leader steps down if it is higher). */
   term: number;
+  /** True when the follower's log matched at `prevLogIndex` and it appended (and fsynced) the entries. */
   success: boolean;
   /**
    * On success: the index of the last entry now known to match the leader.
@@ -90,7 +95,9 @@ export interface InstallSnapshotRequest extends RpcBase {
   done: boolean;
 }
 
+/** A follower's answer to one InstallSnapshot chunk. */
 export interface InstallSnapshotResponse {
+  /** The receiver's current term. */
   term: number;
   /** Bytes of this snapshot the receiver holds so far (the next offset it expects). */
   received: number;
@@ -99,6 +106,7 @@ export interface InstallSnapshotResponse {
 /** Sent by a leader handing over leadership: the target starts an election at once. */
 export type TimeoutNowRequest = RpcBase;
 
+/** The answer to TimeoutNow: the target's term as it starts its election. */
 export interface TimeoutNowResponse {
   term: number;
 }
@@ -110,9 +118,13 @@ export interface JoinRequest {
   clusterId?: string;
 }
 
+/** The leader's answer once the joiner was added (as a learner, promoted to voter when caught up). */
 export interface JoinResponse {
+  /** The id of the cluster the node joined. */
   clusterId: string;
+  /** The URL of the leader that added it. */
   leader: string;
+  /** The configuration that includes the joiner. */
   config: ClusterConfig;
 }
 
@@ -122,6 +134,8 @@ export interface LeaveRequest {
   clusterId: string;
 }
 
+/** The leader's answer once the removal is committed. */
 export interface LeaveResponse {
+  /** The configuration without the removed member. */
   config: ClusterConfig;
 }
