@@ -816,12 +816,8 @@ export class RaftNode implements RpcHandler {
   }
 
   #onConfigChanged(): void {
-    const config = this.#config();
     if (this.#role === 'leader') {
-      for (const m of members(config)) {
-        if (m !== this.url && !this.#progress.has(m)) this.#progress.set(m, this.#newProgress());
-      }
-      for (const m of [...this.#progress.keys()]) if (!members(config).includes(m)) this.#progress.delete(m);
+      this.#syncProgress();
     } else if (!this.#electable()) {
       this.#clock.clearTimeout(this.#electionTimer);
       this.#electionTimer = undefined;
@@ -844,6 +840,23 @@ export class RaftNode implements RpcHandler {
     if (this.#config().voters.includes(this.url)) return true;
     const latest = this.#configs[this.#configs.length - 1];
     return latest !== undefined && latest.index > this.#commit && this.#configAt(latest.index - 1).voters.includes(this.url);
+  }
+
+  /**
+   * Leader: the peers it replicates to are the members of the latest
+   * configuration and, until a change commits, of the committed one, so a
+   * removed member receives the entry (and commit index) that removes it and
+   * stops standing for election.
+   */
+  #syncProgress(): void {
+    const keep = new Set([...members(this.#config()), ...members(this.#configAt(this.#commit))]);
+    keep.delete(this.url);
+    for (const m of keep) if (!this.#progress.has(m)) this.#progress.set(m, this.#newProgress());
+    for (const m of [...this.#progress.keys()]) {
+      if (keep.has(m)) continue;
+      this.#replicate(m, true, true); // a last AppendEntries carrying the commit index of its removal
+      this.#progress.delete(m);
+    }
   }
 
   #setLeader(leader: string | undefined): void {
@@ -994,7 +1007,7 @@ export class RaftNode implements RpcHandler {
     this.#clock.clearTimeout(this.#electionTimer);
     this.#electionTimer = undefined;
     this.#progress.clear();
-    for (const m of members(this.#config())) if (m !== this.url) this.#progress.set(m, this.#newProgress());
+    this.#syncProgress();
     this.#quorumCheckAt = this.#clock.now();
     this.#log_.info('raft: leader', { url: this.url, term: this.#meta.term });
     this.#setLeader(this.url);
@@ -1092,10 +1105,10 @@ export class RaftNode implements RpcHandler {
     this.#heartbeatTimer = this.#clock.setTimeout(() => this.#heartbeat(), this.#opts.heartbeatIntervalMs);
   }
 
-  #replicate(peer: string, heartbeat: boolean): void {
+  #replicate(peer: string, heartbeat: boolean, force = false): void {
     const p = this.#progress.get(peer);
     if (!p || p.snapshotting || this.#role !== 'leader' || this.#closed) return;
-    if ((p.probing && p.inflight > 0) || p.inflight >= this.#opts.maxInflight) return;
+    if (!force && ((p.probing && p.inflight > 0) || p.inflight >= this.#opts.maxInflight)) return;
     const prev = p.next - 1;
     const prevTerm = this.#termAt(prev);
     if (prevTerm === undefined || p.next < this.#log.firstIndex) {
@@ -1168,8 +1181,10 @@ export class RaftNode implements RpcHandler {
     if (index <= this.#commit) return;
     this.#commit = index;
     if (this.#role === 'leader') {
-      // Tell followers soon (the commit index rides on the next AppendEntries).
+      // Tell followers soon (the commit index rides on the next AppendEntries); stop replicating
+      // to members whose removal is now committed.
       for (const [peer, p] of this.#progress) if (p.inflight === 0) this.#replicate(peer, true);
+      this.#syncProgress();
       if (!this.#config().voters.includes(this.url) && (this.#configs[this.#configs.length - 1]?.index ?? 0) <= index) {
         this.#log_.info('raft: leader removed from the cluster, stepping down', { url: this.url });
         const next = this.#mostUpToDateVoter();

@@ -245,3 +245,29 @@ describe('snapshots', () => {
     await again.node.close();
   });
 });
+
+describe('a removed member', () => {
+  it('receives the entry and the commit index that remove it, then nothing more', async () => {
+    const h = await leader();
+    const removed = h.node.removeMember(B);
+    // The change goes to B too, though the new configuration leaves it out; A's answer commits it.
+    const toB = await h.transport.next('appendEntries', B);
+    const index = h.node.lastIndex;
+    expect(toB.req.entries.map((e) => e.index)).toContain(index);
+    await acking(h, () => h.node.commitIndex >= index, [A]);
+    await removed;
+    // The commit index reaches B once more (while the first request is still unanswered), then nothing.
+    const last = await h.transport.next('appendEntries', B);
+    expect(last.req.leaderCommit).toBeGreaterThanOrEqual(index);
+    toB.resolve({ term: 2, success: true, matchIndex: index });
+    last.resolve({ term: 2, success: true, matchIndex: index });
+    for (let i = 0; i < 5; i++) {
+      h.clock.advance(10);
+      ackAppends(h, [A]);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(h.transport.take('appendEntries', B)).toEqual([]);
+    expect(h.node.urls()).toEqual([A, ME]);
+    await shutdown(h);
+  });
+});
