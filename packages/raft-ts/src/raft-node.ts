@@ -634,6 +634,9 @@ export class RaftNode implements RpcHandler {
     if (!members(config).includes(req.url)) {
       const index = this.#changeConfig({ voters: config.voters, learners: [...config.learners, req.url] });
       await this.#waitCommitted(index);
+    } else {
+      // Already a member (a retry after a lost answer): answer once that configuration is committed.
+      await this.#waitConfigCommitted();
     }
     return { clusterId: this.#meta.clusterId, leader: this.url, config: this.config() };
   }
@@ -645,7 +648,15 @@ export class RaftNode implements RpcHandler {
     this.#checkPeer(req.clusterId);
     if (this.#role !== 'leader') return this.#transport!.leave(this.#leaderOrThrow(), req);
     const config = this.#config();
-    if (!members(config).includes(req.url)) throw new RaftError('UNKNOWN_MEMBER', `${req.url} is not a member`);
+    if (!members(config).includes(req.url)) {
+      // Removed by a configuration not committed yet (a retry after a lost answer): answer once it is.
+      const latest = this.#configs[this.#configs.length - 1];
+      if (latest && latest.index > this.#commit && members(this.#configAt(latest.index - 1)).includes(req.url)) {
+        await this.#waitConfigCommitted();
+        return { config: this.config() };
+      }
+      throw new RaftError('UNKNOWN_MEMBER', `${req.url} is not a member`);
+    }
     const voters = config.voters.filter((v) => v !== req.url);
     if (voters.length === 0) throw new RaftError('BAD_REQUEST', 'cannot remove the last voter');
     const index = this.#changeConfig({ voters, learners: config.learners.filter((l) => l !== req.url) });
@@ -1066,13 +1077,28 @@ export class RaftNode implements RpcHandler {
     return this.#appendAsLeader([{ type: EntryType.Config, data: encodeConfig(config) }]);
   }
 
+  /**
+   * Leader: resolves once the entry at `index` (in this leader's log now) is
+   * committed; rejects `LEADERSHIP_LOST` if leadership ends first. A leader's
+   * log only grows, so while it leads in this term the entry stays.
+   */
   #waitCommitted(index: number): Promise<void> {
     const term = this.#meta.term;
+    const entryTerm = this.#termAt(index);
     return this.#until(() => {
-      if (this.#commit >= index && this.#termAt(index) === term) return true;
-      if (this.#meta.term !== term || this.#role !== 'leader') throw new RaftError('LEADERSHIP_LOST', 'leadership lost before the change committed');
+      const leading = this.#meta.term === term && this.#role === 'leader';
+      // Committed and still the same entry (a leader stepping down as its own removal commits counts too).
+      const have = this.#termAt(index);
+      if (this.#commit >= index && (have === entryTerm || (have === undefined && leading))) return true;
+      if (!leading) throw new RaftError('LEADERSHIP_LOST', 'leadership lost before the change committed');
       return false;
     });
+  }
+
+  /** Leader: resolves once the latest configuration (maybe of an earlier term) is committed. */
+  #waitConfigCommitted(): Promise<void> {
+    const latest = this.#configs[this.#configs.length - 1];
+    return latest && latest.index > this.#commit ? this.#waitCommitted(latest.index) : Promise.resolve();
   }
 
   #heartbeat(): void {

@@ -101,6 +101,26 @@ describe('membership changes', () => {
     await h.node.close();
   });
 
+  it('answers a retried leave or join only once the change it repeats is committed', async () => {
+    const h = await leader();
+    const first = h.node.removeMember(B);
+    let retried = false;
+    const retry = h.node.handleLeave({ url: B, clusterId: CLUSTER }).then(() => (retried = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(retried).toBe(false); // not UNKNOWN_MEMBER, and not before the removal commits
+    await acking(h, () => retried, [A]);
+    await Promise.all([first, retry]);
+    expect(await codeOf(h.node.handleLeave({ url: B, clusterId: CLUSTER }))).toBe('UNKNOWN_MEMBER');
+    const join = h.node.handleJoin({ url: D });
+    let rejoined = false;
+    const again = h.node.handleJoin({ url: D }).then(() => (rejoined = true));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(rejoined).toBe(false);
+    await acking(h, () => rejoined, [A]);
+    await Promise.all([join, again]);
+    await shutdown(h);
+  });
+
   it('a follower forwards a join to its leader', async () => {
     const h = await openHarness();
     await joinThree(h);
