@@ -90,9 +90,8 @@ describe('a broker on damaged data', () => {
       again = await startBroker({ dataDir, port: broker.port });
     } catch (error) {
       if (!(error instanceof BrokerExitedError)) throw error;
-      // Refusing is safe; the message names the damaged topic folder.
-      // (Known defect, reported: DATA_LOST exits 70, not the documented 74.)
-      expect([EXIT_IO, 70]).toContain(error.status.code);
+      // Refusing is safe: exit 74, and the message names the damaged topic folder.
+      expect(error.status.code).toBe(EXIT_IO);
       expect(stderrText(error)).toContain(dirname(lastSegment));
       return;
     }
