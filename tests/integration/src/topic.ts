@@ -36,3 +36,20 @@ export async function waitForTopicIndex(url: string, topicID: bigint, index: big
 export function text(message: Message): string {
   return Buffer.from(message.data).toString();
 }
+
+/**
+ * Waits until every broker in `urls` serves `topicID` up to at least `index`
+ * and all of them serve the very same bytes (a message committed after
+ * `index` may still be on its way to some), then resolves with those
+ * contents, in the order of `urls`.
+ */
+export async function waitForSameTopic(urls: readonly string[], topicID: bigint, index: bigint, timeoutMs = 30_000): Promise<TopicContents[]> {
+  return waitFor(
+    async () => {
+      const all = await Promise.all(urls.map((url) => readTopic(url, topicID)));
+      if (all.some((c) => (c.messages.at(-1)?.index ?? 0n) < index)) return undefined;
+      return all.every((c) => c.bytes.equals(all[0]!.bytes)) ? all : undefined;
+    },
+    { timeoutMs, intervalMs: 100, message: `the same topic ${topicID} up to index ${index} on ${urls.join(' ')}` },
+  );
+}
