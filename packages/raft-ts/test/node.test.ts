@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
 import { isRaftError, type RaftErrorCode } from '../src/errors.js';
 import { RaftNode } from '../src/raft-node.js';
-import { A, B, CLUSTER, MemStateMachine, append, countingFs, joinThree, openHarness, type Harness } from './harness.js';
+import { A, B, CLUSTER, MemStateMachine, append, countingFs, elect, joinThree, openHarness, type Harness } from './harness.js';
 
 const encoder = new TextEncoder();
 
@@ -107,6 +107,32 @@ describe('a single-node cluster', () => {
     expect(new Set(indexes).size).toBe(200);
     expect(fs.syncs - before).toBeLessThan(10);
     await h.node.close();
+  });
+
+  it('never fsyncs in the unsafe sync: \'never\' mode', async () => {
+    const fs = countingFs();
+    const h = await single({ fs, sync: 'never', snapshotThreshold: 10 });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => h.node.apply(encoder.encode(`c${i}`))));
+    await waitFor(() => h.node.snapshotIndex > 0);
+    await h.node.close();
+    expect(fs.syncs).toBe(0);
+  });
+
+  it('a leader closing while its followers are unreachable fails its pending apply with LEADERSHIP_LOST', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await elect(h);
+    const pending = codeOf(h.node.apply(encoder.encode('never acknowledged by a follower')));
+    const closing = h.node.close();
+    for (let i = 0; i < 50; i++) {
+      h.transport.dropAll();
+      h.clock.advance(50);
+      await new Promise((r) => setImmediate(r));
+    }
+    await closing;
+    // It tried to hand over, lost its quorum meanwhile and stepped down: the entry may or may not commit.
+    expect(await pending).toBe('LEADERSHIP_LOST');
+    expect(h.node.state).toBe('closed');
   });
 
   it('restores its snapshot and re-applies the log into a fresh state machine on reopen', async () => {
