@@ -296,7 +296,16 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
           },
         );
       }
-    } else if (r < 0.03 && members().length > 3 && !nodes.some((n) => n.leaving)) {
+    } else if (r < 0.0315) {
+      // The leader hands over on request (to a chosen voter or the most up-to-date one).
+      const leader = up().find((x) => x.node!.isLeader());
+      if (leader) {
+        const voters = leader.node!.config().voters.filter((v) => v !== leader.url);
+        const to = rng.chance(0.5) ? rng.pick(voters) : undefined;
+        trace(`t=${sched.now} ${leader.url} transfers leadership to ${to ?? 'the most up-to-date voter'}`);
+        leader.node!.transferLeadership(to).catch(() => undefined);
+      }
+    } else if (r < 0.0355 && members().length > 3 && !nodes.some((n) => n.leaving)) {
       // A voter (the leader too) leaves, possibly while a join is under way: one change at a time is the node's job.
       const n = rng.pick(up().filter((x) => !x.busy && (x.node!.state === 'follower' || x.node!.state === 'leader')));
       if (n) {
