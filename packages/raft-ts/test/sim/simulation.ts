@@ -378,6 +378,42 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       if (global.get(a.index) !== a.text) report(`acknowledged "${a.text}" at ${a.index} is not what was applied ("${global.get(a.index)}")`);
     }
   }
+  // Membership works again after healing: a new node joins through any member, catches up, then leaves.
+  if (final >= 0 && violations.length === 0 && live.length > 0) {
+    const via = rng.pick(live);
+    const n = make(nextIndex++);
+    await start(n);
+    const node = n.node;
+    trace(`t=${sched.now} after healing: ${n.url} joins via ${via.url}, then leaves`);
+    if (node) {
+      let joined = false;
+      let left = false;
+      let failure: unknown;
+      node.join(via.url, { timeoutMs: 10_000 }).then(
+        () => (joined = true),
+        (err: unknown) => (failure = err),
+      );
+      await sched.runUntil(sched.now + 15_000, () => joined || failure !== undefined);
+      if (!joined) report(`${n.url} could not join through ${via.url} after healing: ${String(failure)}`);
+      else {
+        await sched.runUntil(sched.now + 5000, () => node.appliedIndex >= final);
+        if (node.appliedIndex < final) report(`${n.url} joined after healing but did not catch up: ${describe(node)}`);
+        for (const [i, text] of via.sm!.state) {
+          if (i <= final && n.sm!.state.get(i) !== text) {
+            report(`${n.url} joined after healing but lacks "${text}" at ${i}`);
+            break;
+          }
+        }
+        node.leave().then(
+          () => (left = true),
+          (err: unknown) => (failure = err),
+        );
+        await sched.runUntil(sched.now + 10_000, () => left || failure !== undefined);
+        if (!left) report(`${n.url} could not leave after healing: ${String(failure)}`);
+        else trace(`t=${sched.now} ${n.url} joined, caught up to ${node.appliedIndex} and left`);
+      }
+    }
+  }
   stats.committed = committed.size;
   stats.steps = sched.steps;
   for (const n of nodes) n.token.alive = false;
