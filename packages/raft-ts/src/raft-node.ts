@@ -2,6 +2,7 @@ import { joinPath } from './bytes.js';
 import { silentLogger, systemClock, type Clock, type Logger } from './clock.js';
 import { RaftError, isRaftError } from './errors.js';
 import { NodeFileSystem, type FileSystem } from './file-system.js';
+import { HttpTransport } from './http/index.js';
 import { LogStore } from './log-store.js';
 import { MetaStore, type Meta } from './meta-store.js';
 import { SnapshotStore, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
@@ -344,7 +345,7 @@ export class RaftNode implements RpcHandler {
       }
     }
     this.#rebuildConfigs();
-    if (this.#transport === undefined) this.#transport = await defaultTransport();
+    this.#transport ??= new HttpTransport();
     const smApplied = this.#sm.appliedIndex();
     if (this.#snap && smApplied < this.#snap.index) {
       await this.#restore(this.#snap);
@@ -1461,11 +1462,4 @@ export class RaftNode implements RpcHandler {
       await writer?.abort().catch(() => undefined);
     }
   }
-}
-
-async function defaultTransport(): Promise<Transport> {
-  const mod = (await import('./http/index.js')) as Record<string, unknown>;
-  const Http = mod.HttpTransport as (new () => Transport) | undefined;
-  if (typeof Http !== 'function') throw new RaftError('BAD_REQUEST', 'no transport given and HttpTransport is not available');
-  return new Http();
 }
