@@ -62,8 +62,9 @@ const decoder = new TextDecoder();
  * gracefully, join and leave while clients apply entries. Checkers: at most
  * one leader per term; every acknowledged entry is in every later leader's
  * log at its index; every node applies the same entry at each index; no
- * committed entry changes; after healing, the cluster commits again and all
- * nodes converge to the same state.
+ * committed entry changes; after healing, the cluster commits again, all
+ * nodes converge to the same state, and a new node joins through any member,
+ * catches up and leaves.
  */
 export async function runSimulation(seed: number, options: SimOptions = {}): Promise<SimResult> {
   const rng = new Prng(seed);
