@@ -93,3 +93,60 @@ export function readStream(url: string | URL, options: ReadStreamOptions): Promi
     req.end();
   });
 }
+
+/** A GET whose body is collected as it arrives, until {@link CollectedStream.close}. */
+export interface CollectedStream {
+  /** Resolves when the answer's headers arrived with status 200; rejects otherwise. */
+  readonly opened: Promise<void>;
+  /** Body bytes received so far. */
+  readonly received: number;
+  /** True once the body ended or failed (a streaming answer should not, until closed). */
+  readonly ended: boolean;
+  /** All body bytes received so far, in one buffer. */
+  bytes(): Buffer;
+  /** Closes the connection. */
+  close(): void;
+}
+
+/** GETs `url` (e.g. a streaming topic) and collects its body in memory as it arrives. */
+export function collectStream(url: string | URL): CollectedStream {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  let ended = false;
+  const req = httpRequest(url, { agent: false });
+  const opened = new Promise<void>((resolve, reject) => {
+    req.once('error', (error) => {
+      ended = true;
+      reject(error);
+    });
+    req.once('response', (res) => {
+      if (res.statusCode !== 200) {
+        ended = true;
+        req.destroy();
+        reject(new Error(`stream: status ${res.statusCode} (${String(res.headers['x-broker-error'])})`));
+        return;
+      }
+      res.on('data', (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.byteLength;
+      });
+      res.once('end', () => (ended = true));
+      res.once('error', () => (ended = true));
+      resolve();
+    });
+  });
+  // Failures after the answer started show as `ended`; before it, through `opened`.
+  opened.catch(() => undefined);
+  req.end();
+  return {
+    opened,
+    get received() {
+      return received;
+    },
+    get ended() {
+      return ended;
+    },
+    bytes: () => Buffer.concat(chunks),
+    close: () => req.destroy(),
+  };
+}

@@ -3,7 +3,7 @@ import { Client, type Message } from '@msg/client';
 import { waitFor } from '@msg/test-utils';
 import type { BrokerProcess } from '../src/broker-process.js';
 import { restart, startCluster, waitForLeader, waitForLog } from '../src/cluster.js';
-import { readStream, request } from '../src/http-request.js';
+import { collectStream, readStream, request } from '../src/http-request.js';
 import { Publishers } from '../src/publisher.js';
 import { readTopic, waitForSameTopic, waitForTopicIndex } from '../src/topic.js';
 
@@ -128,6 +128,10 @@ describe('a three-node cluster', () => {
   it('elects a new leader when the leader is SIGKILLed under load, losing or moving no acknowledged message', async () => {
     const nodes = await startCluster(3);
     const leader = await waitForLeader(nodes);
+    // A stream on a follower, open before the first publish, lives through the leader's death.
+    const watched = followersOf(nodes, leader)[0]!;
+    const stream = collectStream(`${watched.url}/messaging/messages?topicID=${TOPIC}&index=0&streaming=true`);
+    await stream.opened;
     const publishers = new Publishers({ urls: nodes.map((n) => n.url), topicID: TOPIC, workers: 4 });
     publishers.start();
     try {
@@ -147,6 +151,14 @@ describe('a three-node cluster', () => {
     const survivors = followersOf(nodes, leader);
     const served = await waitForSameTopic(survivors.map((n) => n.url), TOPIC, last);
     for (const [i, node] of survivors.entries()) publishers.verify(served[i]!.messages, node.url);
+    try {
+      const want = served[0]!.bytes;
+      await waitFor(() => stream.received >= want.byteLength, { timeoutMs: 20_000, message: `the follower's stream reaching ${want.byteLength} bytes` });
+      expect(stream.ended).toBe(false);
+      expect(stream.bytes().subarray(0, want.byteLength).equals(want)).toBe(true);
+    } finally {
+      stream.close();
+    }
 
     // The killed node, restarted with its data dir, catches up to the same bytes.
     const back = await restart(leader);
