@@ -135,6 +135,26 @@ describe('GET /messaging/messages', () => {
     expect({ status: pastEnd.status, length: pastEnd.body.byteLength }).toEqual({ status: 200, length: 0 });
   });
 
+  it('round-trips a 1 MiB message and binary data byte for byte, in non-streaming and streaming GETs', async () => {
+    const topic = freshTopic();
+    const big = Buffer.alloc(1024 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 8)) & 0xff;
+    const answer = await request(`${base}/messaging/messages?type=2&topicID=${topic}`, { method: 'POST', body: big, timeoutMs: 30_000 });
+    expect(answer.status).toBe(200);
+    const index = BigInt(answer.headers['x-broker-index'] as string);
+    const header = Buffer.alloc(22);
+    header.writeUInt16BE(2, 0);
+    header.writeBigUInt64BE(topic, 2);
+    header.writeBigUInt64BE(index, 10);
+    header.writeUInt32BE(big.length, 18);
+    const expected = Buffer.concat([header, big]);
+
+    const read = await request(`${base}/messaging/messages?topicID=${topic}&index=0`, { timeoutMs: 30_000 });
+    expect(read.body.equals(expected)).toBe(true);
+    const streamed = await readStream(`${base}/messaging/messages?topicID=${topic}&index=0&streaming=true`, { untilBytes: expected.length, timeoutMs: 30_000 });
+    expect(streamed.equals(expected)).toBe(true);
+  });
+
   it('answers an unknown topic with 200 and an empty body', async () => {
     const answer = await request(`${base}/messaging/messages?topicID=${freshTopic() + 1000n}&index=0`);
     expect({ status: answer.status, length: answer.body.byteLength }).toEqual({ status: 200, length: 0 });
