@@ -139,6 +139,22 @@ describe('reclamation driven by heartbeats', () => {
   });
 });
 
+describe('the raft routes', () => {
+  it.each(['vote', 'append', 'snapshot', 'timeout-now', 'join', 'leave'])(
+    'answers garbage posted to /raft/%s with a 4xx, and the node stays leader in the same term',
+    async (rpc) => {
+      const before = JSON.parse((await request(`${base}/status`)).body.toString()) as { isLeader: boolean; term: number };
+      for (const body of [Buffer.from('{"term":'), Buffer.from([0xff, 0x00, 0x13, 0x37, 0x42]), Buffer.from('{}'), Buffer.alloc(0)]) {
+        const answer = await request(`${base}/raft/${rpc}`, { method: 'POST', body });
+        expect(answer.status).toBeGreaterThanOrEqual(400);
+        expect(answer.status).toBeLessThan(500);
+      }
+      const after = JSON.parse((await request(`${base}/status`)).body.toString()) as { isLeader: boolean; term: number };
+      expect({ isLeader: after.isLeader, term: after.term }).toEqual({ isLeader: true, term: before.term });
+    },
+  );
+});
+
 describe('admin routes', () => {
   it('answers /health, /ready and /status with JSON about this single-node cluster', async () => {
     const health = await request(`${base}/health`);
