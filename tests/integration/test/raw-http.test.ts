@@ -253,6 +253,37 @@ describe('routing', () => {
     expect((await request(`${base}${path}?topicID=1&index=0`, { method })).status).toBe(405);
   });
 
+  it('answers 300 seeded random requests (methods, paths, queries, bodies) below 500, without a crash', async () => {
+    let state = 0x5eed;
+    const random = (): number => {
+      state = (Math.imul(state, 1103515245) + 12345) >>> 0;
+      return state / 4294967296;
+    };
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+    const methods = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'];
+    const paths = ['/messaging/messages', '/messaging/heartbeat', '/messaging/ping', '/messaging/batch', '/health', '/ready', '/status', '/metrics', '/raft/append', '/raft/vote', '/x'];
+    const values = ['', '0', '1', '7', '-1', '1.5', '0x10', '+3', '65535', '65536', '32768', MAX_U64, TOO_BIG_U64, '9'.repeat(80), '%00', '%F0%9F%92%A9', 'abc'];
+    const keys = ['type', 'topicID', 'index', 'streaming', 'x'];
+    const seen = new Map<number, number>();
+    for (let i = 0; i < 300; i++) {
+      const method = pick(methods);
+      const query = Array.from({ length: Math.floor(random() * 4) }, () => {
+        const key = pick(keys);
+        // A streaming GET never ends on its own: keep `streaming` off `true`.
+        const value = key === 'streaming' ? pick(['false', '1', '']) : pick(values);
+        return `${key}=${value}`;
+      }).join('&');
+      const bodyLength = method === 'GET' || method === 'HEAD' ? 0 : Math.floor(random() * 300);
+      const body = Buffer.from(Array.from({ length: bodyLength }, () => Math.floor(random() * 256)));
+      const path = pick(paths);
+      const answer = await request(`${base}${path}${query === '' ? '' : `?${query}`}`, { method, body: bodyLength === 0 ? undefined : body });
+      if (answer.status >= 500) throw new Error(`${method} ${path}?${query}: ${answer.status} ${answer.body.toString()}`);
+      seen.set(answer.status, (seen.get(answer.status) ?? 0) + 1);
+    }
+    // The mix reached the routes, not only the 404 and 405 answers.
+    expect([...seen.keys()]).toEqual(expect.arrayContaining([200, 400, 404, 405]));
+  });
+
   it('still serves after every malformed request above', async () => {
     const topic = freshTopic();
     const index = await publishOK(topic, 'alive');
