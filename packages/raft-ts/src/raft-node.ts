@@ -378,18 +378,22 @@ export class RaftNode implements RpcHandler {
   }
 
   /**
-   * Joins the running cluster that `url` (any member) belongs to: the leader
-   * adds this node as a learner, replicates the log (or a snapshot) to it and
-   * promotes it to voter once it caught up. Resolves once this node knows it
-   * is a voter. Rejects `ALREADY_INITIALIZED`, `CLUSTER_MISMATCH`, `CLOSED`,
-   * or the last retriable error after `timeoutMs` (default 30 election timeouts).
+   * Joins the running cluster that `url` (any member; or a list of members,
+   * tried in turn while they fail) belongs to: the leader adds this node as a
+   * learner, replicates the log (or a snapshot) to it and promotes it to voter
+   * once it caught up. Resolves once this node knows it is a voter. Rejects
+   * `ALREADY_INITIALIZED`, `CLUSTER_MISMATCH` (when `clusterId` is given and
+   * differs), `BAD_REQUEST` (an empty list), `CLOSED`, or the last retriable
+   * error after `timeoutMs` (default 30 election timeouts).
    */
-  async join(url: string, options: { clusterId?: string; timeoutMs?: number } = {}): Promise<void> {
+  async join(url: string | readonly string[], options: { clusterId?: string; timeoutMs?: number } = {}): Promise<void> {
     this.#checkOpen();
     if (this.#meta.clusterId !== '') throw new RaftError('ALREADY_INITIALIZED', 'node already belongs to a cluster');
+    const targets = typeof url === 'string' ? [url] : [...url];
+    if (targets.length === 0) throw new RaftError('BAD_REQUEST', 'join needs at least one member URL');
     const deadline = this.#clock.now() + (options.timeoutMs ?? 30 * this.#opts.electionTimeoutMs);
     const request: JoinRequest = options.clusterId ? { url: this.url, clusterId: options.clusterId } : { url: this.url };
-    const response = await this.#retryAt(url, deadline, (target) => this.#transport!.join(target, request));
+    const response = await this.#retryAt(targets, deadline, (target) => this.#transport!.join(target, request));
     this.#checkOpen();
     if (this.#meta.clusterId === '') {
       this.#setMeta({ ...this.#meta, clusterId: response.clusterId });
@@ -433,7 +437,7 @@ export class RaftNode implements RpcHandler {
     }
     const target = this.#leader;
     if (target === undefined) throw new RaftError('NO_LEADER', 'no leader known');
-    await this.#retryAt(target, deadline, (to) => (to === this.url ? this.handleLeave(request) : this.#transport!.leave(to, request)));
+    await this.#retryAt([target], deadline, (to) => (to === this.url ? this.handleLeave(request) : this.#transport!.leave(to, request)));
   }
 
   /**
@@ -690,8 +694,9 @@ export class RaftNode implements RpcHandler {
     return this.#leader;
   }
 
-  async #retryAt<T>(first: string, deadline: number, call: (target: string) => Promise<T>): Promise<T> {
-    let target = first;
+  /** Calls `targets` in turn (following NOT_LEADER redirects) until one answers, a non-retriable error, or `deadline`. */
+  async #retryAt<T>(targets: readonly string[], deadline: number, call: (target: string) => Promise<T>): Promise<T> {
+    let target = targets[0]!;
     for (let attempt = 0; ; attempt++) {
       this.#checkOpen();
       try {
@@ -702,6 +707,7 @@ export class RaftNode implements RpcHandler {
           target = err.leaderURL;
           continue;
         }
+        target = targets[(attempt + 1) % targets.length]!;
         await this.#sleep(this.#opts.electionTimeoutMs / 2);
       }
     }

@@ -2,8 +2,8 @@
 // whose peers are played by the test through a held transport.
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
-import { isRaftError, type RaftErrorCode } from '../src/errors.js';
-import { A, B, CLUSTER, ME, append, command, elect, joinThree, openHarness, shutdown, type Harness } from './harness.js';
+import { RaftError, isRaftError, type RaftErrorCode } from '../src/errors.js';
+import { A, B, CLUSTER, ME, append, command, configEntry, elect, joinThree, openHarness, shutdown, type Harness } from './harness.js';
 
 const D = 'http://d';
 const encoder = new TextEncoder();
@@ -119,6 +119,29 @@ describe('membership changes', () => {
     await acking(h, () => rejoined, [A]);
     await Promise.all([join, again]);
     await shutdown(h);
+  });
+
+  it('a joining node tries the members it was given in turn and follows a redirect to the leader', async () => {
+    const h = await openHarness();
+    const joined = h.node.join([B, 'http://gone', A]);
+    (await h.transport.next('join', B)).reject(new RaftError('NOT_LEADER', 'ask the leader', { leaderURL: 'http://gone' }));
+    (await h.transport.next('join', 'http://gone')).reject(new RaftError('UNREACHABLE', 'refused'));
+    await new Promise((r) => setImmediate(r));
+    h.clock.advance(50); // half an election timeout between attempts
+    const atA = await h.transport.next('join', A);
+    atA.resolve({ clusterId: CLUSTER, leader: A, config: { voters: [A, B], learners: [ME] } });
+    await waitFor(() => h.node.clusterId() === CLUSTER);
+    await append(h, { prevLogIndex: 0, prevLogTerm: 0, entries: [configEntry(1, 1, { voters: [A, B, ME], learners: [] })], leaderCommit: 1 });
+    await joined;
+    expect(h.node.state).toBe('follower');
+    expect(await codeOf(h.node.join([]))).toBe('ALREADY_INITIALIZED');
+    const fresh = await openHarness();
+    expect(await codeOf(fresh.node.join([]))).toBe('BAD_REQUEST');
+    const mismatch = fresh.node.join(A, { clusterId: 'other' });
+    (await fresh.transport.next('join', A)).reject(new RaftError('CLUSTER_MISMATCH', 'cluster other expected'));
+    expect(await codeOf(mismatch)).toBe('CLUSTER_MISMATCH');
+    expect(fresh.node.state).toBe('uninitialized');
+    await Promise.all([h.node.close(), fresh.node.close()]);
   });
 
   it('a follower forwards a join to its leader', async () => {

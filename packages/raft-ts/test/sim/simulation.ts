@@ -282,7 +282,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         n.busy = true;
         await start(n);
         trace(`t=${sched.now} ${n.url} joins via ${target.url}`);
-        n.node?.join(target.url, { timeoutMs: 5000 }).then(
+        n.node?.join(rng.chance(0.5) ? target.url : [target.url, ...up().filter((x) => x !== n && x !== target).map((x) => x.url)], { timeoutMs: 5000 }).then(
           () => {
             stats.joins++;
             n.busy = false;
