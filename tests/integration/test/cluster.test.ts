@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Client, type Message } from '@msg/client';
 import { waitFor } from '@msg/test-utils';
 import type { BrokerProcess } from '../src/broker-process.js';
-import { restart, startCluster, waitForLeader, waitForLog } from '../src/cluster.js';
+import { pingURLs, restart, startCluster, waitForLeader, waitForLog } from '../src/cluster.js';
 import { collectStream, readStream, request } from '../src/http-request.js';
 import { Publishers } from '../src/publisher.js';
 import { readTopic, waitForSameTopic, waitForTopicIndex } from '../src/topic.js';
@@ -255,6 +255,8 @@ describe('a three-node cluster', () => {
     }
     // The leader handed over (no election timeout was needed).
     expect(successor.logs.some((l) => l.msg === 'raft: leadership transfer to this node')).toBe(true);
+    // A stopped node is still a member (only `leave` removes one).
+    expect((await pingURLs(successor.url))?.sort()).toEqual(nodes.map((n) => n.url).sort());
 
     const last = publishers.maxAckedIndex;
     for (const node of followersOf(nodes, leader)) {
