@@ -29,6 +29,8 @@ describe('a three-node cluster', () => {
     expect({ status: heartbeat.status, location: heartbeat.headers.location }).toEqual({ status: 307, location: `${leader.url}${heartbeatPath}` });
     const ping = await request(`${follower.url}/messaging/ping`, { method: 'POST', body: '' });
     expect({ status: ping.status, location: ping.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/ping` });
+    const batchAnswer = await request(`${follower.url}/messaging/batch`, { method: 'POST', body: Buffer.concat([Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(8), Buffer.from([0, 0, 0, 1, 0x61])]) });
+    expect({ status: batchAnswer.status, location: batchAnswer.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/batch` });
     // The query goes along verbatim (order, extra parameters, escapes).
     const oddPath = `/messaging/messages?topicID=${TOPIC}&x=a%20b&type=1`;
     const odd = await request(`${follower.url}${oddPath}`, { method: 'POST', body: 'odd' });
