@@ -188,6 +188,16 @@ describe('GET /messaging/messages', () => {
     );
   });
 
+  it('keeps a streaming body on a topic that does not exist yet open, and pushes its first message', async () => {
+    const topic = freshTopic();
+    let opened!: () => void;
+    const open = new Promise<void>((resolve) => (opened = resolve));
+    const streamed = readStream(`${base}/messaging/messages?topicID=${topic}&index=0&streaming=true`, { untilBytes: 22 + 'first'.length, onOpen: () => opened() });
+    await Promise.race([open, streamed]);
+    const index = await publishOK(topic, 'first');
+    expect((await streamed).equals(frame(1, topic, index, 'first'))).toBe(true);
+  });
+
   it.each([
     ['a missing topicID', '/messaging/messages?index=0', 'topic required'],
     ['a bad topicID', '/messaging/messages?topicID=abc&index=0', 'topic required'],
