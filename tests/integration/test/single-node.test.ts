@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { Client, type Message } from '@msg/client';
-import { makeTempDir } from '@msg/test-utils';
+import { BrokerError, Client, type Message } from '@msg/client';
+import { makeTempDir, waitFor } from '@msg/test-utils';
 import { encodeMessages } from '@msg/wire';
 import { get as httpGet } from 'node:http';
 import { startBroker } from '../src/broker-process.js';
@@ -104,6 +104,47 @@ describe('a single broker process', () => {
     expect(next).toBeGreaterThan(indexes.at(-1)!);
     const answer = await request(`${again.url}/messaging/messages?topicID=${TOPIC}&index=${next}`);
     expect(answer.body.subarray(22).toString()).toBe('after-restart');
+  });
+
+  it('ends a client Conn below reclaimed segments with SEGMENT_RECLAIMED and the first index still available', async () => {
+    const broker = await startBroker({ dataDir: await makeTempDir('msg-it-single-'), args: ['--segment-bytes', '1024'] });
+    const texts = Array.from({ length: 40 }, (_v, i) => `${i}`.padStart(100, '.'));
+    const indexes = await publishAll(broker.url, texts);
+    const client = new Client({ urls: [broker.url], pingIntervalMs: 0 });
+    await client.open();
+    try {
+      const reporter = client.conn(TOPIC);
+      reporter.open(indexes[29]!, { streaming: false });
+      for await (const message of reporter) expect(message.index).toBeGreaterThanOrEqual(indexes[29]!);
+      // The conn reports the last index it delivered: the reader has stored the topic up to there.
+      await reporter.heartbeat();
+      await reporter.close();
+
+      const error = await waitFor(
+        async () => {
+          const conn = client.conn(TOPIC);
+          conn.open(0n, { streaming: false });
+          try {
+            for await (const _message of conn) {
+              // Reading from 0 works until the segments are reclaimed.
+            }
+            return undefined;
+          } catch (caught) {
+            return caught;
+          } finally {
+            await conn.close();
+          }
+        },
+        { timeoutMs: 10_000, intervalMs: 100, message: 'SEGMENT_RECLAIMED below the reclaimed segments' },
+      );
+      expect(error).toBeInstanceOf(BrokerError);
+      const reclaimed = error as BrokerError;
+      expect({ code: reclaimed.code, message: reclaimed.message }).toEqual({ code: 'SEGMENT_RECLAIMED', message: 'segment reclaimed' });
+      expect(reclaimed.firstIndex).toBeGreaterThan(indexes[0]!);
+      expect(reclaimed.firstIndex).toBeLessThanOrEqual(indexes.at(-1)! + 1n);
+    } finally {
+      await client.close();
+    }
   });
 
   it('ends open streams cleanly and exits 0 on SIGTERM', async () => {
