@@ -93,6 +93,12 @@ export interface RaftNodeOptions {
 /** Called when the known leader changes: its URL (or `undefined` while unknown) and the term. */
 export type LeaderChangeListener = (leader: string | undefined, term: number) => void;
 
+/** One value of {@link RaftNode.leaderChanges}: the known leader (`undefined` while unknown) and the term. */
+export interface LeaderChange {
+  leader: string | undefined;
+  term: number;
+}
+
 interface Progress {
   next: number;
   match: number;
@@ -297,6 +303,43 @@ export class RaftNode implements RpcHandler {
   onLeaderChange(listener: LeaderChangeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /**
+   * The leader changes as an async iterable, starting with the current
+   * state. A consumer slower than the changes sees the latest one (the ones
+   * in between are coalesced, nothing is buffered without bound). The
+   * iteration ends when the node closes or fails, or `signal` aborts.
+   */
+  async *leaderChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<LeaderChange, void, undefined> {
+    const signal = options.signal;
+    let latest: LeaderChange | undefined = { leader: this.#leader, term: this.#meta.term };
+    let wake: (() => void) | undefined;
+    const poke = (): void => wake?.();
+    const off = this.onLeaderChange((leader, term) => {
+      latest = { leader, term };
+      poke();
+    });
+    // Called on close and on every state change too.
+    this.#configListeners.add(poke);
+    signal?.addEventListener('abort', poke);
+    try {
+      for (;;) {
+        if (this.#closed || this.#failed !== undefined || signal?.aborted) return;
+        if (latest !== undefined) {
+          const next: LeaderChange = latest;
+          latest = undefined;
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      off();
+      this.#configListeners.delete(poke);
+      signal?.removeEventListener('abort', poke);
+    }
   }
 
   // ---------------------------------------------------------------- lifecycle

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
 import { isRaftError, type RaftErrorCode } from '../src/errors.js';
-import { RaftNode } from '../src/raft-node.js';
+import { RaftNode, type LeaderChange } from '../src/raft-node.js';
 import { A, B, CLUSTER, MemStateMachine, append, countingFs, elect, joinThree, openHarness, type Harness } from './harness.js';
 
 const encoder = new TextEncoder();
@@ -172,6 +172,40 @@ describe('a single-node cluster', () => {
     await append(h, { term: 3, from: A, prevLogIndex: 1, prevLogTerm: 1 });
     expect(h.node.leader()).toBe(A);
     expect(seen[seen.length - 1]).toEqual([B, 2]);
+    await h.node.close();
+  });
+});
+
+describe('leaderChanges()', () => {
+  it('yields the current leader, then each change, and ends when the node closes', async () => {
+    const h = await openHarness();
+    const seen: LeaderChange[] = [];
+    const consumer = (async () => {
+      for await (const change of h.node.leaderChanges()) seen.push(change);
+    })();
+    await waitFor(() => seen.length === 1);
+    expect(seen[0]).toEqual({ leader: undefined, term: 0 });
+    await joinThree(h);
+    await waitFor(() => seen.some((c) => c.leader === A && c.term === 1));
+    await append(h, { term: 2, from: B, prevLogIndex: 1, prevLogTerm: 1 });
+    await waitFor(() => seen.some((c) => c.leader === B && c.term === 2));
+    await h.node.close();
+    await consumer;
+    expect(seen[seen.length - 1]).toEqual({ leader: B, term: 2 });
+  });
+
+  it('coalesces changes a slow consumer missed and ends when its signal aborts', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    const controller = new AbortController();
+    const changes = h.node.leaderChanges({ signal: controller.signal });
+    expect((await changes.next()).value).toEqual({ leader: A, term: 1 });
+    await append(h, { term: 2, from: B, prevLogIndex: 1, prevLogTerm: 1 });
+    await append(h, { term: 3, from: A, prevLogIndex: 1, prevLogTerm: 1 });
+    expect((await changes.next()).value).toEqual({ leader: A, term: 3 });
+    const pending = changes.next();
+    controller.abort();
+    expect(await pending).toEqual({ done: true, value: undefined });
     await h.node.close();
   });
 });
