@@ -1236,11 +1236,14 @@ export class RaftNode implements RpcHandler {
       this.#maybeCommit();
       this.#maybePromote(peer, p);
       this.#tryTransfer();
-    } else {
-      if (req.prevLogIndex < p.match) return; // stale rejection
-      p.next = Math.max(p.match + 1, Math.min(res.matchIndex, req.prevLogIndex - 1) + 1);
-      p.probing = true;
+      // A follower whose answer came after the commit advanced has not heard of it: with nothing else in
+      // flight to it, tell it now rather than at the next heartbeat (its consumers would wait that long).
+      this.#replicate(peer, req.leaderCommit < this.#commit && p.inflight === 0);
+      return;
     }
+    if (req.prevLogIndex < p.match) return; // stale rejection
+    p.next = Math.max(p.match + 1, Math.min(res.matchIndex, req.prevLogIndex - 1) + 1);
+    p.probing = true;
     this.#replicate(peer, false);
   }
 
@@ -1442,7 +1445,16 @@ export class RaftNode implements RpcHandler {
 
   #kickApply(): void {
     if (this.#applying || this.#installing || this.#closed || this.#failed !== undefined) return;
-    if (this.#applied >= Math.min(this.#commit, this.#log.durableIndex)) return;
+    if (this.#applied >= Math.min(this.#commit, this.#log.durableIndex)) {
+      // Nothing to apply, but the threshold may have been crossed while the last snapshot was written:
+      // take the next one now (in the apply slot, so that no apply() overlaps the state machine's snapshot()).
+      if (this.#snapshotting || this.#applied - (this.#snap?.index ?? 0) < this.#opts.snapshotThreshold) return;
+      this.#applying = this.#maybeSnapshot().finally(() => {
+        this.#applying = undefined;
+        if (this.#applied < Math.min(this.#commit, this.#log.durableIndex)) this.#kickApply();
+      });
+      return;
+    }
     this.#applying = this.#applyLoop().finally(() => {
       this.#applying = undefined;
       this.#kickApply();
@@ -1488,27 +1500,31 @@ export class RaftNode implements RpcHandler {
       this.#log_.error('raft: state machine snapshot failed', { err });
       return;
     }
-    this.#snapshotting = this.#writeSnapshot(stream, index, term, config).finally(() => {
+    this.#snapshotting = this.#writeSnapshot(stream, index, term, config).then((taken) => {
       this.#snapshotting = undefined;
+      if (taken) this.#kickApply(); // entries applied meanwhile may call for the next snapshot already
     });
   }
 
-  async #writeSnapshot(stream: AsyncIterable<Uint8Array>, index: number, term: number, config: ClusterConfig): Promise<void> {
+  /** Writes a snapshot and compacts the log behind it; resolves false when it failed (logged) or was superseded. */
+  async #writeSnapshot(stream: AsyncIterable<Uint8Array>, index: number, term: number, config: ClusterConfig): Promise<boolean> {
     let writer: SnapshotWriter | undefined;
     try {
       writer = await this.#snapStore.create(index, term, config);
       for await (const chunk of stream) await writer.write(chunk);
       const meta = await writer.finish();
       writer = undefined;
-      if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return;
+      if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return false;
       this.#snap = meta;
       this.#snapConfig = config;
       this.#configs = this.#configs.filter((c) => c.index > index);
       this.#log.compactBefore(index + 1 - this.#opts.trailingEntries);
       this.#log_.info('raft: snapshot taken', { url: this.url, index, size: meta.size });
+      return true;
     } catch (err) {
       this.#log_.error('raft: writing a snapshot failed', { err });
       await writer?.abort().catch(() => undefined);
+      return false;
     }
   }
 }

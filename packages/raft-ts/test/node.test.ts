@@ -135,6 +135,20 @@ describe('a single-node cluster', () => {
     expect(h.node.state).toBe('closed');
   });
 
+  it('takes the next snapshot as soon as the one in flight is written when the threshold was crossed meanwhile', async () => {
+    const sm = new GatedSnapshots();
+    const h = await single({ stateMachine: sm, snapshotThreshold: 5, trailingEntries: 1 });
+    for (let i = 0; i < 6; i++) await h.node.apply(encoder.encode(`a${i}`));
+    await waitFor(() => sm.started === 1);
+    // Ten more entries while the first snapshot is still being written, then nothing more.
+    for (let i = 0; i < 10; i++) await h.node.apply(encoder.encode(`b${i}`));
+    const last = h.node.appliedIndex;
+    sm.release();
+    await waitFor(() => h.node.snapshotIndex === last, { message: `a snapshot at ${last}` });
+    expect(sm.started).toBe(2);
+    await h.node.close();
+  });
+
   it('restores its snapshot and re-applies the log into a fresh state machine on reopen', async () => {
     const h = await single({ snapshotThreshold: 20, trailingEntries: 3 });
     for (let i = 0; i < 50; i++) await h.node.apply(encoder.encode(`e${i}`));
@@ -263,3 +277,24 @@ describe('RPCs from peers', () => {
     await h.node.close();
   });
 });
+
+/** A memory state machine whose first snapshot stream stalls until {@link release}. */
+class GatedSnapshots extends MemStateMachine {
+  started = 0;
+  #release: () => void = () => undefined;
+  readonly #gate = new Promise<void>((resolve) => (this.#release = resolve));
+
+  override async snapshot(): Promise<AsyncIterable<Uint8Array>> {
+    this.started++;
+    const inner = await super.snapshot();
+    const gate = this.started === 1 ? this.#gate : Promise.resolve();
+    return (async function* () {
+      await gate;
+      yield* inner;
+    })();
+  }
+
+  release(): void {
+    this.#release();
+  }
+}

@@ -269,6 +269,23 @@ describe('log replication (§5.3)', () => {
     await shutdown(h);
   });
 
+  it('a leader tells a follower whose answer came after the commit at once, not at the next heartbeat', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await elect(h);
+    const applied = h.node.apply(new TextEncoder().encode('x'));
+    await waitFor(() => h.node.lastIndex === 3);
+    const toB = h.transport.take('appendEntries', B);
+    for (const c of h.transport.take('appendEntries', A)) c.resolve({ term: 2, success: true, matchIndex: 3 });
+    await expect(applied).resolves.toBe(3);
+    expect(toB.map((c) => c.req.leaderCommit).every((commit) => commit < 3)).toBe(true);
+    for (const c of toB) c.resolve({ term: 2, success: true, matchIndex: 3 });
+    // The fake clock stands still: no heartbeat timer fires, yet B hears of commit index 3.
+    const next = await h.transport.next('appendEntries', B);
+    expect(next.req.leaderCommit).toBe(3);
+    await shutdown(h);
+  });
+
   it('a leader counts replicas only for entries of its own term (Figure 8)', async () => {
     const h = await openHarness();
     await joinThree(h);
