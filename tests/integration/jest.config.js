@@ -1,3 +1,7 @@
 import preset from '../../jest.preset.js';
 
-export default { ...preset, displayName: 'integration', testTimeout: 120_000 };
+export default {
+  ...preset,
+  displayName: 'integration',
+  setupFilesAfterEnv: [...preset.setupFilesAfterEnv, '<rootDir>/jest.setup.js'],
+};
