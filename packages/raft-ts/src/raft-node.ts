@@ -227,6 +227,14 @@ export class RaftNode implements RpcHandler {
 
   // ---------------------------------------------------------------- public state
 
+  /**
+   * The error that stopped the node when {@link state} is `failed` (a storage
+   * error, a corrupt log, or the state machine's throw), else `undefined`.
+   */
+  get failure(): unknown {
+    return this.#failed;
+  }
+
   /** What the node is doing now; see {@link RaftState}. */
   get state(): RaftState {
     if (this.#closed) return 'closed';
