@@ -7,11 +7,14 @@ import { runLeave } from './leave.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { shutdownOnSignals } from './shutdown-on-signals.js';
+import { watchRaft } from './watch-raft.js';
 
 const EXIT_HELP = `Subcommands:
   leave --member <url> --cluster <url>   remove a node from the cluster (see: leave --help)
 
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at once (70).
+A node removed from the cluster (leave) shuts down gracefully by itself (exit 0);
+one whose raft log or state machine failed shuts down with 74 (I/O) or 70.
 
 Exit codes: 0 ok, 64 usage or config error (the message names the setting),
 69 listen address in use or unavailable, or no --join URL accepted the node,
@@ -64,4 +67,10 @@ async function serve(): Promise<void> {
     process.exit(code);
   }
   signals.started(() => server.close());
+  // A node removed from the cluster stops (exit 0) rather than serve topics that no longer grow; a node
+  // whose raft failed stops with the failure's exit code so that a supervisor restarts it.
+  watchRaft(server.raft, (end) => {
+    if (end.state === 'removed') signals.stop('removed from the cluster', ExitCodes.OK);
+    else signals.stop(`raft failed: ${end.error instanceof Error ? end.error.message : String(end.error)}`, exitCodeFor(end.error));
+  });
 }

@@ -68,4 +68,30 @@ describe('shutdownOnSignals', () => {
     expect(t.exits).toEqual([ExitCodes.IO]);
     expect(t.lines).toContainEqual(expect.objectContaining({ level: 'error', msg: 'shutdown failed' }));
   });
+
+  it('stops for a reason of the server\'s own with its exit code, once, and a signal meanwhile does not restart it', async () => {
+    const t = setup();
+    t.shutdown.stop('too early', ExitCodes.OK); // not started yet: ignored
+    expect(t.closes()).toBe(0);
+    t.shutdown.started(t.close);
+    t.shutdown.stop('removed from the cluster', ExitCodes.OK);
+    t.shutdown.stop('again', ExitCodes.INTERNAL);
+    t.source.emit('SIGTERM', 'SIGTERM');
+    expect(t.closes()).toBe(1);
+    t.finish();
+    await t.flush();
+    expect(t.exits).toEqual([ExitCodes.OK]);
+    expect(t.lines).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'shutting down', reason: 'removed from the cluster', exitCode: 0 }));
+  });
+
+  it('a stop after a signal is ignored: the signal\'s shutdown goes on', async () => {
+    const t = setup();
+    t.shutdown.started(t.close);
+    t.source.emit('SIGINT', 'SIGINT');
+    t.shutdown.stop('raft failed', ExitCodes.IO);
+    expect(t.closes()).toBe(1);
+    t.finish();
+    await t.flush();
+    expect(t.exits).toEqual([ExitCodes.OK]);
+  });
 });

@@ -14,6 +14,13 @@ export interface SignalShutdown {
    * during startup then starts the shutdown at once.
    */
   started(close: () => Promise<void>): void;
+  /**
+   * Starts the same graceful shutdown as a signal, for a reason of the
+   * server's own (e.g. this node was removed from the cluster), exiting with
+   * `code` once closed. Ignored when a shutdown is already under way or the
+   * server has not started.
+   */
+  stop(reason: string, code: ExitCode): void;
 }
 
 /**
@@ -24,11 +31,16 @@ export interface SignalShutdown {
  */
 export function shutdownOnSignals(source: SignalSource, logger: JsonLogger, exit: (code: ExitCode) => void): SignalShutdown {
   let received: NodeJS.Signals | undefined;
+  let stopping = false;
   let close: (() => Promise<void>) | undefined;
   const begin = (signal: NodeJS.Signals, closeServer: () => Promise<void>): void => {
     logger.info('signal received: shutting down', { signal });
+    closeAndExit(closeServer, ExitCodes.OK);
+  };
+  const closeAndExit = (closeServer: () => Promise<void>, code: ExitCode): void => {
+    stopping = true;
     closeServer().then(
-      () => exit(ExitCodes.OK),
+      () => exit(code),
       (error: unknown) => {
         logger.error('shutdown failed', { err: error });
         exit(exitCodeFor(error));
@@ -42,7 +54,7 @@ export function shutdownOnSignals(source: SignalSource, logger: JsonLogger, exit
       return;
     }
     received = signal;
-    if (close !== undefined) begin(signal, close);
+    if (close !== undefined && !stopping) begin(signal, close);
   };
   source.on('SIGINT', onSignal);
   source.on('SIGTERM', onSignal);
@@ -50,6 +62,11 @@ export function shutdownOnSignals(source: SignalSource, logger: JsonLogger, exit
     started(closeServer) {
       close = closeServer;
       if (received !== undefined) begin(received, closeServer);
+    },
+    stop(reason, code) {
+      if (close === undefined || stopping || received !== undefined) return;
+      logger.warn('shutting down', { reason, exitCode: code });
+      closeAndExit(close, code);
     },
   };
 }

@@ -98,9 +98,12 @@ describe('cluster membership', () => {
       expect(listed.urls).not.toContain(leaving.url);
     }
 
+    // The removed node notices and shuts itself down gracefully.
+    expect(await leaving.exited).toEqual({ code: 0, signal: null });
+    expect(leaving.logs).toContainEqual(expect.objectContaining({ msg: 'shutting down', reason: 'removed from the cluster' }));
+
     // Quorum is now 2 of 3: with the removed node AND one more node down,
     // writes still commit (with 4 voters they could not: 2 of 4 is no quorum).
-    await leaving.kill();
     const down = staying.find((n) => n !== leader)!;
     await down.kill();
     const up = staying.filter((n) => n !== down);
@@ -125,8 +128,8 @@ describe('cluster membership', () => {
     await waitForMembers(staying, staying.map((n) => n.url));
     const successor = await waitForLeader(staying);
     expect(successor).not.toBe(leader);
+    expect(await leader.exited).toEqual({ code: 0, signal: null });
 
-    await leader.kill();
     const last = await publishTexts(
       staying.map((n) => n.url),
       texts('after', 10),
