@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { makeTempDir } from '@msg/test-utils';
 import { SimDisk } from '../test/sim/sim-disk.js';
 import { isRaftError } from './errors.js';
-import { NodeFileSystem } from './file-system.js';
+import { NodeFileSystem, type FileSystem } from './file-system.js';
 import { LogStore } from './log-store.js';
 import { EntryType, type LogEntry } from './types.js';
 
@@ -30,6 +30,43 @@ function seeded(seed: number): () => number {
 }
 
 describe('LogStore', () => {
+  it('writes the appends queued behind a write as one (one write for many callers, not one each)', async () => {
+    const dir = await makeTempDir();
+    let appends = 0;
+    const counting: FileSystem = {
+      mkdir: (d) => fs.mkdir(d),
+      list: (d) => fs.list(d),
+      readFile: (path) => fs.readFile(path),
+      rename: (from, to) => fs.rename(from, to),
+      remove: (path) => fs.remove(path),
+      syncDir: (d) => fs.syncDir(d),
+      open: async (path) => {
+        const handle = await fs.open(path);
+        return {
+          size: () => handle.size(),
+          read: (position, length) => handle.read(position, length),
+          append: (data) => {
+            appends++;
+            return handle.append(data);
+          },
+          truncate: (length) => handle.truncate(length),
+          sync: () => handle.sync(),
+          close: () => handle.close(),
+        };
+      },
+    };
+    const log = await LogStore.open(counting, dir, { sync: true, segmentBytes: 1 << 20 }, 1);
+    // 100 appends of one entry each, from separate callers: the first starts a write, the other 99 queue behind it.
+    for (let i = 1; i <= 100; i++) log.append(entries(i, 1));
+    await log.sync();
+    expect(log.durableIndex).toBe(100);
+    expect(appends).toBeLessThanOrEqual(2);
+    await log.close();
+    const again = await LogStore.open(fs, dir, opts, 1);
+    expect(again.slice(1, 100, 1000).map((e) => e.index)).toEqual(entries(1, 100).map((e) => e.index));
+    await again.close();
+  });
+
   it('keeps appended entries across a reopen, in several segments', async () => {
     const dir = await makeTempDir();
     const log = await LogStore.open(fs, dir, opts, 1);

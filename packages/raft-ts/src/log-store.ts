@@ -42,6 +42,21 @@ function isZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * The queued operations with runs of consecutive appends merged into one, so
+ * that the appends of many callers (one per request under load) cost one
+ * write, not one thread-pool round trip each.
+ */
+function coalesceAppends(ops: readonly Op[]): Op[] {
+  const merged: Op[] = [];
+  for (const op of ops) {
+    const last = merged[merged.length - 1];
+    if (op.kind === 'append' && last?.kind === 'append') last.entries.push(...op.entries);
+    else merged.push(op.kind === 'append' ? { kind: 'append', entries: [...op.entries] } : op);
+  }
+  return merged;
+}
+
 /** Encodes entries as log records, back to back. Internal. */
 export function encodeRecords(entries: readonly LogEntry[]): { bytes: Uint8Array; sizes: number[] } {
   let total = 0;
@@ -292,7 +307,7 @@ export class LogStore {
     try {
       while (this.#queue.length > 0 && this.#failed === undefined) {
         const ops = this.#queue.splice(0);
-        for (const op of ops) await this.#write(op);
+        for (const op of coalesceAppends(ops)) await this.#write(op);
         if (this.#opts.sync) {
           await this.#active?.sync();
           if (this.#dirDirty) {
