@@ -78,7 +78,8 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
       console.error(`@msg/http: internal error answering ${request.method} ${request.url}`, error);
     });
   const routes = new Routes(broker, { maxBodyBytes, onInternalError });
-  const app = createApp(options.raftHandler ?? broker.raftHandler, routes);
+  const raft = options.raftHandler ?? broker.raftHandler;
+  const app = createApp(raft, routes);
 
   const fastPath = options.fastPath ?? true;
   const publish = routes.publish;
@@ -93,6 +94,13 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
           if (req.method === 'GET') return void stream(req, res, query, start);
         } else if (path === Paths.batch && req.method === 'POST') {
           return void batch(req, res, query, start);
+        } else if (raft !== undefined && path.startsWith(RAFT_PREFIX)) {
+          // Raft's RPCs between brokers: every AppendEntries of the cluster, so no express either. The
+          // listener sees the path relative to the mount, as under express (which also keeps originalUrl).
+          const mounted = req as IncomingMessage & { originalUrl?: string };
+          mounted.originalUrl = req.url;
+          req.url = (req.url ?? '/').slice(Paths.raft.length);
+          return serveRaft(raft, routes, req, res, start, (error) => routes.fail(req, res, error));
         }
         app(req, res);
       }
@@ -129,15 +137,7 @@ function createApp(raft: RaftListener | undefined, routes: Routes): Express {
   }
   if (raft !== undefined) {
     app.use(Paths.raft, (req: Request, res: Response, next: NextFunction) => {
-      const start = performance.now();
-      res.once('finish', () => routes.record('raft', res, start));
-      try {
-        // Typed as returning void, but an async listener's rejection must not go unhandled.
-        const result: unknown = raft(req, res);
-        if (result instanceof Promise) result.catch(next);
-      } catch (error) {
-        next(error);
-      }
+      serveRaft(raft, routes, req, res, performance.now(), next);
     });
   }
   app.use((req: Request, res: Response) => {
@@ -148,4 +148,19 @@ function createApp(raft: RaftListener | undefined, routes: Routes): Express {
     routes.fail(req, res, error);
   });
   return app;
+}
+
+/** Paths under it go to the raft listener. */
+const RAFT_PREFIX = `${Paths.raft}/`;
+
+/** Hands a request to the raft listener, counting it as a `raft` request; a throw or rejection goes to `fail`. */
+function serveRaft(raft: RaftListener, routes: Routes, req: IncomingMessage, res: ServerResponse, start: number, fail: (error: unknown) => void): void {
+  res.once('finish', () => routes.record('raft', res, start));
+  try {
+    // Typed as returning void, but an async listener's rejection must not go unhandled.
+    const result: unknown = raft(req, res);
+    if (result instanceof Promise) result.catch(fail);
+  } catch (error) {
+    fail(error);
+  }
 }
