@@ -3,20 +3,20 @@
 //   100, with 1, 16 and 64 concurrent publishers, on one node and on three nodes;
 // - replay MB/s (GET a ~100 MB topic from index 0), publish-to-stream latency p50/p99;
 // - the ceiling: a minimal node:http server answering 200 to 100-byte POSTs, same load generator.
-// The load generator (bench/load.ts) runs in its own process. Every child is killed by its PID.
+// The load generator (@msg/test-utils' load-generator.ts) runs in its own process. Every child is killed by its PID.
 // Run: pnpm bench (or `node --conditions=@msg/source --import tsx bench/broker.bench.ts` here).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadGeneratorPath, type LoadResult } from '@msg/test-utils/load-generator';
 import { encodeMessages, MessageDecoder, type Message } from '@msg/wire';
 
 const app = join(import.meta.dirname, '..');
 const root = join(app, '..', '..');
 const tsx = join(root, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
 const main = join(app, 'src', 'main.ts');
-const loadScript = join(app, 'bench', 'load.ts');
 
 const WARMUP_MS = 1000;
 const DURATION_MS = 3000;
@@ -87,17 +87,8 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-interface LoadResult {
-  requests: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  bytes: number;
-  errors: number;
-}
-
 function runLoad(options: Record<string, unknown>): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', tsx, loadScript, JSON.stringify({ warmupMs: WARMUP_MS, durationMs: DURATION_MS, ...options })], {
+  const child = spawn(process.execPath, ['--import', tsx, loadGeneratorPath, JSON.stringify({ warmupMs: WARMUP_MS, durationMs: DURATION_MS, ...options })], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   children.add(child);

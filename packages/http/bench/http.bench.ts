@@ -7,31 +7,19 @@
 // resolves at once, so the numbers are the HTTP layer's cost alone.
 // Stream: one GET replaying a 64 MiB topic, in MB/s, through both paths.
 //
-// The load generator (bench/load.ts) runs in a child process, bounded in
+// The load generator (@msg/test-utils' load-generator.ts) runs in a child process, bounded in
 // time, and is killed by its PID if it overstays.
 import { spawn } from 'node:child_process';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import express from 'express';
+import { loadGeneratorPath, type LoadResult } from '@msg/test-utils/load-generator';
 import { encodeMessage } from '@msg/wire';
 import { createHandler, type HandlerBroker, type TopicFrames } from '../src/index.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
-const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
 const PUBLISH_PATH = '/messaging/messages?type=1&topicID=7';
-
-interface LoadResult {
-  requests: number;
-  allRequests: number;
-  seconds: number;
-  rps: number;
-  p50Ms: number;
-  p99Ms: number;
-  bytes: number;
-  errors: number;
-}
 
 /** A broker that acknowledges at once and replays a fixed topic of `replayBytes`. */
 function benchBroker(replayBytes: number): HandlerBroker {
@@ -102,10 +90,10 @@ async function stop(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
 
-/** Runs bench/load.ts in a child process; kills it by PID if it overstays. */
+/** Runs the load generator of @msg/test-utils in a child process; kills it by PID if it overstays. */
 function load(options: Record<string, unknown>): Promise<LoadResult> {
   return new Promise<LoadResult>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', loadGeneratorPath, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const limitMs = Number(options.warmupMs) + Number(options.durationMs) + 20_000;

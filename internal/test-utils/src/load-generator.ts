@@ -1,8 +1,9 @@
-// The load generator of broker.bench.ts (adapted from packages/http/bench/load.ts: adds a given body), run in
-// its own process so it never shares a server's event loop. Usage (one JSON argument):
-//   node --import tsx bench/load.ts '{"mode":"post","port":1234,"connections":64,"bodyBytes":100 (or "bodyBase64":"..."),"warmupMs":1000,"durationMs":5000,"path":"/..."}'
-//   node --import tsx bench/load.ts '{"mode":"get","port":1234,"connections":1,"warmupMs":500,"durationMs":5000,"path":"/..."}'
-// Prints one JSON line: { requests, allRequests (warm-up included), seconds, rps, p50Ms, p99Ms, bytes, errors }.
+// The HTTP load generator of the workspace's benchmarks (@msg/http's and the
+// broker server's), run in its own process (path: `loadGeneratorPath`) so it
+// never shares a server's event loop. Usage (one JSON argument):
+//   node --import tsx load-generator.ts '{"mode":"post","port":1234,"connections":64,"bodyBytes":100 (or "bodyBase64":"..."),"warmupMs":1000,"durationMs":5000,"path":"/..."}'
+//   node --import tsx load-generator.ts '{"mode":"get","port":1234,"connections":1,"warmupMs":500,"durationMs":5000,"path":"/..."}'
+// Prints one JSON line, a `LoadResult`.
 import { connect, type Socket } from 'node:net';
 
 interface LoadOptions {
@@ -15,6 +16,23 @@ interface LoadOptions {
   bodyBase64?: string;
   warmupMs: number;
   durationMs: number;
+}
+
+/** What the load generator prints (latencies of requests sent after the warm-up, in milliseconds). */
+export interface LoadResult {
+  /** Requests answered in the measured window. */
+  requests: number;
+  /** Requests answered, warm-up included. */
+  allRequests: number;
+  seconds: number;
+  /** `requests / seconds`. */
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Response body bytes received (GET). */
+  bytes: number;
+  /** Answers other than 200 in the measured window. */
+  errors: number;
 }
 
 const HEADER_END = Buffer.from('\r\n\r\n');
@@ -113,9 +131,17 @@ async function main(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const pick = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   const seconds = options.durationMs / 1000;
-  process.stdout.write(
-    `${JSON.stringify({ requests: totals.requests, allRequests: totals.all, seconds, rps: totals.requests / seconds, p50Ms: pick(0.5), p99Ms: pick(0.99), bytes: totals.bytes, errors: totals.errors })}\n`,
-  );
+  const result: LoadResult = {
+    requests: totals.requests,
+    allRequests: totals.all,
+    seconds,
+    rps: totals.requests / seconds,
+    p50Ms: pick(0.5),
+    p99Ms: pick(0.99),
+    bytes: totals.bytes,
+    errors: totals.errors,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
 await main();
