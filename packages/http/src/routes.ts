@@ -132,64 +132,52 @@ export class Routes {
   }
 
   /** `POST /messaging/messages?type&topicID`: publish one message (the body is its data). */
-  publish: RouteFunction = async (req, res, query, start) => {
-    try {
-      const q = new URLSearchParams(query);
-      const type = parseU16(q.get(Query.type));
-      if (type === undefined) throw brokerError('MESSAGE_TYPE_REQUIRED');
-      const topicID = parseU64(q.get(Query.topicID));
-      if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
-      const data = await readBody(req, this.#options.maxBodyBytes);
-      if (data.byteLength === 0) throw brokerError('MESSAGE_DATA_REQUIRED');
-      if (!this.#broker.isLeader()) {
-        this.#redirect(req, res, undefined);
-        return;
-      }
-      const index = await this.#broker.publish({ type, topicID, data }, this.#signalFor(res));
-      this.metrics.publishedMessages++;
-      this.metrics.publishedBytes += data.byteLength;
-      if (res.destroyed) return;
-      res.writeHead(200, { [ResponseHeaders.index]: index.toString(), 'Content-Length': '0' });
-      res.end();
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('publish', res, start);
+  publish: RouteFunction = this.#route('publish', async (req, res, query) => {
+    const q = new URLSearchParams(query);
+    const type = parseU16(q.get(Query.type));
+    if (type === undefined) throw brokerError('MESSAGE_TYPE_REQUIRED');
+    const topicID = parseU64(q.get(Query.topicID));
+    if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+    const data = await readBody(req, this.#options.maxBodyBytes);
+    if (data.byteLength === 0) throw brokerError('MESSAGE_DATA_REQUIRED');
+    if (!this.#broker.isLeader()) {
+      this.#redirect(req, res, undefined);
+      return;
     }
-  };
+    const index = await this.#broker.publish({ type, topicID, data }, this.#signalFor(res));
+    this.metrics.publishedMessages++;
+    this.metrics.publishedBytes += data.byteLength;
+    if (res.destroyed) return;
+    res.writeHead(200, { [ResponseHeaders.index]: index.toString(), 'Content-Length': '0' });
+    res.end();
+  });
 
   /**
    * `POST /messaging/batch`: publish many messages (the body holds them
    * encoded back to back; their index fields are ignored) at consecutive
    * indexes, in body order.
    */
-  batch: RouteFunction = async (req, res, _query, start) => {
-    try {
-      const body = await readBody(req, this.#options.maxBodyBytes);
-      const messages = decodeBatch(body, this.#options.maxBodyBytes);
-      if (!this.#broker.isLeader()) {
-        this.#redirect(req, res, undefined);
-        return;
-      }
-      const range = await this.#broker.publishBatch(messages, this.#signalFor(res));
-      this.metrics.publishedMessages += messages.length;
-      for (const m of messages) this.metrics.publishedBytes += m.data.byteLength;
-      if (res.destroyed) return;
-      res.writeHead(200, {
-        [ResponseHeaders.index]: range.firstIndex.toString(),
-        [ResponseHeaders.lastIndex]: range.lastIndex.toString(),
-        'Content-Length': '0',
-      });
-      res.end();
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('batch', res, start);
+  batch: RouteFunction = this.#route('batch', async (req, res) => {
+    const body = await readBody(req, this.#options.maxBodyBytes);
+    const messages = decodeBatch(body, this.#options.maxBodyBytes);
+    if (!this.#broker.isLeader()) {
+      this.#redirect(req, res, undefined);
+      return;
     }
-  };
+    const range = await this.#broker.publishBatch(messages, this.#signalFor(res));
+    this.metrics.publishedMessages += messages.length;
+    for (const m of messages) this.metrics.publishedBytes += m.data.byteLength;
+    if (res.destroyed) return;
+    res.writeHead(200, {
+      [ResponseHeaders.index]: range.firstIndex.toString(),
+      [ResponseHeaders.lastIndex]: range.lastIndex.toString(),
+      'Content-Length': '0',
+    });
+    res.end();
+  });
 
   /** `GET /messaging/messages?topicID&index&streaming`: stream a topic's frames. */
-  stream: RouteFunction = async (req, res, query, start) => {
+  stream: RouteFunction = this.#route('stream', async (req, res, query) => {
     let pump: FramePump | undefined;
     try {
       const q = new URLSearchParams(query);
@@ -220,108 +208,91 @@ export class Routes {
       this.metrics.activeStreams = this.#pumps.size;
       if (this.#closed) pump.stop();
       await pump.run();
-    } catch (error) {
-      this.#fail(req, res, error);
     } finally {
       if (pump) this.#pumps.delete(pump);
       this.metrics.activeStreams = this.#pumps.size;
-      this.#record('stream', res, start);
     }
-  };
+  });
 
   /**
    * `POST /messaging/heartbeat?topicID&index[&readerID]`: a reader reports what
    * it has stored. `readerID` (ours, optional) is passed on as is.
    */
-  heartbeat: RouteFunction = async (req, res, query, start) => {
-    try {
-      const q = new URLSearchParams(query);
-      const topicID = parseU64(q.get(Query.topicID));
-      if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
-      const index = parseU64(q.get(Query.index));
-      if (index === undefined) throw brokerError('INDEX_REQUIRED');
-      if (!this.#broker.isLeader()) {
-        this.#redirect(req, res, undefined);
-        return;
-      }
-      await this.#broker.heartbeat(topicID, index, this.#signalFor(res), q.get(READER_ID_QUERY) ?? undefined);
-      if (res.destroyed) return;
-      res.writeHead(200, { 'Content-Length': '0' });
-      res.end();
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('heartbeat', res, start);
+  heartbeat: RouteFunction = this.#route('heartbeat', async (req, res, query) => {
+    const q = new URLSearchParams(query);
+    const topicID = parseU64(q.get(Query.topicID));
+    if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+    const index = parseU64(q.get(Query.index));
+    if (index === undefined) throw brokerError('INDEX_REQUIRED');
+    if (!this.#broker.isLeader()) {
+      this.#redirect(req, res, undefined);
+      return;
     }
-  };
+    await this.#broker.heartbeat(topicID, index, this.#signalFor(res), q.get(READER_ID_QUERY) ?? undefined);
+    if (res.destroyed) return;
+    res.writeHead(200, { 'Content-Length': '0' });
+    res.end();
+  });
 
   /** `/messaging/ping` (any method): the leader answers `{"urls":[...]}`. */
-  ping: RouteFunction = async (req, res, _query, start) => {
-    try {
-      if (!this.#broker.isLeader()) {
-        this.#redirect(req, res, undefined);
-        return;
-      }
-      sendJSON(res, 200, { urls: [...this.#broker.urls()] });
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('ping', res, start);
+  ping: RouteFunction = this.#route('ping', async (req, res) => {
+    if (!this.#broker.isLeader()) {
+      this.#redirect(req, res, undefined);
+      return;
     }
-  };
+    sendJSON(res, 200, { urls: [...this.#broker.urls()] });
+  });
 
   /** `GET /health`: 200 while the process serves HTTP. */
-  health: RouteFunction = async (req, res, _query, start) => {
+  health: RouteFunction = this.#route('health', async (_req, res) => {
     sendJSON(res, 200, { status: 'ok' });
-    this.#record('health', res, start);
-  };
+  });
 
   /** `GET /ready`: 200 `{"ready":true}` or 503 `{"ready":false,"reason":...}`. */
-  ready: RouteFunction = async (req, res, _query, start) => {
-    try {
-      const readiness = this.#broker.ready();
-      sendJSON(res, readiness.ready ? 200 : 503, readiness.ready ? { ready: true } : { ready: false, reason: readiness.reason ?? 'not ready' });
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('ready', res, start);
-    }
-  };
+  ready: RouteFunction = this.#route('ready', async (req, res) => {
+    const readiness = this.#broker.ready();
+    sendJSON(res, readiness.ready ? 200 : 503, readiness.ready ? { ready: true } : { ready: false, reason: readiness.reason ?? 'not ready' });
+  });
 
   /** `GET /metrics`: Prometheus text format 0.0.4. */
-  metricsText: RouteFunction = async (req, res, _query, start) => {
-    try {
-      const body = this.metrics.render(this.#broker.metrics());
-      res.writeHead(200, {
-        'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
-        'Content-Length': String(Buffer.byteLength(body)),
-        'Cache-Control': 'no-store',
-      });
-      res.end(body);
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('metrics', res, start);
-    }
-  };
+  metricsText: RouteFunction = this.#route('metrics', async (req, res) => {
+    const body = this.metrics.render(this.#broker.metrics());
+    res.writeHead(200, {
+      'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
+      'Content-Length': String(Buffer.byteLength(body)),
+      'Cache-Control': 'no-store',
+    });
+    res.end(body);
+  });
 
   /** `GET /status`: JSON (leadership, cluster URLs, readiness, then the broker's own status). */
-  status: RouteFunction = async (req, res, _query, start) => {
-    try {
-      sendJSON(res, 200, {
-        isLeader: this.#broker.isLeader(),
-        leaderURL: this.#broker.leaderURL() ?? null,
-        urls: this.#broker.urls(),
-        ready: this.#broker.ready(),
-        streams: this.#pumps.size,
-        ...this.#broker.status(),
-      });
-    } catch (error) {
-      this.#fail(req, res, error);
-    } finally {
-      this.#record('status', res, start);
-    }
-  };
+  status: RouteFunction = this.#route('status', async (req, res) => {
+    sendJSON(res, 200, {
+      isLeader: this.#broker.isLeader(),
+      leaderURL: this.#broker.leaderURL() ?? null,
+      urls: this.#broker.urls(),
+      ready: this.#broker.ready(),
+      streams: this.#pumps.size,
+      ...this.#broker.status(),
+    });
+  });
+
+  /**
+   * A route from its body: an error the body throws becomes the error answer
+   * (`BrokerError` as its status, anything else 500), and every request is
+   * recorded under `name` in the handler's metrics.
+   */
+  #route(name: RouteName, body: (req: IncomingMessage, res: ServerResponse, query: string) => Promise<void>): RouteFunction {
+    return async (req, res, query, start) => {
+      try {
+        await body(req, res, query);
+      } catch (error) {
+        this.#fail(req, res, error);
+      } finally {
+        this.#record(name, res, start);
+      }
+    };
+  }
 
   /** Records a request in the handler's metrics; 499 when the client left before an answer. */
   record(route: RouteName, res: ServerResponse, start: number): void {
