@@ -58,8 +58,7 @@ export function encodeAppendEntriesRequest(request: AppendEntriesRequest): Buffe
     size += ENTRY_HEAD + entry.data.byteLength;
   }
   const out = new BinaryWriter(size);
-  out.u8(KIND);
-  out.u8(VERSION);
+  out.header(KIND, VERSION);
   out.u64(term);
   out.u64(prevLogIndex);
   out.u64(prevLogTerm);
@@ -87,10 +86,7 @@ export function encodeAppendEntriesRequest(request: AppendEntriesRequest): Buffe
  */
 export function decodeAppendEntriesRequest(body: Uint8Array): AppendEntriesRequest {
   const input = new BinaryReader(body, WHAT);
-  const kind = input.u8('kind');
-  if (kind !== KIND) input.fail(`kind byte is ${kind}, expected ${KIND}`);
-  const version = input.u8('version');
-  if (version !== VERSION) input.fail(`unsupported version ${version}`);
+  input.header(KIND, VERSION);
   const term = input.u64('term');
   const prevLogIndex = input.u64('prevLogIndex');
   const prevLogTerm = input.u64('prevLogTerm');

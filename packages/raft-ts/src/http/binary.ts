@@ -56,6 +56,12 @@ export class BinaryWriter {
     this.buffer = Buffer.allocUnsafe(size);
   }
 
+  /** The kind and version bytes that open every body. */
+  header(kind: number, version: number): void {
+    this.u8(kind);
+    this.u8(version);
+  }
+
   /** One byte, 0..255. */
   u8(value: number): void {
     this.buffer[this.#offset++] = value;
@@ -129,6 +135,14 @@ export class BinaryReader {
     const expected = this.#view.getUint32(this.#end);
     const actual = crc32(bytes.subarray(0, this.#end));
     if (expected !== actual) this.fail('checksum mismatch (corrupt or truncated body)');
+  }
+
+  /** Reads the kind and version bytes that open every body; `BAD_REQUEST` unless they are `kind` and `version`. */
+  header(kind: number, version: number): void {
+    const got = this.u8('kind');
+    if (got !== kind) this.fail(`kind byte is ${got}, expected ${kind}`);
+    const gotVersion = this.u8('version');
+    if (gotVersion !== version) this.fail(`unsupported version ${gotVersion}`);
   }
 
   /** Throws `BAD_REQUEST` with `reason`. */

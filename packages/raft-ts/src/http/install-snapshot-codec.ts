@@ -55,8 +55,7 @@ export function encodeInstallSnapshotRequest(request: InstallSnapshotRequest): B
     data.byteLength +
     CRC_SIZE;
   const out = new BinaryWriter(size);
-  out.u8(KIND);
-  out.u8(VERSION);
+  out.header(KIND, VERSION);
   out.u64(term);
   out.u64(lastIncludedIndex);
   out.u64(lastIncludedTerm);
@@ -82,10 +81,7 @@ export function encodeInstallSnapshotRequest(request: InstallSnapshotRequest): B
  */
 export function decodeInstallSnapshotRequest(body: Uint8Array): InstallSnapshotRequest {
   const input = new BinaryReader(body, WHAT);
-  const kind = input.u8('kind');
-  if (kind !== KIND) input.fail(`kind byte is ${kind}, expected ${KIND}`);
-  const version = input.u8('version');
-  if (version !== VERSION) input.fail(`unsupported version ${version}`);
+  input.header(KIND, VERSION);
   const term = input.u64('term');
   const lastIncludedIndex = input.u64('lastIncludedIndex');
   const lastIncludedTerm = input.u64('lastIncludedTerm');
