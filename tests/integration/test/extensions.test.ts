@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type BrokerProcess } from '../src/broker-process.js';
 import { request, type HttpAnswer } from '../src/http-request.js';
+import { frame } from '../src/raw-frame.js';
 
 const MAX_BODY_BYTES = 4096;
 let broker: BrokerProcess;
@@ -32,16 +33,6 @@ afterAll(async () => {
 let nextTopic = 500n;
 function freshTopic(): bigint {
   return nextTopic++;
-}
-
-function frame(type: number, topicID: bigint, index: bigint, data: string): Buffer {
-  const body = Buffer.from(data);
-  const header = Buffer.alloc(22);
-  header.writeUInt16BE(type, 0);
-  header.writeBigUInt64BE(topicID, 2);
-  header.writeBigUInt64BE(index, 10);
-  header.writeUInt32BE(body.byteLength, 18);
-  return Buffer.concat([header, body]);
 }
 
 async function publishOK(topicID: bigint, data: string): Promise<bigint> {

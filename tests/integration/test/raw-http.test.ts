@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type BrokerProcess } from '../src/broker-process.js';
 import { readStream, request, type HttpAnswer } from '../src/http-request.js';
+import { frame } from '../src/raw-frame.js';
 
 let broker: BrokerProcess;
 let dataDir: string;
@@ -27,17 +28,6 @@ afterAll(async () => {
 let nextTopic = 100n;
 function freshTopic(): bigint {
   return nextTopic++;
-}
-
-/** The 22-byte header and the data of one message, as §1 of the spec lays them out. */
-function frame(type: number, topicID: bigint, index: bigint, data: string): Buffer {
-  const body = Buffer.from(data);
-  const header = Buffer.alloc(22);
-  header.writeUInt16BE(type, 0);
-  header.writeBigUInt64BE(topicID, 2);
-  header.writeBigUInt64BE(index, 10);
-  header.writeUInt32BE(body.byteLength, 18);
-  return Buffer.concat([header, body]);
 }
 
 async function publish(type: number | string, topicID: bigint | string, data: string): Promise<HttpAnswer> {
