@@ -19,7 +19,7 @@ import { fsyncHistogram, fsyncPath, newFsyncStats, type FsyncStats } from './dur
 import { BrokerStateError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { readMeta, writeMeta, type BrokerMeta, type TopicCheckpoint } from './meta.js';
-import { decodeReaderReport, encodeReaderReport, validReaderId } from './reader-report.js';
+import { decodeReaderReport, readerReportMessage, readerReportTime, validReaderId } from './reader-report.js';
 import { encodeSnapshotHeader, readSnapshot, type SnapshotHeader, type SnapshotSegment } from './snapshot-format.js';
 
 /** The timers the broker uses (checkpoints, retention); inject a fake one in tests. */
@@ -91,8 +91,22 @@ export interface TopicStatus {
   /** Bytes on disk of all its segments. */
   bytes: number;
   segments: number;
-  /** Readers' reported indexes (`''` is the anonymous reader). */
+  /** Identified readers' reported indexes (reclamation keeps what any of them has not passed). */
   readers: { id: string; index: bigint }[];
+  /** The highest anonymous report (no reader id, as the original's clients send), if any; it never reclaims by itself. */
+  anonymous?: AnonymousReport;
+}
+
+/** The highest anonymous report of a topic, in {@link TopicStatus}. */
+export interface AnonymousReport {
+  /** Highest index reported without a reader id. */
+  index: bigint;
+  /**
+   * When it was last reported (the leader's clock, milliseconds since the
+   * epoch); absent when unknown: the time is not kept in `meta` or snapshots,
+   * so after a restart or a restore it comes back with the next report.
+   */
+  atMs?: number;
 }
 
 /** What the HTTP layer shows on status and metrics routes. */
@@ -175,7 +189,10 @@ export class Broker implements StateMachine {
   #stateDir = '';
   #meta: BrokerMeta | undefined;
   #topics = new Map<bigint, Topic>();
+  /** Per topic, per reader id (`''`: the anonymous report), the highest index reported. */
   #readers = new Map<bigint, Map<string, bigint>>();
+  /** Per topic, when its highest anonymous report was last reported (ms; not persisted). */
+  #anonymousAt = new Map<bigint, number>();
   #applied = 0;
   #dirtyTopics = new Set<bigint>();
   #readersDirty = false;
@@ -344,10 +361,13 @@ export class Broker implements StateMachine {
   }
 
   /**
-   * Records, through the log, that reader `readerId` (default `''`, the
-   * anonymous reader of the original protocol) has stored `topicID` up to
-   * `index`. Resolves once committed and applied. On the leader, an index
-   * above the last log index is `INVALID_MESSAGE` (no reader can have it); a
+   * Records, through the log, that reader `readerId` has stored `topicID` up
+   * to `index`, and reclaims what every identified reader has passed.
+   * `readerId` `''` (the default) is the anonymous report of the original
+   * protocol: recorded (the highest, with the leader's time) and shown in
+   * {@link status}, but it never reclaims by itself. Resolves once committed
+   * and applied. On the leader, an index above the last log index is
+   * `INVALID_MESSAGE` (no reader can have it); a
    * follower rejects with `NOT_LEADER` / `NO_LEADER` whatever the index. One
    * above the topic's last index when applied is ignored with a warning. A reader id
    * longer than 255 UTF-8 bytes is `INVALID_MESSAGE`. `signal` as in
@@ -367,12 +387,7 @@ export class Broker implements StateMachine {
       this.#logger.warn('rejected a heartbeat above the last log index', { topicID, index, readerId, lastIndex: log.lastIndex });
       throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: heartbeat index ${index} is above the last log index ${log.lastIndex}` });
     }
-    const data = encodeMessage({
-      type: MessageType.SetTopicMaxIndex,
-      topicID: 0n,
-      index: 0n,
-      data: encodeReaderReport({ topicID, index, readerId }),
-    });
+    const data = encodeMessage(readerReportMessage({ topicID, index, readerId }, this.#clock.now()));
     try {
       await log.apply(data);
     } catch (error) {
@@ -446,6 +461,11 @@ export class Broker implements StateMachine {
             byReader.set(report.readerId, report.index);
             this.#readersDirty = true;
             reported.add(report.topicID);
+          }
+          if (report.readerId === '' && (previous === undefined || report.index >= previous)) {
+            const at = readerReportTime(message);
+            if (at === undefined) this.#anonymousAt.delete(report.topicID);
+            else this.#anonymousAt.set(report.topicID, at);
           }
           this.#counters.readerReports++;
           continue;
@@ -609,6 +629,7 @@ export class Broker implements StateMachine {
       this.#stateDir = nextDir;
       this.#meta = newMeta;
       this.#readers = cloneReaders(header.readers);
+      this.#anonymousAt.clear();
       this.#applied = applied;
       this.#dirtyTopics.clear();
       this.#readersDirty = false;
@@ -730,7 +751,7 @@ export class Broker implements StateMachine {
           lastIndex: topic.lastIndex,
           bytes: topic.size,
           segments: topic.segments().length,
-          readers: [...(this.#readers.get(id) ?? new Map<string, bigint>())].map(([rid, index]) => ({ id: rid, index })),
+          ...this.#readersStatus(id),
         };
       }),
       counters: { ...this.#counters },
@@ -763,10 +784,24 @@ export class Broker implements StateMachine {
     });
   }
 
+  #readersStatus(topicID: bigint): Pick<TopicStatus, 'readers' | 'anonymous'> {
+    const byReader = this.#readers.get(topicID) ?? new Map<string, bigint>();
+    const readers = [...byReader].filter(([rid]) => rid !== '').map(([rid, index]) => ({ id: rid, index }));
+    const anonymous = byReader.get('');
+    if (anonymous === undefined) return { readers };
+    const atMs = this.#anonymousAt.get(topicID);
+    return { readers, anonymous: atMs === undefined ? { index: anonymous } : { index: anonymous, atMs } };
+  }
+
+  /**
+   * Reclaims the segments every identified reader of the topic has passed,
+   * and the anonymous report too when there is one (it holds back, never
+   * drives: without an identified reader nothing is reclaimed).
+   */
   async #reclaimRead(topicID: bigint): Promise<void> {
     const topic = this.#topics.get(topicID);
     const byReader = this.#readers.get(topicID);
-    if (!topic || !byReader || byReader.size === 0) return;
+    if (!topic || !byReader || ![...byReader.keys()].some((rid) => rid !== '')) return;
     let min: bigint | undefined;
     for (const index of byReader.values()) if (min === undefined || index < min) min = index;
     const segments = topic.segments();

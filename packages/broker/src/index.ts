@@ -7,6 +7,7 @@ export {
   type BrokerStatus,
   type BrokerMetrics,
   type TopicStatus,
+  type AnonymousReport,
   type PublishMessage,
   type PublishedRange,
 } from './broker.js';
@@ -14,7 +15,14 @@ export type { BrokerLog } from './broker-log.js';
 export { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
 export { BrokerStateError, BrokerStateErrorCodes, isBrokerStateError, type BrokerStateErrorCode } from './errors.js';
 export { silentLogger, type Logger, type LogFields } from './logger.js';
-export { MAX_READER_ID_LENGTH, decodeReaderReport, encodeReaderReport, type ReaderReport } from './reader-report.js';
+export {
+  MAX_READER_ID_LENGTH,
+  decodeReaderReport,
+  encodeReaderReport,
+  readerReportMessage,
+  readerReportTime,
+  type ReaderReport,
+} from './reader-report.js';
 export {
   SNAPSHOT_FORMAT,
   encodeSnapshotHeader,

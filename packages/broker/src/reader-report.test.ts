@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { encodeSetTopicMaxIndex, isBrokerError } from '@msg/wire';
-import { MAX_READER_ID_LENGTH, decodeReaderReport, encodeReaderReport } from './reader-report.js';
+import { MessageType, decodeMessage, encodeMessage, encodeSetTopicMaxIndex, isBrokerError } from '@msg/wire';
+import { MAX_READER_ID_LENGTH, decodeReaderReport, encodeReaderReport, readerReportMessage, readerReportTime } from './reader-report.js';
 
 describe('ReaderReport', () => {
   it('decodes the original 16-byte payload as the anonymous reader', () => {
@@ -36,5 +36,16 @@ describe('ReaderReport', () => {
     const bad = new Uint8Array(18);
     bad.set([0xff, 0xfe], 16);
     expect(() => decodeReaderReport(bad)).toThrow('not UTF-8');
+  });
+
+  it('carries the leader time of a report entry in its header index, and reads 0 as unknown', () => {
+    const message = decodeMessage(encodeMessage(readerReportMessage({ topicID: 3n, index: 8n, readerId: 'r' }, 1_700_000_000_123)));
+    expect(message).toMatchObject({ type: MessageType.SetTopicMaxIndex, topicID: 0n, index: 1_700_000_000_123n });
+    expect(decodeReaderReport(message.data)).toEqual({ topicID: 3n, index: 8n, readerId: 'r' });
+    expect(readerReportTime(message)).toBe(1_700_000_000_123);
+    expect(readerReportTime({ ...message, index: 0n })).toBeUndefined();
+    expect(readerReportTime({ ...message, index: 2n ** 60n })).toBeUndefined();
+    expect(readerReportMessage({ topicID: 3n, index: 8n, readerId: '' }, -5).index).toBe(0n);
+    expect(readerReportMessage({ topicID: 3n, index: 8n, readerId: '' }, 1.5).index).toBe(0n);
   });
 });

@@ -1,4 +1,4 @@
-import { BrokerError, SET_TOPIC_MAX_INDEX_SIZE } from '@msg/wire';
+import { BrokerError, MessageType, SET_TOPIC_MAX_INDEX_SIZE, type Message } from '@msg/wire';
 
 /** Longest reader id, in UTF-8 bytes. */
 export const MAX_READER_ID_LENGTH = 255;
@@ -10,15 +10,21 @@ export const MAX_READER_ID_LENGTH = 255;
  * The original payload is 16 bytes, topic id (u64) ‖ index (u64), big-endian,
  * and names no reader. Ours appends an optional reader id: the UTF-8 bytes
  * after the first 16 (1..{@link MAX_READER_ID_LENGTH} bytes). A 16-byte payload
- * is the anonymous reader, whose id is the empty string, so reports from
- * clients of the original keep working (they all count as one reader).
+ * is the anonymous report, whose id is the empty string, so reports from
+ * clients of the original keep working.
+ *
+ * A report with a reader id names one reader: reclamation removes only what
+ * every such reader has passed. Anonymous reports cannot tell readers apart
+ * (all clients of the original send them), so the broker merges them by
+ * maximum and shows the result, but never reclaims because of them: as in
+ * the original, where a heartbeat never removed data.
  */
 export interface ReaderReport {
   /** The topic the reader stores. */
   topicID: bigint;
   /** Highest index of the topic the reader has stored. */
   index: bigint;
-  /** Who reports; `''` is the anonymous reader of the original protocol. */
+  /** Who reports; `''` is the anonymous report of the original protocol. */
   readerId: string;
 }
 
@@ -66,4 +72,25 @@ export function validReaderId(readerId: string): Uint8Array {
     });
   }
   return bytes;
+}
+
+/**
+ * The raft log entry of a report, as a message: `SetTopicMaxIndex`, topic 0,
+ * the payload of {@link encodeReaderReport}, and in the header's index field
+ * (unused by the original for this type) `atMs`, the proposing leader's clock
+ * in milliseconds since the epoch, so that every replica records the same
+ * time for it. Negative or non-integer times are written as 0 (unknown).
+ */
+export function readerReportMessage(report: ReaderReport, atMs: number): Message {
+  const at = Number.isSafeInteger(atMs) && atMs > 0 ? BigInt(atMs) : 0n;
+  return { type: MessageType.SetTopicMaxIndex, topicID: 0n, index: at, data: encodeReaderReport(report) };
+}
+
+/**
+ * When the leader proposed a report entry ({@link readerReportMessage}), in
+ * milliseconds since the epoch; `undefined` when unknown (0, as in entries
+ * written before the time was recorded, or beyond 2^53).
+ */
+export function readerReportTime(message: Message): number | undefined {
+  return message.index > 0n && message.index <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(message.index) : undefined;
 }

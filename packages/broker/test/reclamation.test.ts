@@ -1,4 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type BrokerError, isBrokerError } from '@msg/wire';
 import { FakeClock, sleep, waitFor } from '@msg/test-utils';
 import { openTestBroker, readAll, text } from './helpers.js';
@@ -45,7 +47,7 @@ describe('Broker reclamation', () => {
   it('answers a read below the first retained index with SEGMENT_RECLAIMED and that index', async () => {
     await using t = await openTestBroker({ maxSegmentSize: 128 });
     for (let i = 1; i <= 12; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
-    await t.broker.heartbeat(1n, 12n);
+    await t.broker.heartbeat(1n, 12n, undefined, 'r');
     const { firstIndex } = topic(t.broker, 1n);
     expect(firstIndex).toBeGreaterThan(1n);
     const error = await readError(t.broker, 1n, 1n);
@@ -54,12 +56,51 @@ describe('Broker reclamation', () => {
     expect((await readAll((await t.broker.openTopicReader(1n, firstIndex)).messages()))[0]?.[0]).toBe(firstIndex);
   });
 
-  it('counts the 16-byte reports of the original protocol as one anonymous reader', async () => {
+  it('keeps the data a slow identified reader still needs when a fast one reports far ahead', async () => {
     await using t = await openTestBroker({ maxSegmentSize: 128 });
-    for (let i = 1; i <= 10; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
-    await t.broker.heartbeat(1n, 3n);
-    await t.broker.heartbeat(1n, 2n);
-    expect(t.broker.status().topics[0]?.readers).toEqual([{ id: '', index: 3n }]);
+    for (let i = 1; i <= 50; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
+    expect(topic(t.broker, 1n).segments).toBeGreaterThan(10);
+
+    await t.broker.heartbeat(1n, 4n, undefined, 'b');
+    await t.broker.heartbeat(1n, 42n, undefined, 'a');
+    expect(topic(t.broker, 1n).firstIndex).toBeLessThanOrEqual(5n);
+    const fromB = await readAll((await t.broker.openTopicReader(1n, 5n)).messages());
+    expect(fromB.map(([i]) => i)).toEqual(Array.from({ length: 46 }, (_, i) => BigInt(5 + i)));
+
+    // B moves past some segments: those go, what B still needs stays.
+    await t.broker.heartbeat(1n, 30n, undefined, 'b');
+    const after = topic(t.broker, 1n);
+    expect(after.firstIndex).toBeGreaterThan(5n);
+    expect(after.firstIndex).toBeLessThanOrEqual(31n);
+    expect(isBrokerError(await readError(t.broker, 1n, 5n), 'SEGMENT_RECLAIMED')).toBe(true);
+    expect((await readAll((await t.broker.openTopicReader(1n, 31n)).messages()))[0]?.[0]).toBe(31n);
+    expect(t.broker.status().topics[0]?.readers).toEqual([
+      { id: 'b', index: 30n },
+      { id: 'a', index: 42n },
+    ]);
+  });
+
+  it('records the 16-byte reports of the original protocol as the anonymous report, which reclaims nothing by itself', async () => {
+    const clock = new FakeClock(1_700_000_000_000);
+    await using t = await openTestBroker({ clock, maxSegmentSize: 128 });
+    for (let i = 1; i <= 12; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
+    const segments = topic(t.broker, 1n).segments;
+    await t.broker.heartbeat(1n, 10n);
+    clock.advance(5_000);
+    await t.broker.heartbeat(1n, 3n); // lower: the highest stays, and when it was reported
+    expect(topic(t.broker, 1n)).toMatchObject({ firstIndex: 1n, segments });
+    expect(t.broker.status().counters.segmentsReclaimed).toBe(0);
+    expect(t.broker.status().topics[0]).toMatchObject({ readers: [], anonymous: { index: 10n, atMs: 1_700_000_000_000 } });
+    expect(await readAll((await t.broker.openTopicReader(1n, 1n)).messages())).toHaveLength(12);
+
+    await t.broker.heartbeat(1n, 12n);
+    expect(t.broker.status().topics[0]?.anonymous).toEqual({ index: 12n, atMs: 1_700_000_005_000 });
+
+    // With an identified reader, what every reader has passed goes.
+    await t.broker.heartbeat(1n, 11n, undefined, 'a');
+    expect(topic(t.broker, 1n).firstIndex).toBeGreaterThan(1n);
+    expect(topic(t.broker, 1n).firstIndex).toBeLessThanOrEqual(12n);
+    expect(t.broker.status().topics[0]?.readers).toEqual([{ id: 'a', index: 11n }]);
   });
 
   it('keeps readers reports and reclaimed state across a restart', async () => {
@@ -71,6 +112,41 @@ describe('Broker reclamation', () => {
     await using again = await openTestBroker({ dir: t.dir, maxSegmentSize: 128 });
     expect(topic(again.broker, 1n).firstIndex).toBe(before.firstIndex);
     expect(again.broker.status().topics[0]?.readers).toEqual([{ id: 'r', index: 9n }]);
+  });
+
+  it('keeps the anonymous report apart from the readers through a snapshot, a restore and a restart', async () => {
+    await using a = await openTestBroker({ maxSegmentSize: 128 });
+    for (let i = 1; i <= 12; i++) await a.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
+    await a.broker.heartbeat(1n, 9n);
+    await a.broker.heartbeat(1n, 2n, undefined, 'slow');
+    const stream = await a.broker.snapshot();
+    const index = a.broker.status().appliedIndex;
+
+    const b = await openTestBroker({ maxSegmentSize: 128 });
+    await b.broker.restore(stream, index);
+    const restored = b.broker.status().topics[0]!;
+    expect(restored.readers).toEqual([{ id: 'slow', index: 2n }]);
+    expect(restored.anonymous?.index).toBe(9n);
+    await b.broker.close();
+    await using again = await openTestBroker({ dir: b.dir, maxSegmentSize: 128 });
+    expect(again.broker.status().topics[0]).toMatchObject({ firstIndex: restored.firstIndex, readers: [{ id: 'slow', index: 2n }], anonymous: { index: 9n } });
+    expect(restored.firstIndex).toBeLessThanOrEqual(3n);
+  });
+
+  it('loads the anonymous reader of an existing meta file as the anonymous report, which reclaims nothing', async () => {
+    const t = await openTestBroker({ maxSegmentSize: 128 });
+    for (let i = 1; i <= 12; i++) await t.broker.publish(text(1n, `message-${String(i).padStart(3, '0')}`));
+    await t.broker.close();
+    // As written before reports were split: the anonymous reader is the id ''.
+    const path = join(t.dir, 'meta');
+    const meta = JSON.parse(await readFile(path, 'utf8')) as { readers: Record<string, Record<string, string>> };
+    meta.readers = { '1': { '': '11' } };
+    await writeFile(path, JSON.stringify(meta));
+    await using again = await openTestBroker({ dir: t.dir, maxSegmentSize: 128 });
+    expect(again.broker.status().topics[0]).toMatchObject({ firstIndex: 1n, readers: [], anonymous: { index: 11n } });
+    again.log.base = again.broker.appliedIndex(); // the raft log continues after the state
+    await again.broker.heartbeat(1n, 12n);
+    expect(again.broker.status().topics[0]).toMatchObject({ firstIndex: 1n, anonymous: { index: 12n } });
   });
 });
 
