@@ -190,6 +190,8 @@ export class RaftNode implements RpcHandler {
   #flushScheduled = false;
   #waiters: Waiter[] = [];
   #transferring: { to: string; deadline: number; sent: boolean } | undefined;
+  /** Leader: index of the no-op that began its term; no membership change before it commits. */
+  #termStart = Infinity;
 
   #applying: Promise<void> | undefined;
   #snapshotting: Promise<void> | undefined;
@@ -686,6 +688,7 @@ export class RaftNode implements RpcHandler {
       throw new RaftError('CLUSTER_MISMATCH', `cluster ${req.clusterId} expected, this is ${this.#meta.clusterId}`);
     }
     if (this.#role !== 'leader') return this.#transport!.join(this.#leaderOrThrow(), req);
+    if (!members(this.#config()).includes(req.url)) await this.#configChangeAllowed();
     const config = this.#config();
     if (!members(config).includes(req.url)) {
       const index = this.#changeConfig({ voters: config.voters, learners: [...config.learners, req.url] });
@@ -703,6 +706,7 @@ export class RaftNode implements RpcHandler {
     this.#checkReady();
     this.#checkPeer(req.clusterId);
     if (this.#role !== 'leader') return this.#transport!.leave(this.#leaderOrThrow(), req);
+    if (members(this.#config()).includes(req.url)) await this.#configChangeAllowed();
     const config = this.#config();
     if (!members(config).includes(req.url)) {
       // Removed by a configuration not committed yet (a retry after a lost answer): answer once it is.
@@ -1080,7 +1084,7 @@ export class RaftNode implements RpcHandler {
     this.#quorumCheckAt = this.#clock.now();
     this.#log_.info('raft: leader', { url: this.url, term: this.#meta.term });
     this.#setLeader(this.url);
-    this.#appendAsLeader([{ type: EntryType.Noop, data: new Uint8Array(0) }]);
+    this.#termStart = this.#appendAsLeader([{ type: EntryType.Noop, data: new Uint8Array(0) }]);
     this.#heartbeat();
   }
 
@@ -1127,9 +1131,42 @@ export class RaftNode implements RpcHandler {
     return index;
   }
 
-  #changeConfig(config: ClusterConfig): number {
+  /**
+   * Leader: whether a membership change may be appended now. Only once the
+   * leader has committed an entry of its own term (its no-op), and with no
+   * other change uncommitted: a leader that changes the configuration before
+   * that can be overruled by an older leader holding another uncommitted
+   * change, and committed entries are lost (the single-server change flaw,
+   * fixed in the dissertation's errata).
+   */
+  #configChangeBlocker(): string | undefined {
+    if (this.#commit < this.#termStart) return 'the leader has not yet committed an entry of its term';
     const current = this.#configs[this.#configs.length - 1];
-    if (current && current.index > this.#commit) throw new RaftError('CONFIG_CHANGE_IN_PROGRESS', 'a membership change is in progress');
+    if (current && current.index > this.#commit) return 'a membership change is in progress';
+    return undefined;
+  }
+
+  /**
+   * Leader: waits (at most an election timeout) until a membership change
+   * may be appended. Rejects `CONFIG_CHANGE_IN_PROGRESS` (retriable) when it
+   * may not by then, `NOT_LEADER` when leadership ends meanwhile.
+   */
+  async #configChangeAllowed(): Promise<void> {
+    const term = this.#meta.term;
+    try {
+      await this.#until(() => {
+        if (this.#role !== 'leader' || this.#meta.term !== term) throw new RaftError('NOT_LEADER', 'leadership lost', this.#leader ? { leaderURL: this.#leader } : {});
+        return this.#configChangeBlocker() === undefined;
+      }, this.#opts.electionTimeoutMs);
+    } catch (err) {
+      if (isRaftError(err, 'UNREACHABLE')) throw new RaftError('CONFIG_CHANGE_IN_PROGRESS', this.#configChangeBlocker() ?? 'a membership change is in progress');
+      throw err;
+    }
+  }
+
+  #changeConfig(config: ClusterConfig): number {
+    const blocker = this.#configChangeBlocker();
+    if (blocker !== undefined) throw new RaftError('CONFIG_CHANGE_IN_PROGRESS', blocker);
     if (this.#transferring) throw new RaftError('NOT_LEADER', 'leadership transfer in progress');
     this.#log_.info('raft: configuration change', { url: this.url, config });
     return this.#appendAsLeader([{ type: EntryType.Config, data: encodeConfig(config) }]);
@@ -1303,8 +1340,7 @@ export class RaftNode implements RpcHandler {
   #maybePromote(peer: string, p: Progress): void {
     const config = this.#config();
     if (!config.learners.includes(peer) || p.match < this.#commit) return;
-    const current = this.#configs[this.#configs.length - 1];
-    if ((current && current.index > this.#commit) || this.#transferring) return;
+    if (this.#configChangeBlocker() !== undefined || this.#transferring) return;
     this.#log_.info('raft: promoting learner', { peer });
     this.#changeConfig({ voters: [...config.voters, peer], learners: config.learners.filter((l) => l !== peer) });
   }

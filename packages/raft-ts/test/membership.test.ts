@@ -73,6 +73,39 @@ describe('membership changes', () => {
     await shutdown(h);
   });
 
+  it('a new leader changes no membership (join, leave, promotion) before its no-op of the term commits', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await elect(h); // term 2: the no-op at 2 is not acknowledged by anyone yet
+    expect(h.node.commitIndex).toBe(1);
+    const last = h.node.lastIndex;
+    let joinDone = false;
+    const join = h.node.handleJoin({ url: D }).finally(() => (joinDone = true));
+    const leave = codeOf(h.node.removeMember(B));
+    await new Promise((r) => setTimeout(r, 20));
+    // Neither change was appended while the no-op is uncommitted.
+    expect(h.node.lastIndex).toBe(last);
+    expect(h.node.config()).toEqual({ voters: [A, B, ME], learners: [] });
+    // Past an election timeout without the no-op committing (the peers answer, but do not store it): both give up, retriable.
+    for (let t = 0; t < 12; t++) {
+      for (const c of h.transport.take('appendEntries')) c.resolve({ term: c.req.term, success: true, matchIndex: 1 });
+      h.clock.advance(10);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(h.node.isLeader()).toBe(true);
+    expect(await leave).toBe('CONFIG_CHANGE_IN_PROGRESS');
+    expect(await codeOf(join)).toBe('CONFIG_CHANGE_IN_PROGRESS');
+    expect(joinDone).toBe(true);
+    expect(h.node.lastIndex).toBe(last);
+    // Once the no-op commits, the same join goes through.
+    h.clock.advance(10); // the next heartbeat carries the no-op again
+    await acking(h, () => h.node.commitIndex === last, [A]);
+    const again = h.node.handleJoin({ url: D });
+    await acking(h, () => h.node.config().learners.includes(D) && h.node.commitIndex === h.node.lastIndex, [A]);
+    expect((await again).config.learners).toEqual([D]);
+    await shutdown(h);
+  });
+
   it('refuses to remove a non-member (UNKNOWN_MEMBER) or the last voter (BAD_REQUEST)', async () => {
     const h = await openHarness();
     await h.node.initialize();

@@ -23,6 +23,8 @@ export class SimNetwork {
   readonly #rng: Prng;
   readonly #handlers = new Map<string, RpcHandler>();
   #groups = new Map<string, number>();
+  /** One-way cuts: `from>to` means what `from` sends to `to` is lost. */
+  readonly #blocked = new Set<string>();
   faults: NetworkFaults = { drop: 0, duplicate: 0, minDelay: 1, maxDelay: 5 };
   rpcTimeoutMs = 200;
   /** Messages sent, for statistics. */
@@ -44,13 +46,30 @@ export class SimNetwork {
     this.#groups = groups;
   }
 
-  /** Removes every partition. */
+  /** Removes every partition and one-way cut. */
   heal(): void {
     this.#groups = new Map();
+    this.#blocked.clear();
   }
 
+  /** Cuts one direction of a link: what `from` sends to `to` (requests and answers alike) is lost. */
+  block(from: string, to: string): void {
+    this.#blocked.add(`${from}>${to}`);
+  }
+
+  /** Restores what {@link SimNetwork.block} cut. */
+  unblock(from: string, to: string): void {
+    this.#blocked.delete(`${from}>${to}`);
+  }
+
+  /** The one-way cuts in force, as `from>to` strings. */
+  get blocked(): string[] {
+    return [...this.#blocked];
+  }
+
+  /** Whether a message sent by `a` reaches `b` now. */
   #connected(a: string, b: string): boolean {
-    return (this.#groups.get(a) ?? 0) === (this.#groups.get(b) ?? 0);
+    return (this.#groups.get(a) ?? 0) === (this.#groups.get(b) ?? 0) && !this.#blocked.has(`${a}>${b}`);
   }
 
   #delay(): number {
