@@ -14,7 +14,7 @@ import { backoffDelay, resolveBackoff, type Backoff, type BackoffOptions } from 
 import { Batcher, type PublishOutcome } from './batcher.js';
 import { delay, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { formatConfig, loadConfig, parseBrokerURL, writeConfig } from './config.js';
-import { Conn, type ConnHost, type ConnOptions } from './conn.js';
+import { Conn, READER_ID_QUERY, type ConnHost, type ConnOptions } from './conn.js';
 import { ClientError, abortError, brokerErrorFromResponse, isClientError, throwIfAborted } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { validatePublishMessage, type PublishMessage } from './publish-message.js';
@@ -382,10 +382,14 @@ export class Client {
       requestTimeoutMs: this.#requestTimeoutMs,
       currentURL: () => this.#url ?? this.#urls[0],
       nextURL: (from) => this.#nextURL(from),
-      heartbeat: async (topicID, index, signal) => {
+      heartbeat: async (topicID, index, readerId, signal) => {
         this.#assertOpen();
         await this.#execute(
-          { method: 'POST', path: Paths.heartbeat, query: { [Query.topicID]: topicID.toString(), [Query.index]: index.toString() } },
+          {
+            method: 'POST',
+            path: Paths.heartbeat,
+            query: { [Query.topicID]: topicID.toString(), [Query.index]: index.toString(), [READER_ID_QUERY]: readerId },
+          },
           signal,
         );
       },

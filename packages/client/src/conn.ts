@@ -5,6 +5,14 @@ import { ClientError, abortError, brokerErrorFromResponse } from './errors.js';
 import type { Logger } from './logger.js';
 import type { HttpStream, Transport } from './transport.js';
 
+/** Query parameter of `POST /messaging/heartbeat` naming the reporting reader (as `@msg/http`'s `READER_ID_QUERY`). */
+export const READER_ID_QUERY = 'readerID';
+
+/** Longest reader id, in UTF-8 bytes (as the broker's). */
+const MAX_READER_ID_BYTES = 255;
+
+const utf8 = new TextEncoder();
+
 /** Options of a {@link Conn} (given to `client.conn()` or as the client's `conn` defaults). */
 export interface ConnOptions {
   /**
@@ -19,6 +27,17 @@ export interface ConnOptions {
   responseTimeoutMs?: number;
   /** Send {@link Conn.heartbeat} this often while open, in milliseconds; 0 (the default) never. */
   heartbeatIntervalMs?: number;
+  /**
+   * The reader id its heartbeats carry (the `readerID` query parameter of
+   * `POST /messaging/heartbeat`; 1..255 UTF-8 bytes). The broker keeps one
+   * position per reader id and reclaims only what every reader has passed,
+   * so two conns with the same id count as one reader: give an id of your
+   * own (e.g. `'billing/consumer-1'`) to keep the same reader across
+   * processes and restarts. Default: a random UUID chosen when the conn is
+   * made (stable for its life, unique per conn). Given in the client's
+   * `conn` defaults, every conn of that client shares it.
+   */
+  readerId?: string;
   /**
    * Reconnect when a stream sends no byte for this long while the loop waits
    * for data, in milliseconds (time spent in the loop's body does not count).
@@ -57,8 +76,8 @@ export interface ConnHost {
   currentURL(): URL | undefined;
   /** The known URL after `from`. */
   nextURL(from: URL): URL;
-  /** Posts a heartbeat to the leader (redirects and retries as for a publish). */
-  heartbeat(topicID: bigint, index: bigint, signal: AbortSignal): Promise<void>;
+  /** Posts a heartbeat of reader `readerId` to the leader (redirects and retries as for a publish). */
+  heartbeat(topicID: bigint, index: bigint, readerId: string, signal: AbortSignal): Promise<void>;
   /** The conn was closed. */
   released(conn: Conn): void;
   /** Throws `CLIENT_CLOSED` when the client is not open. */
@@ -88,6 +107,8 @@ export interface ConnHost {
 export class Conn implements AsyncIterable<Message> {
   /** The topic this conn streams. */
   readonly topicID: bigint;
+  /** The reader id its heartbeats carry (see {@link ConnOptions.readerId}). */
+  readonly readerId: string;
   readonly #host: ConnHost;
   readonly #reconnect: Backoff;
   readonly #maxReconnects: number;
@@ -117,8 +138,11 @@ export class Conn implements AsyncIterable<Message> {
     this.#heartbeatIntervalMs = options.heartbeatIntervalMs ?? 0;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 0;
     this.#maxDataLength = options.maxDataLength;
+    this.readerId = options.readerId ?? globalThis.crypto.randomUUID();
+    const readerIdBytes = utf8.encode(this.readerId).byteLength;
     const finite = (ms: number): boolean => Number.isFinite(ms) && ms >= 0;
-    if (!(this.#maxReconnects >= 0) || !finite(this.#responseTimeoutMs) || this.#responseTimeoutMs === 0 || !finite(this.#heartbeatIntervalMs) || !finite(this.#idleTimeoutMs)) {
+    if (!(this.#maxReconnects >= 0) || !finite(this.#responseTimeoutMs) || this.#responseTimeoutMs === 0 || !finite(this.#heartbeatIntervalMs) || !finite(this.#idleTimeoutMs) ||
+      readerIdBytes < 1 || readerIdBytes > MAX_READER_ID_BYTES) {
       throw new ClientError('INVALID_OPTIONS', { message: `invalid options: conn ${JSON.stringify(options)}` });
     }
   }
@@ -191,9 +215,10 @@ export class Conn implements AsyncIterable<Message> {
   }
 
   /**
-   * Reports {@link index} to the leader (`POST /messaging/heartbeat`), so
-   * that segments every reader has stored can be reclaimed. Redirects and
-   * retries as for a publish.
+   * Reports {@link index} as reader {@link readerId} to the leader
+   * (`POST /messaging/heartbeat?topicID&index&readerID`), so that segments
+   * every reader has stored can be reclaimed (the broker counts a reader from
+   * its first heartbeat on). Redirects and retries as for a publish.
    *
    * @throws BrokerError `CONNECTION_CLOSED` when not open.
    */
@@ -201,7 +226,7 @@ export class Conn implements AsyncIterable<Message> {
     if (this.#state !== 'open') throw new BrokerError('CONNECTION_CLOSED');
     const signal = options.signal ? AbortSignal.any([this.#closing.signal, options.signal]) : this.#closing.signal;
     try {
-      await this.#host.heartbeat(this.topicID, this.#index, signal);
+      await this.#host.heartbeat(this.topicID, this.#index, this.readerId, signal);
     } catch (error) {
       if (options.signal?.aborted) throw abortError(options.signal);
       if (this.#closing.signal.aborted) throw new BrokerError('CONNECTION_CLOSED');

@@ -316,6 +316,29 @@ describe('Conn.heartbeat', () => {
     expect(b.store.heartbeats.length).toBe(count);
   });
 
+  it('names its reader: a distinct id per conn, the same on every heartbeat, or the one given', async () => {
+    const b = await broker();
+    fill(b.store, 1n, 3);
+    const client = await openClient({ urls: [b.url] });
+    const one = client.conn(1n);
+    const two = client.conn(1n);
+    const named = client.conn(1n, { readerId: 'billing/consumer-7' });
+    for (const conn of [one, two, named]) conn.open(0n, { streaming: false });
+    await one.heartbeat();
+    await two.heartbeat();
+    await named.heartbeat();
+    expect(await take(one, 3)).toHaveLength(3);
+    await one.heartbeat();
+    await two.heartbeat();
+    const ids = b.requests.filter((r) => r.path === '/messaging/heartbeat').map((r) => r.query.get('readerID'));
+    expect(ids).toEqual([one.readerId, two.readerId, 'billing/consumer-7', one.readerId, two.readerId]);
+    expect(one.readerId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(two.readerId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(one.readerId).not.toBe(two.readerId);
+    expect(named.readerId).toBe('billing/consumer-7');
+    expect(b.store.heartbeats.at(-2)).toEqual({ topicID: 1n, index: 3n });
+  });
+
   it('is cancelled by its AbortSignal', async () => {
     const b = await broker({ stall: (r) => r.path === '/messaging/heartbeat' });
     const client = await openClient({ urls: [b.url] });
@@ -333,6 +356,8 @@ describe('Conn option and URL errors', () => {
     await expectCode(() => client.conn(1n, { heartbeatIntervalMs: Number.NaN }), 'ClientError', 'INVALID_OPTIONS');
     await expectCode(() => client.conn(1n, { reconnect: { jitter: 2 } }), 'ClientError', 'INVALID_OPTIONS');
     await expectCode(() => client.conn(1n, { idleTimeoutMs: Infinity }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { readerId: '' }), 'ClientError', 'INVALID_OPTIONS');
+    await expectCode(() => client.conn(1n, { readerId: 'é'.repeat(128) }), 'ClientError', 'INVALID_OPTIONS');
     const conn = client.conn(1n);
     conn.open(0n);
     expect(conn.url).toBeUndefined();
