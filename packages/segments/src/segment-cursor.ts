@@ -1,6 +1,6 @@
-import { open, type FileHandle } from 'node:fs/promises';
 import { MESSAGE_HEADER_SIZE } from '@msg/wire';
 import { corruptSegment } from './errors.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { checksum, isZero, readRecordHeader, RECORD_HEADER_SIZE, RECORD_TARGET_PAYLOAD, type SegmentFormat } from './format.js';
 
 /** Bytes a cursor asks the OS for in one read (unless one record needs more). */
@@ -54,10 +54,10 @@ export class SegmentCursor {
   /**
    * Opens `path` for reading from byte `position` (the first record: 32 for
    * our format, 0 for the original's). Frames longer than `maxDataLength`
-   * data bytes are corruption.
+   * data bytes are corruption. The file is opened read-only through `fs`.
    */
-  static async open(path: string, format: SegmentFormat, position: number, maxDataLength: number): Promise<SegmentCursor> {
-    const fd = await open(path, 'r');
+  static async open(path: string, format: SegmentFormat, position: number, maxDataLength: number, fs: FileSystem = nodeFileSystem): Promise<SegmentCursor> {
+    const fd = await fs.open(path, { readOnly: true });
     return new SegmentCursor(path, format, fd, position, maxDataLength);
   }
 
@@ -80,8 +80,8 @@ export class SegmentCursor {
     for (;;) {
       if (this.#position >= limit) return { frames: EMPTY, lastIndex: 0n, status: 'end' };
       const want = Math.min(limit - this.#position, Math.max(READ_SIZE, this.#need));
-      const buffer = Buffer.allocUnsafe(want);
-      const got = await this.#readAt(buffer, this.#position);
+      const buffer = await this.#readAt(this.#position, want);
+      const got = buffer.byteLength;
       const result = this.format === 'v1' ? this.#parseRecords(buffer, got, fromIndex) : this.#parseFrames(buffer, got, fromIndex);
       if (result.consumed > 0) {
         this.#position += result.consumed;
@@ -190,23 +190,18 @@ export class SegmentCursor {
     return done(at === 0 ? MESSAGE_HEADER_SIZE : 0);
   }
 
-  async #readAt(buffer: Buffer, position: number): Promise<number> {
-    let got = 0;
-    while (got < buffer.byteLength) {
-      const { bytesRead } = await this.#fd.read(buffer, got, buffer.byteLength - got, position + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return got;
+  /** Up to `length` bytes at `position` (fewer at the end of the file), as a Buffer the caller owns. */
+  async #readAt(position: number, length: number): Promise<Buffer> {
+    const bytes = await this.#fd.read(position, length);
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   async #zeroUntil(from: number, limit: number): Promise<boolean> {
-    const buffer = Buffer.allocUnsafe(Math.min(READ_SIZE, Math.max(0, limit - from)));
     for (let at = from; at < limit; ) {
-      const got = await this.#readAt(buffer.subarray(0, Math.min(buffer.byteLength, limit - at)), at);
-      if (got === 0) return true;
-      if (!isZero(buffer.subarray(0, got))) return false;
-      at += got;
+      const bytes = await this.#readAt(at, Math.min(READ_SIZE, limit - at));
+      if (bytes.byteLength === 0) return true;
+      if (!isZero(bytes)) return false;
+      at += bytes.byteLength;
     }
     return true;
   }

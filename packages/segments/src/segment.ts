@@ -1,7 +1,7 @@
-import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DEFAULT_MAX_DATA_LENGTH, MAX_U64, parseU64 } from '@msg/wire';
-import { corruptSegment } from './errors.js';
+import { corruptSegment, isSegmentError, type SegmentError } from './errors.js';
+import { nodeFileSystem, type FileSystem } from './file-system.js';
 import { FILE_HEADER_SIZE, probeHeader, type HeaderProbe, type SegmentFormat } from './format.js';
 import { SegmentCursor } from './segment-cursor.js';
 
@@ -29,18 +29,14 @@ export interface SegmentFile {
  * The segment files of a topic folder (files named by a decimal u64; other
  * names are ignored), sorted by start index. A missing folder has none.
  */
-export async function listSegmentFiles(topicDir: string): Promise<SegmentFile[]> {
-  let entries;
-  try {
-    entries = await readdir(topicDir, { withFileTypes: true });
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
+export async function listSegmentFiles(topicDir: string, fs: FileSystem = nodeFileSystem): Promise<SegmentFile[]> {
   const files: SegmentFile[] = [];
-  for (const entry of entries) {
-    const startIndex = entry.isFile() ? parseU64(entry.name) : undefined;
-    if (startIndex !== undefined && String(startIndex) === entry.name) files.push({ startIndex, path: join(topicDir, entry.name) });
+  for (const name of await listOrEmpty(topicDir, fs)) {
+    const startIndex = parseU64(name);
+    if (startIndex === undefined || String(startIndex) !== name) continue;
+    const path = join(topicDir, name);
+    const stats = await fs.stat(path);
+    if (stats !== undefined && !stats.isDirectory) files.push({ startIndex, path });
   }
   return files.sort((a, b) => (a.startIndex < b.startIndex ? -1 : a.startIndex > b.startIndex ? 1 : 0));
 }
@@ -55,15 +51,15 @@ export interface SegmentProbe {
   probe: HeaderProbe;
 }
 
-/** Reads the size, mtime and first bytes of a segment file. */
-export async function probeSegment(path: string): Promise<SegmentProbe> {
-  const fd = await open(path, 'r');
+/** Reads the size, mtime and first bytes of a segment file (`ENOENT` when it is missing). */
+export async function probeSegment(path: string, fs: FileSystem = nodeFileSystem): Promise<SegmentProbe> {
+  const fd = await fs.open(path, { readOnly: true });
   try {
-    const stats = await fd.stat();
-    const head = new Uint8Array(FILE_HEADER_SIZE);
-    const { bytesRead } = await fd.read(head, 0, FILE_HEADER_SIZE, 0);
-    const size = Math.max(stats.size, bytesRead);
-    return { size, mtimeMs: stats.mtimeMs, probe: probeHeader(head.subarray(0, bytesRead), size) };
+    const stats = await fs.stat(path);
+    const fileSize = await fd.size();
+    const head = await fd.read(0, FILE_HEADER_SIZE);
+    const size = Math.max(fileSize, head.byteLength);
+    return { size, mtimeMs: stats?.mtimeMs ?? 0, probe: probeHeader(head, size) };
   } finally {
     await fd.close();
   }
@@ -82,6 +78,11 @@ export interface SegmentScan {
   lastIndex: bigint;
   /** Whether bytes after `end` (up to the limit) hold an incomplete record or a zero-filled tail. */
   torn: boolean;
+  /**
+   * With `keepDamage`: the `CORRUPT_SEGMENT` error of the record at `end`
+   * that failed its checks (the scan stopped there instead of throwing).
+   */
+  damage?: SegmentError;
 }
 
 /**
@@ -95,13 +96,19 @@ export async function scanSegment(
   path: string,
   format: SegmentFormat,
   limit: number,
-  options: { maxDataLength?: number; headersOnly?: boolean } = {},
+  options: { maxDataLength?: number; headersOnly?: boolean; keepDamage?: boolean; fs?: FileSystem } = {},
 ): Promise<SegmentScan> {
-  const cursor = await SegmentCursor.open(path, format, dataStartOf(format), options.maxDataLength ?? DEFAULT_MAX_DATA_LENGTH);
+  const cursor = await SegmentCursor.open(path, format, dataStartOf(format), options.maxDataLength ?? DEFAULT_MAX_DATA_LENGTH, options.fs);
   const from = options.headersOnly ? MAX_U64 + 1n : 0n;
   try {
     for (;;) {
-      const read = await cursor.read(limit, from);
+      let read;
+      try {
+        read = await cursor.read(limit, from);
+      } catch (error) {
+        if (options.keepDamage && isSegmentError(error, 'CORRUPT_SEGMENT')) return { end: cursor.position, lastIndex: cursor.lastIndex, torn: false, damage: error };
+        throw error;
+      }
       if (read.status !== 'data') return { end: cursor.position, lastIndex: cursor.lastIndex, torn: read.status === 'incomplete' };
     }
   } finally {
@@ -116,8 +123,8 @@ export async function scanSegment(
  * read and checked (payload checksums are checked by readers); a damaged
  * header throws `CORRUPT_SEGMENT`.
  */
-export async function readSegmentMaxIndex(path: string, options: { maxDataLength?: number } = {}): Promise<bigint> {
-  const { size, probe } = await probeSegment(path);
+export async function readSegmentMaxIndex(path: string, options: { maxDataLength?: number; fs?: FileSystem } = {}): Promise<bigint> {
+  const { size, probe } = await probeSegment(path, options.fs);
   if (probe.kind === 'partial') return 0n;
   if (probe.kind === 'damaged') throw corruptSegment(path, 0, probe.reason);
   const format: SegmentFormat = probe.kind;
@@ -130,9 +137,9 @@ export async function readSegmentMaxIndex(path: string, options: { maxDataLength
  * where ours has recorded it, else by scanning the file). An empty or missing
  * folder has none.
  */
-export async function listSegments(topicDir: string, options: { maxDataLength?: number } = {}): Promise<SegmentInfo[]> {
-  const files = await listSegmentFiles(topicDir);
-  const probes = await Promise.all(files.map((file) => probeSegment(file.path)));
+export async function listSegments(topicDir: string, options: { maxDataLength?: number; fs?: FileSystem } = {}): Promise<SegmentInfo[]> {
+  const files = await listSegmentFiles(topicDir, options.fs);
+  const probes = await Promise.all(files.map((file) => probeSegment(file.path, options.fs)));
   const out: SegmentInfo[] = [];
   for (let i = 0; i < files.length; i++) {
     const file = files[i]!;
@@ -168,22 +175,27 @@ export function findSegment<S extends { startIndex: bigint }>(segments: readonly
 
 /**
  * The topic ids of a broker folder: its subfolders named by a decimal u64,
- * sorted. A missing folder has none.
+ * sorted. A missing folder has none. `options.fs`: the file system (default
+ * the real one).
  */
-export async function listTopicIDs(dir: string): Promise<bigint[]> {
-  let entries;
+export async function listTopicIDs(dir: string, options: { fs?: FileSystem } = {}): Promise<bigint[]> {
+  const fs = options.fs ?? nodeFileSystem;
+  const ids: bigint[] = [];
+  for (const name of await listOrEmpty(dir, fs)) {
+    const id = parseU64(name);
+    if (id === undefined || String(id) !== name) continue;
+    if ((await fs.stat(join(dir, name)))?.isDirectory) ids.push(id);
+  }
+  return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+async function listOrEmpty(dir: string, fs: FileSystem): Promise<string[]> {
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    return await fs.list(dir);
   } catch (error) {
     if (isNotFound(error)) return [];
     throw error;
   }
-  const ids: bigint[] = [];
-  for (const entry of entries) {
-    const id = entry.isDirectory() ? parseU64(entry.name) : undefined;
-    if (id !== undefined && String(id) === entry.name) ids.push(id);
-  }
-  return ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /** True for a Node error with code ENOENT. */

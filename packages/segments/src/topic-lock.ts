@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { link, open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BrokerError } from '@msg/wire';
-import { isNotFound } from './segment.js';
 
 /** Name of the lock file a writing `Topic` holds in its folder. */
 export const LOCK_FILE = '.lock';
@@ -133,4 +132,8 @@ function startTimeOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }

@@ -2,6 +2,7 @@ import { BrokerError, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import { corruptSegment, SegmentError } from './errors.js';
 import { findSegment, isNotFound } from './segment.js';
 import { SegmentCursor } from './segment-cursor.js';
+import type { FileSystem } from './file-system.js';
 import type { SegmentFormat } from './format.js';
 
 /**
@@ -34,6 +35,8 @@ export interface SegmentState {
 export interface ReaderSource {
   /** Frame data cap for reading. */
   readonly maxDataLength: number;
+  /** The file system segment files are read through (default the real one). */
+  readonly fs?: FileSystem;
   /** The current segments, oldest first (the last one is the active one). */
   segments(): readonly SegmentState[];
   /** Reads below this index are `SEGMENT_RECLAIMED` (0n: nothing reclaimed). */
@@ -281,7 +284,7 @@ export class TopicReader implements AsyncIterable<Message> {
 
   async #enter(segment: SegmentState): Promise<void> {
     try {
-      this.#cursor = await SegmentCursor.open(segment.path, segment.format, segment.dataStart, this.#source.maxDataLength);
+      this.#cursor = await SegmentCursor.open(segment.path, segment.format, segment.dataStart, this.#source.maxDataLength, this.#source.fs);
       this.#segment = segment;
       if (this.#closed) await this.#release();
     } catch (error) {

@@ -1,13 +1,11 @@
-import { mkdir, open, truncate, unlink, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
-import { assertValidMessage, BrokerError, DEFAULT_MAX_DATA_LENGTH, isU64, type Message } from '@msg/wire';
+import { basename, join } from 'node:path';
+import { assertValidMessage, BrokerError, DEFAULT_MAX_DATA_LENGTH, isU64, MESSAGE_HEADER_SIZE, parseU64, type Message } from '@msg/wire';
 import { corruptSegment, SegmentError } from './errors.js';
-import { fsyncDir } from './durable.js';
-import { encodeFileHeader, encodeRecords, FILE_HEADER_SIZE, type SegmentFormat } from './format.js';
+import { nodeFileSystem, type FileHandle, type FileLock, type FileSystem } from './file-system.js';
+import { encodeFileHeader, encodeRecords, FILE_HEADER_SIZE, isZero, readRecordHeader, RECORD_HEADER_SIZE, type SegmentFormat } from './format.js';
 import { readReclaimMark, removeStaleMarkTemp, writeReclaimMark } from './reclaim-mark.js';
-import { dataStartOf, isNotFound, listSegmentFiles, probeSegment, scanSegment, type SegmentInfo, type SegmentProbe } from './segment.js';
-import { SegmentCursor } from './segment-cursor.js';
-import { TopicLock } from './topic-lock.js';
+import { dataStartOf, isNotFound, listSegmentFiles, probeSegment, scanSegment, type SegmentFile, type SegmentInfo, type SegmentProbe } from './segment.js';
+import { READ_SIZE, SegmentCursor } from './segment-cursor.js';
 import { TopicReader, type ReaderSource, type SegmentState, type TopicReaderOptions } from './topic-reader.js';
 
 /** Default {@link TopicOptions.maxSegmentSize}: 10 MiB, the original's. */
@@ -41,18 +39,60 @@ export type SyncPolicy = 'always' | 'interval' | 'never';
 export interface RecoveryEvent {
   /**
    * `'torn-tail'`: the last segment ended inside a record (a write cut short
-   * by a crash) or in a zero-filled tail; the file was truncated at `offset`.
+   * by a crash), in a zero-filled tail, or (beyond the owner's durable point,
+   * see {@link TopicOpenOptions.durable}) in a record overlapping a zeroed
+   * 512-byte sector; the file was truncated at `offset`.
    * `'empty-segment'`: the last segment held no whole record (a crash right
    * after it was created) and was deleted. `'reclaim-finished'`: a segment
    * below the reclaim mark, left by a crash during reclamation, was deleted.
+   * `'rolled-back'`: {@link TopicOpenOptions.rollBackTo} cut the segment at
+   * `offset` (or deleted it: offset 0) without reading what it dropped.
    */
-  kind: 'torn-tail' | 'empty-segment' | 'reclaim-finished';
+  kind: 'torn-tail' | 'empty-segment' | 'reclaim-finished' | 'rolled-back';
   /** Path of the segment file. */
   segment: string;
   /** Byte offset where the dropped bytes began (0 for a deleted file). */
   offset: number;
   /** Bytes dropped. */
   bytesDropped: number;
+}
+
+/**
+ * A point of a topic known to be durable: what {@link Topic.checkpoint}
+ * returns, and what an owner hands back to {@link Topic.open} after a restart.
+ */
+export interface TopicCheckpoint {
+  /** The topic's last index then (0n when empty). */
+  lastIndex: bigint;
+  /** File name (not path) of its active segment then; absent when it had none. */
+  segment?: string;
+  /** Bytes of that segment then (0 when there was none). */
+  size: number;
+}
+
+/**
+ * Options of {@link Topic.open}: what the owner knows to be durable. Give at
+ * most one of the two.
+ */
+export interface TopicOpenOptions {
+  /**
+   * The last point the owner knows durable (its last checkpoint). Damage of
+   * the last segment at or before it is `CORRUPT_SEGMENT`; beyond it, damage
+   * with the shape a crash leaves (the file ends inside the record, or a
+   * 512-byte aligned sector overlapping the record is all zero) is truncated
+   * and reported. Without it, only damage that runs to the end of the file is
+   * recovered (see the README's "Failure model").
+   */
+  durable?: TopicCheckpoint;
+  /**
+   * Roll the topic back to this checkpoint, without reading what follows it:
+   * segments starting above `lastIndex` are deleted, the checkpoint's segment
+   * is truncated to `size` (and fsynced), each reported as `'rolled-back'`.
+   * For an owner that writes everything after the checkpoint again (a raft
+   * state machine). What remains is durable: any damage in it is
+   * `CORRUPT_SEGMENT`, and a checkpoint's segment shorter than `size` too.
+   */
+  rollBackTo?: TopicCheckpoint;
 }
 
 /** Options of a {@link Topic}. */
@@ -98,6 +138,12 @@ export interface TopicOptions {
    * written, whether or not the writer has fsynced it yet. Default `false`.
    */
   readOnly?: boolean;
+  /**
+   * The file system every file access goes through (default the real one,
+   * {@link NodeFileSystem}, with its cross-process lock). A file system
+   * without `lock` gets no lock: then make sure one `Topic` writes a folder.
+   */
+  fs?: FileSystem;
 }
 
 /** Retention limits for {@link Topic.enforceRetention}. */
@@ -144,10 +190,11 @@ export class Topic {
   readonly #maxDataLength: number;
   readonly #clock: { now(): number };
   readonly #readOnly: boolean;
+  readonly #fs: FileSystem;
   readonly #source: ReaderSource;
 
   #state: State = 'new';
-  #lock: TopicLock | undefined;
+  #lock: FileLock | undefined;
   #segments: SegmentState[] = [];
   /** Reads below this index are reclaimed (0n: none). */
   #mark = 0n;
@@ -161,8 +208,12 @@ export class Topic {
   #writeEnd = 0;
   /** Whether written bytes await an fsync. */
   #dirty = false;
-  /** Under `'never'`: segments sealed without an fsync, and whether the folder awaits one. */
-  #unsyncedSealed: string[] = [];
+  /**
+   * Under `'never'`: segments sealed without an fsync, with the handle that
+   * wrote them (kept open until it has synced them), and whether the folder
+   * awaits an fsync.
+   */
+  #unsyncedSealed: { path: string; handle: FileHandle }[] = [];
   #dirUnsynced = false;
   #failure: SegmentError | undefined;
   #queue: PendingWrite[] = [];
@@ -198,8 +249,10 @@ export class Topic {
     this.#onRecovery = options.onRecovery ?? defaultRecoveryReport;
     this.#clock = options.clock ?? Date;
     this.#readOnly = options.readOnly ?? false;
+    this.#fs = options.fs ?? nodeFileSystem;
     this.#source = {
       maxDataLength: this.#maxDataLength,
+      fs: this.#fs,
       segments: () => this.#segments,
       reclaimedBelow: () => this.#mark,
       firstAvailable: () => this.#segments[0]?.startIndex ?? this.#mark,
@@ -223,19 +276,24 @@ export class Topic {
    * segment that fails its checksum is `CORRUPT_SEGMENT` (nothing is
    * repaired: that needs a person). Older segments are checked when read.
    *
+   * What is recovered follows the owner's durable point, see
+   * {@link TopicOpenOptions} (`durable`, `rollBackTo`).
+   *
    * A `readOnly` topic only reads what is there. A second `open()` is
    * `ALREADY_OPEN`; after a failed open the object is closed.
    */
-  async open(): Promise<void> {
+  async open(options: TopicOpenOptions = {}): Promise<void> {
     if (this.#state !== 'new') throw new SegmentError('ALREADY_OPEN');
+    if (options.durable !== undefined && options.rollBackTo !== undefined) throw invalid('give durable or rollBackTo, not both');
+    for (const point of [options.durable, options.rollBackTo]) if (point !== undefined) assertCheckpoint(point);
     this.#state = 'opening';
     try {
       if (this.#readOnly) {
         await this.#refresh();
       } else {
-        await mkdir(this.dir, { recursive: true });
-        this.#lock = await TopicLock.acquire(this.dir);
-        await this.#recover();
+        await this.#fs.mkdir(this.dir);
+        this.#lock = await this.#fs.lock?.(this.dir);
+        await this.#recover(options);
       }
       this.#state = 'open';
     } catch (error) {
@@ -347,17 +405,42 @@ export class Topic {
    * elsewhere that the data is safe.
    */
   async sync(): Promise<void> {
+    await this.checkpoint();
+  }
+
+  /**
+   * Makes every acknowledged append durable (as {@link Topic.sync}: through
+   * the handles that wrote them, the segments rolled away since the last
+   * checkpoint included, and the folder when segments were created) and
+   * resolves with the point that is now durable: the last index and where
+   * the active segment ends. Hand it to `open({ durable })` or
+   * `open({ rollBackTo })` after a restart. A failed fsync fails the topic
+   * (`WRITE_FAILED`, for good: it is never retried, since the data it
+   * covered may be lost whatever a later fsync says).
+   */
+  async checkpoint(): Promise<TopicCheckpoint> {
     this.#assertWritable();
     await this.#flushing;
-    await this.#serial(async () => {
+    return this.#serial(async () => {
+      if (this.#failure) throw this.#failure;
       try {
         await this.#syncSealed();
       } catch (error) {
         throw this.#fail(error);
       }
       await this.#syncActive();
+      const active = this.#segments.at(-1);
+      return active ? { lastIndex: this.#lastIndex, segment: basename(active.path), size: active.size } : { lastIndex: this.#lastIndex, size: 0 };
     });
-    if (this.#failure) throw this.#failure;
+  }
+
+  /**
+   * The disk failure that failed the topic (a `WRITE_FAILED` error whose
+   * `cause` is the file system's error), or `undefined`. Once set, every
+   * append, sync, checkpoint and reclamation rejects with it.
+   */
+  get failure(): SegmentError | undefined {
+    return this.#failure;
   }
 
   /**
@@ -493,7 +576,7 @@ export class Topic {
         await this.#roll(first.index);
       }
       const bytes = encodeRecords(messages);
-      await writeFully(this.#fd!, bytes, this.#writeEnd);
+      await this.#fd!.append(bytes);
       this.#writeEnd += bytes.byteLength;
       this.#dirty = true;
       if (this.#sync === 'always') await this.#syncActive();
@@ -512,17 +595,19 @@ export class Topic {
   async #roll(startIndex: bigint): Promise<void> {
     if (this.#fd) {
       if (this.#sync !== 'never') await this.#syncActive();
-      else if (this.#dirty) this.#unsyncedSealed.push(this.#segments.at(-1)!.path);
       const fd = this.#fd;
       this.#fd = undefined;
-      await fd.close();
+      // Under 'never' the handle stays open until a sync or checkpoint has synced it.
+      if (this.#sync === 'never' && this.#dirty) this.#unsyncedSealed.push({ path: this.#segments.at(-1)!.path, handle: fd });
+      else await fd.close();
     }
     const createdAt = this.#clock.now();
     const path = join(this.dir, String(startIndex));
-    const fd = await open(path, 'wx');
+    if ((await this.#fs.stat(path)) !== undefined) throw new Error(`segment file ${path} already exists`);
+    const fd = await this.#fs.open(path);
     this.#fd = fd;
-    await writeFully(fd, encodeFileHeader({ createdAt, prevLastIndex: this.#lastIndex }), 0);
-    if (this.#sync !== 'never') await fsyncDir(this.dir);
+    await fd.append(encodeFileHeader({ createdAt, prevLastIndex: this.#lastIndex }));
+    if (this.#sync !== 'never') await this.#fs.syncDir(this.dir);
     else this.#dirUnsynced = true;
     const previous = this.#segments.at(-1);
     if (previous) previous.sealedAt = createdAt;
@@ -544,21 +629,22 @@ export class Topic {
   /** Under `'never'`: fsyncs the segments sealed unsynced (a reclaimed one is skipped) and the folder. */
   async #syncSealed(): Promise<void> {
     while (this.#unsyncedSealed.length > 0) {
-      await syncFile(this.#unsyncedSealed[0]!).catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-      });
+      // Through the handle that wrote it (a reclaimed file is synced all the same: harmless).
+      const { handle } = this.#unsyncedSealed[0]!;
+      await handle.sync();
       this.#unsyncedSealed.shift();
+      await handle.close();
     }
     if (this.#dirUnsynced) {
       this.#dirUnsynced = false;
-      await fsyncDir(this.dir);
+      await this.#fs.syncDir(this.dir);
     }
   }
 
   async #syncActive(): Promise<void> {
     if (!this.#dirty || this.#fd === undefined) return;
     try {
-      await this.#fd.datasync();
+      await this.#fd.sync();
     } catch (error) {
       throw this.#fail(error);
     }
@@ -574,10 +660,10 @@ export class Topic {
     this.#syncTimer.unref();
   }
 
-  /** Records a disk failure: the topic refuses appends from now on. */
+  /** Records a disk failure: the topic refuses appends, syncs, checkpoints and reclamations from now on. */
   #fail(error: unknown): SegmentError {
     if (error instanceof SegmentError && error.code === 'WRITE_FAILED') return error;
-    this.#failure ??= new SegmentError('WRITE_FAILED', { cause: error, message: `write failed: ${(error as Error).message ?? String(error)}` });
+    this.#failure ??= new SegmentError('WRITE_FAILED', { cause: error, message: `write failed in ${this.dir}: ${(error as Error).message ?? String(error)}` });
     return this.#failure;
   }
 
@@ -600,65 +686,88 @@ export class Topic {
 
   async #deletePrefix(count: number): Promise<number> {
     if (count === 0 || this.#state !== 'open') return 0;
+    if (this.#failure) throw this.#failure;
     const doomed = this.#segments.slice(0, count);
     const keep = this.#segments[count]!;
-    await writeReclaimMark(this.dir, keep.startIndex);
-    this.#mark = keep.startIndex;
-    if (this.#acceptedIndex < keep.startIndex - 1n) this.#acceptedIndex = keep.startIndex - 1n;
-    this.#segments.splice(0, count);
-    this.#wakeAll();
-    for (const segment of doomed) {
-      await unlink(segment.path).catch((error: unknown) => {
-        if (!isNotFound(error)) throw error;
-      });
+    try {
+      await writeReclaimMark(this.dir, keep.startIndex, this.#fs);
+      this.#mark = keep.startIndex;
+      if (this.#acceptedIndex < keep.startIndex - 1n) this.#acceptedIndex = keep.startIndex - 1n;
+      this.#segments.splice(0, count);
+      this.#wakeAll();
+      for (const segment of doomed) await this.#fs.remove(segment.path);
+      await this.#fs.syncDir(this.dir);
+    } catch (error) {
+      throw this.#fail(error);
     }
-    await fsyncDir(this.dir);
     return count;
   }
 
   // ---- opening -----------------------------------------------------------
 
-  async #recover(): Promise<void> {
-    await removeStaleMarkTemp(this.dir);
-    this.#mark = await readReclaimMark(this.dir);
-    let files = await listSegmentFiles(this.dir);
+  async #recover(options: TopicOpenOptions): Promise<void> {
+    const fs = this.#fs;
+    await removeStaleMarkTemp(this.dir, fs);
+    this.#mark = await readReclaimMark(this.dir, fs);
+    let files = await listSegmentFiles(this.dir, fs);
     if (this.#mark > 0n && files.some((f) => f.startIndex < this.#mark)) {
       if (!files.some((f) => f.startIndex >= this.#mark)) {
         throw corruptSegment(join(this.dir, '.first-index'), 0, `reclaim mark ${this.#mark} is beyond every segment`);
       }
       for (const file of files.filter((f) => f.startIndex < this.#mark)) {
-        const { size } = await probeSegment(file.path);
-        await unlink(file.path);
+        const { size } = await probeSegment(file.path, fs);
+        await fs.remove(file.path);
         this.#onRecovery({ kind: 'reclaim-finished', segment: file.path, offset: 0, bytesDropped: size });
       }
-      await fsyncDir(this.dir);
+      await fs.syncDir(this.dir);
       files = files.filter((f) => f.startIndex >= this.#mark);
     }
-    const probes = await Promise.all(files.map((file) => probeSegment(file.path)));
+    if (options.rollBackTo) files = await this.#rollBack(files, options.rollBackTo);
+    const durable = options.rollBackTo ?? options.durable;
+    const probes = await Promise.all(files.map((file) => probeSegment(file.path, fs)));
 
-    // The last segment: truncate a torn tail, drop it if no whole record remains.
+    // The last segment: truncate a torn tail beyond the durable point, drop it if no whole record remains.
     let tail: { end: number; lastIndex: bigint } | undefined;
     while (files.length > 0 && tail === undefined) {
       const file = files.at(-1)!;
       const { size, probe } = probes.at(-1)!;
+      const durableEnd = durableEndOf(file, durable);
       if (probe.kind === 'damaged') throw corruptSegment(file.path, 0, probe.reason);
+      if (durableEnd !== undefined && Number.isFinite(durableEnd) && size < durableEnd) {
+        throw corruptSegment(file.path, size, `the segment ends before its durable size ${durableEnd}`);
+      }
       let end = 0;
       let lastIndex = 0n;
-      if (probe.kind !== 'partial') {
-        const scan = await scanSegment(file.path, probe.kind, size, { maxDataLength: this.#maxDataLength });
+      if (probe.kind === 'partial') {
+        if (durableEnd !== undefined && durableEnd > 0) throw corruptSegment(file.path, 0, 'file header cut short in a durable segment');
+      } else {
+        const scan = await scanSegment(file.path, probe.kind, size, { maxDataLength: this.#maxDataLength, keepDamage: true, fs });
         end = scan.end;
         lastIndex = scan.lastIndex;
+        if (scan.damage) {
+          // Recovered only beyond the durable point, and only with the shape of a crash (a zeroed sector).
+          if (durableEnd === undefined || end < durableEnd || !(await this.#overlapsZeroSector(file.path, probe.kind, end, size))) throw scan.damage;
+        } else if (scan.torn && durableEnd !== undefined && end < durableEnd) {
+          throw corruptSegment(file.path, end, 'record cut short in the durable part of the segment');
+        }
       }
-      if (end > dataStartOf(probe.kind === 'partial' ? 'legacy' : probe.kind)) {
+      const dataStart = dataStartOf(probe.kind === 'partial' ? 'legacy' : probe.kind);
+      if (end > dataStart) {
         if (end < size) {
-          await truncate(file.path, end);
-          await syncFile(file.path);
+          const handle = await fs.open(file.path);
+          try {
+            await handle.truncate(end);
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
           this.#onRecovery({ kind: 'torn-tail', segment: file.path, offset: end, bytesDropped: size - end });
         }
         tail = { end, lastIndex };
       } else {
-        await unlink(file.path);
-        await fsyncDir(this.dir);
+        if (durableEnd === Infinity) throw corruptSegment(file.path, end, 'a durable segment holds no record');
+        await fs.remove(file.path);
+        await fs.syncDir(this.dir);
         this.#onRecovery({ kind: 'empty-segment', segment: file.path, offset: 0, bytesDropped: size });
         files.pop();
         probes.pop();
@@ -675,8 +784,82 @@ export class Topic {
     // Indexes below the reclaim mark are stale even when no segment is left.
     this.#acceptedIndex = this.#mark > this.#lastIndex + 1n ? this.#mark - 1n : this.#lastIndex;
     if (active?.format === 'v1') {
-      this.#fd = await open(active.path, 'r+');
+      this.#fd = await fs.open(active.path);
       this.#writeEnd = active.size;
+      if ((await this.#fd.size()) !== active.size) throw corruptSegment(active.path, active.size, 'the segment changed while it was opened');
+    }
+  }
+
+  /**
+   * {@link TopicOpenOptions.rollBackTo}: deletes the segments that start after
+   * the checkpoint and truncates the checkpoint's segment to its size, without
+   * reading what goes. Returns the files left.
+   */
+  async #rollBack(files: SegmentFile[], to: TopicCheckpoint): Promise<SegmentFile[]> {
+    const kept: SegmentFile[] = [];
+    let removed = false;
+    for (const file of files) {
+      const isCheckpointSegment = to.segment !== undefined && basename(file.path) === to.segment;
+      if (!isCheckpointSegment && file.startIndex > to.lastIndex) {
+        const size = (await this.#fs.stat(file.path))?.size ?? 0;
+        await this.#fs.remove(file.path);
+        removed = true;
+        this.#onRecovery({ kind: 'rolled-back', segment: file.path, offset: 0, bytesDropped: size });
+        continue;
+      }
+      kept.push(file);
+      if (!isCheckpointSegment) continue;
+      const handle = await this.#fs.open(file.path);
+      try {
+        const size = await handle.size();
+        if (size > to.size) {
+          await handle.truncate(to.size);
+          await handle.sync();
+          this.#onRecovery({ kind: 'rolled-back', segment: file.path, offset: to.size, bytesDropped: size - to.size });
+        }
+      } finally {
+        await handle.close();
+      }
+    }
+    if (removed) await this.#fs.syncDir(this.dir);
+    return kept;
+  }
+
+  /**
+   * Whether some 512-byte sector at a multiple of 512 that overlaps the
+   * damaged record at `offset` is all zero (the part of it inside the file):
+   * the shape of a write a crash left unfinished (delayed allocation, a
+   * sector never written), as opposed to a bit flip. Reads in bounded chunks.
+   */
+  async #overlapsZeroSector(path: string, format: SegmentFormat, offset: number, fileSize: number): Promise<boolean> {
+    const handle = await this.#fs.open(path, { readOnly: true });
+    try {
+      // The record's extent: its header's length when the header verifies, else the header alone.
+      const headerSize = format === 'v1' ? RECORD_HEADER_SIZE : MESSAGE_HEADER_SIZE;
+      const head = await handle.read(offset, headerSize);
+      let extent = headerSize;
+      if (head.byteLength === headerSize) {
+        if (format === 'v1') {
+          const header = readRecordHeader(head, 0);
+          if (header !== undefined) extent += header.payloadLength;
+        } else {
+          const dataLength = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(18);
+          if (dataLength <= this.#maxDataLength) extent += dataLength;
+        }
+      }
+      const end = Math.min(fileSize, offset + extent);
+      const stop = Math.ceil(end / SECTOR) * SECTOR;
+      for (let at = offset - (offset % SECTOR); at < stop; at += READ_SIZE) {
+        const want = Math.min(READ_SIZE, stop - at);
+        const bytes = await handle.read(at, want);
+        for (let sector = 0; sector < bytes.byteLength; sector += SECTOR) {
+          if (isZero(bytes.subarray(sector, sector + SECTOR))) return true;
+        }
+        if (bytes.byteLength < want) break;
+      }
+      return false;
+    } finally {
+      await handle.close();
     }
   }
 
@@ -726,7 +909,9 @@ export class Topic {
     this.#tail = undefined;
     const lock = this.#lock;
     this.#lock = undefined;
+    const sealed = this.#unsyncedSealed.splice(0);
     try {
+      await Promise.allSettled(sealed.map(({ handle }) => handle.close()));
       await fd?.close();
       await tail?.cursor.close();
     } finally {
@@ -783,10 +968,10 @@ export class Topic {
   }
 
   async #doRefresh(): Promise<boolean> {
-    const files = await listSegmentFiles(this.dir);
+    const files = await listSegmentFiles(this.dir, this.#fs);
     // The mark is read after the listing: a segment missing from the listing
     // was deleted after the mark covering it was written.
-    const mark = await readReclaimMark(this.dir);
+    const mark = await readReclaimMark(this.dir, this.#fs);
     const previous = this.#segments;
     const known = new Map(previous.map((s) => [s.path, s]));
     const next: SegmentState[] = [];
@@ -795,10 +980,10 @@ export class Topic {
       const isLast = i === files.length - 1;
       let state = known.get(file.path);
       if (state === undefined) {
-        const probed = await probeOrMissing(file.path);
+        const probed = await probeOrMissing(file.path, this.#fs);
         if (probed === undefined) continue;
         if (isLast && probed.probe.kind === 'partial') break; // being created
-        const after = isLast ? undefined : await probeOrMissing(files[i + 1]!.path);
+        const after = isLast ? undefined : await probeOrMissing(files[i + 1]!.path, this.#fs);
         // A new last segment starts with nothing visible; #scanTail reads it.
         const empty = isLast ? { end: dataStartOf(probed.probe.kind === 'v1' ? 'v1' : 'legacy'), lastIndex: 0n } : undefined;
         state = await this.#describe(file.startIndex, file.path, probed, after, empty);
@@ -833,7 +1018,7 @@ export class Topic {
     if (this.#tail?.segment !== state) {
       await this.#tail?.cursor.close();
       this.#tail = undefined;
-      const cursor = await SegmentCursor.open(state.path, state.format, state.dataStart, this.#maxDataLength);
+      const cursor = await SegmentCursor.open(state.path, state.format, state.dataStart, this.#maxDataLength, this.#fs);
       this.#tail = { segment: state, cursor };
       // Skip what is already visible without re-checking it.
       if (state.size > state.dataStart) await skipTo(cursor, state.size);
@@ -841,7 +1026,7 @@ export class Topic {
     const { cursor } = this.#tail;
     let fileSize: number;
     try {
-      fileSize = (await probeSegment(state.path)).size;
+      fileSize = (await probeSegment(state.path, this.#fs)).size;
     } catch (error) {
       if (isNotFound(error)) return { size: state.size, lastIndex: state.lastIndex };
       throw error;
@@ -871,9 +1056,9 @@ export class Topic {
   }
 }
 
-async function probeOrMissing(path: string): Promise<SegmentProbe | undefined> {
+async function probeOrMissing(path: string, fs: FileSystem): Promise<SegmentProbe | undefined> {
   try {
-    return await probeSegment(path);
+    return await probeSegment(path, fs);
   } catch (error) {
     if (isNotFound(error)) return undefined;
     throw error;
@@ -888,21 +1073,27 @@ async function skipTo(cursor: SegmentCursor, offset: number): Promise<void> {
   }
 }
 
-async function writeFully(fd: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await fd.write(bytes, done, bytes.byteLength - done, position + done);
-    if (bytesWritten === 0) throw new Error('write made no progress');
-    done += bytesWritten;
-  }
+/** Bytes of the sectors the recovery rule looks at (see {@link TopicOpenOptions.durable}). */
+const SECTOR = 512;
+
+/**
+ * How far segment `file` is durable by the owner's point `durable`:
+ * `undefined` without one, `Infinity` for a segment before the point's,
+ * its size for the point's segment, 0 after it.
+ */
+function durableEndOf(file: SegmentFile, durable: TopicCheckpoint | undefined): number | undefined {
+  if (durable === undefined) return undefined;
+  const start = durable.segment === undefined ? undefined : parseU64(durable.segment);
+  if (start === undefined) return 0;
+  if (file.startIndex < start) return Infinity;
+  return file.startIndex === start ? durable.size : 0;
 }
 
-async function syncFile(path: string): Promise<void> {
-  const fd = await open(path, 'r+');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
+function assertCheckpoint(point: TopicCheckpoint): void {
+  if (typeof point !== 'object' || point === null || !isU64(point.lastIndex)) throw invalid('a checkpoint needs a u64 lastIndex');
+  if (!Number.isSafeInteger(point.size) || point.size < 0) throw invalid(`a checkpoint size must be a non-negative integer, got ${String(point.size)}`);
+  if (point.segment !== undefined && (typeof point.segment !== 'string' || parseU64(point.segment) === undefined)) {
+    throw invalid(`a checkpoint segment must be a segment file name, got ${String(point.segment)}`);
   }
 }
 
