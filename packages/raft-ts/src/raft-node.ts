@@ -25,7 +25,7 @@ import {
   type TimeoutNowRequest,
   type TimeoutNowResponse,
 } from './types.js';
-import { check, checkConfig } from './validate.js';
+import { check, decodeConfigData } from './validate.js';
 
 /**
  * What a node is doing: `uninitialized` (no cluster yet: call `initialize()`
@@ -127,14 +127,18 @@ interface Incoming {
 
 const EMPTY: ClusterConfig = { voters: [], learners: [] };
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function encodeConfig(config: ClusterConfig): Uint8Array {
   return encoder.encode(JSON.stringify(config));
 }
 
-function decodeConfig(data: Uint8Array): ClusterConfig {
-  return checkConfig(JSON.parse(decoder.decode(data)));
+/** The configuration an entry of the log holds; `CORRUPT` naming the entry when it does not decode (validated RPCs never put such an entry there). */
+function decodeConfig(data: Uint8Array, index: number): ClusterConfig {
+  try {
+    return decodeConfigData(data);
+  } catch (err) {
+    throw new RaftError('CORRUPT', `log entry ${index} (a configuration) does not decode: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 function members(config: ClusterConfig): string[] {
@@ -425,7 +429,7 @@ export class RaftNode implements RpcHandler {
     const config: ClusterConfig = { voters: [this.url], learners: [] };
     this.#log.append([{ index: 1, term: 1, type: EntryType.Config, data: encodeConfig(config) }]);
     this.#configs.push({ index: 1, config });
-    await Promise.all([this.#saveMeta(), this.#log.sync()]);
+    await Promise.all([this.#saveMeta(), this.#syncLog()]);
     this.#becomeFollower(1, undefined);
     this.#startElection(false, false);
   }
@@ -652,7 +656,7 @@ export class RaftNode implements RpcHandler {
     }
     const match = req.prevLogIndex + req.entries.length;
     const term = this.#meta.term;
-    await Promise.all([this.#log.sync(), this.#saveMeta()]);
+    await Promise.all([this.#syncLog(), this.#saveMeta()]);
     if (this.#meta.term === term && req.leaderCommit > this.#commit) {
       this.#advanceCommit(Math.min(req.leaderCommit, match));
     }
@@ -836,6 +840,20 @@ export class RaftNode implements RpcHandler {
     }
   }
 
+  /**
+   * Resolves once the log is durable as of the call. A failed write or fsync
+   * fails the node, follower or leader alike: the log store never retries it,
+   * and a node that went on would vote and answer one replica short.
+   */
+  async #syncLog(): Promise<void> {
+    try {
+      await this.#log.sync();
+    } catch (err) {
+      this.#fail(err);
+      throw err;
+    }
+  }
+
   async #afterMeta<T>(value: T): Promise<T> {
     await this.#saveMeta();
     return value;
@@ -865,7 +883,7 @@ export class RaftNode implements RpcHandler {
     this.#configs = [];
     for (let i = this.#log.firstIndex; i <= this.#log.lastIndex; i++) {
       const e = this.#log.entry(i)!;
-      if (e.type === EntryType.Config && e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data) });
+      if (e.type === EntryType.Config && e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
     }
   }
 
@@ -874,7 +892,7 @@ export class RaftNode implements RpcHandler {
     let changed = false;
     for (const e of entries) {
       if (e.type === EntryType.Config) {
-        this.#configs.push({ index: e.index, config: decodeConfig(e.data) });
+        this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
         changed = true;
       }
     }
@@ -1463,7 +1481,7 @@ export class RaftNode implements RpcHandler {
       this.#onConfigChanged();
       await this.#restore(meta);
       if (meta.index > this.#commit) this.#commit = meta.index;
-      await this.#log.sync();
+      await this.#syncLog();
       this.#log_.info('raft: snapshot installed', { url: this.url, index: meta.index });
     } finally {
       this.#installing = undefined;

@@ -1,4 +1,5 @@
 import { RaftError } from './errors.js';
+import { EntryType } from './types.js';
 import type {
   AppendEntriesRequest,
   ClusterConfig,
@@ -56,6 +57,19 @@ export function checkConfig(v: unknown): ClusterConfig {
   return { voters: strings(o.voters, 'voters'), learners: strings(o.learners, 'learners') };
 }
 
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes the data of a configuration entry (UTF-8 JSON of a {@link ClusterConfig}); `BAD_REQUEST` when it does not. Internal. */
+export function decodeConfigData(data: Uint8Array): ClusterConfig {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(utf8.decode(data));
+  } catch {
+    bad('a configuration entry does not hold JSON');
+  }
+  return checkConfig(parsed);
+}
+
 function base(v: unknown): Obj & { term: number; from: string; clusterId: string } {
   const o = obj(v, 'request');
   int(o, 'term');
@@ -86,7 +100,9 @@ export const check = {
       if (int(eo, 'term') < 1) bad('entry term is 0');
       const type = int(eo, 'type');
       if (type > 2) bad('entry type is unknown');
-      bytes(eo, 'data');
+      const data = bytes(eo, 'data');
+      // A configuration is decoded now, before the entry can enter the log (a stored one that fails to decode is CORRUPT).
+      if (type === EntryType.Config) decodeConfigData(data);
       if (i > 0 && (eo.term as number) < ((o.entries as LogEntry[])[i - 1]!.term)) bad('entry terms decrease');
     });
     return o as unknown as AppendEntriesRequest;
