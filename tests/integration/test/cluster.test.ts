@@ -101,7 +101,7 @@ describe('a three-node cluster', () => {
     } finally {
       await client.close();
     }
-    const heartbeat = await request(`${leader.url}/messaging/heartbeat?topicID=${TOPIC}&index=${indexes[29]}`, { method: 'POST' });
+    const heartbeat = await request(`${leader.url}/messaging/heartbeat?topicID=${TOPIC}&index=${indexes[29]}&readerID=it-reader`, { method: 'POST' });
     expect(heartbeat.status).toBe(200);
 
     const firstIndexes = await Promise.all(

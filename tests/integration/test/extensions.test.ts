@@ -105,7 +105,8 @@ describe('reclamation driven by heartbeats', () => {
     // 40 messages of ~122 bytes with 1 KiB segments: several segments.
     for (let i = 0; i < 40; i++) indexes.push(await publishOK(topic, `${String(i).padStart(3, '0')}-${'r'.repeat(96)}`));
     const reported = indexes[29]!;
-    const heartbeat = await request(`${base}/messaging/heartbeat?topicID=${topic}&index=${reported}`, { method: 'POST' });
+    // A named reader (ours): an anonymous heartbeat, as the original's, never reclaims.
+    const heartbeat = await request(`${base}/messaging/heartbeat?topicID=${topic}&index=${reported}&readerID=it-reader`, { method: 'POST' });
     expect(heartbeat.status).toBe(200);
 
     const reclaimed = await waitFor(
