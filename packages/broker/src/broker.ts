@@ -1,4 +1,3 @@
-import { mkdir, open as openFile, readdir, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import {
   BrokerError,
@@ -11,12 +10,12 @@ import {
   isU64,
   type Message,
 } from '@msg/wire';
-import { Topic, listTopicIDs, type RecoveryEvent } from '@msg/segments';
+import { Topic, isSegmentError, listTopicIDs, nodeFileSystem, type FileHandle, type FileSystem, type RecoveryEvent, type TopicOpenOptions } from '@msg/segments';
 import { EntryType, isRaftError, type LogEntry, type StateMachine } from 'raft-ts';
 import type { BrokerLog } from './broker-log.js';
 import { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
-import { fsyncHistogram, fsyncPath, newFsyncStats, type FsyncStats } from './durable-file.js';
-import { BrokerStateError } from './errors.js';
+import { fsyncHistogram, fsyncPath, newFsyncStats, timed, type FsyncStats } from './durable-file.js';
+import { BrokerStateError, isBrokerStateError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import { readMeta, writeMeta, type BrokerMeta, type TopicCheckpoint } from './meta.js';
 import { decodeReaderReport, readerReportMessage, readerReportTime, validReaderId } from './reader-report.js';
@@ -61,6 +60,13 @@ export interface BrokerOptions {
   retention?: RetentionPolicy;
   /** Milliseconds between two retention passes; default 60000. */
   retentionIntervalMs?: number;
+  /**
+   * The file system every file access goes through: `meta`, the state
+   * folders, every topic, snapshots and restores (imports of an original
+   * broker's folder too). Default the real one (`NodeFileSystem` of
+   * `@msg/segments`). A simulation passes a faulty or crashing disk.
+   */
+  fs?: FileSystem;
 }
 
 /** Counters since open. Bytes are message data bytes. */
@@ -183,7 +189,9 @@ export class Broker implements StateMachine {
   readonly #checkpointIntervalMs: number;
   readonly #retention: RetentionPolicy;
   readonly #retentionIntervalMs: number;
+  readonly #fs: FileSystem;
   #log: BrokerLog | undefined;
+  #failure: BrokerStateError | undefined;
 
   #state: 'new' | 'open' | 'closed' = 'new';
   #stateDir = '';
@@ -223,6 +231,19 @@ export class Broker implements StateMachine {
     this.#checkpointIntervalMs = options.checkpointIntervalMs ?? 1000;
     this.#retention = options.retention ?? {};
     this.#retentionIntervalMs = options.retentionIntervalMs ?? 60_000;
+    this.#fs = options.fs ?? nodeFileSystem;
+  }
+
+  /**
+   * The storage failure that failed the broker (`BrokerStateError`
+   * `STORAGE_FAILED`, its `cause` the file system's error), or `undefined`.
+   * Once set it stays: `apply()` (so raft fails the node), checkpoints,
+   * snapshots, restores and retention reject with it, and `meta` is never
+   * written again. The process should stop (exit code 74) and restart,
+   * recovering from its last checkpoint.
+   */
+  get failure(): BrokerStateError | undefined {
+    return this.#failure;
   }
 
   /** The data directory. */
@@ -248,22 +269,33 @@ export class Broker implements StateMachine {
   async open(): Promise<void> {
     if (this.#state === 'open') throw new BrokerStateError('ALREADY_OPEN', 'broker already open');
     if (this.#state === 'closed') throw new BrokerError('BROKER_CLOSED');
-    await mkdir(this.#dir, { recursive: true });
-    let meta = await readMeta(this.#dir);
+    const fs = this.#fs;
+    await fs.mkdir(this.#dir);
+    let meta = await readMeta(this.#dir, fs);
     if (!meta) {
       meta = { state: `${STATE_PREFIX}1`, appliedIndex: 0, readers: new Map(), topics: new Map() };
-      await rm(join(this.#dir, meta.state), { recursive: true, force: true });
-      await mkdir(join(this.#dir, meta.state));
-      await fsyncPath(this.#dir, this.#fsync);
-      await writeMeta(this.#dir, meta, this.#fsync);
+      await fs.removeTree(join(this.#dir, meta.state));
+      await fs.mkdir(join(this.#dir, meta.state));
+      await fsyncPath(this.#dir, this.#fsync, false, fs);
+      await writeMeta(this.#dir, meta, this.#fsync, fs);
     }
     await this.#removeStaleStates(meta.state);
     const stateDir = join(this.#dir, meta.state);
-    await mkdir(stateDir, { recursive: true });
-    await this.#rollBack(stateDir, meta.topics);
+    await fs.mkdir(stateDir);
+    await this.#removeUncheckpointedTopics(stateDir, meta.topics);
     const topics = new Map<bigint, Topic>();
     try {
-      for (const id of await listTopicIDs(stateDir)) topics.set(id, await this.#openTopic(stateDir, id));
+      // Every topic is rolled back to its checkpoint (by the topic, through its own handles).
+      for (const id of await listTopicIDs(stateDir, { fs })) {
+        const path = join(stateDir, String(id));
+        try {
+          topics.set(id, await this.#openTopic(stateDir, id, { rollBackTo: meta.topics.get(id)! }));
+        } catch (error) {
+          if (!isSegmentError(error, 'CORRUPT_SEGMENT')) throw error;
+          this.#logger.error('a topic lost data its checkpoint covers', { topicID: id, path, error: describe(error) });
+          throw new BrokerStateError('DATA_LOST', `${path}: the data its checkpoint covers is damaged: ${error.message}`, { cause: error });
+        }
+      }
       for (const [id, cp] of meta.topics) {
         const lastIndex = topics.get(id)?.lastIndex ?? 0n;
         if (lastIndex < cp.lastIndex) {
@@ -298,7 +330,8 @@ export class Broker implements StateMachine {
     this.#clock.clearTimeout(this.#retentionTimer);
     await this.#exclusive(async () => {
       try {
-        await this.#checkpoint();
+        // A failed broker writes no checkpoint: meta stays where the data was last durable.
+        if (!this.#failure) await this.#checkpoint();
       } finally {
         await Promise.allSettled([...this.#topics.values()].map((t) => t.close()));
         this.#topics.clear();
@@ -419,11 +452,14 @@ export class Broker implements StateMachine {
    * (messages at or below a topic's last index are skipped: re-applying after
    * a crash is idempotent). Malformed entries, internal messages with a bad
    * body or an unknown type, and reports above a topic's last index are
-   * ignored with a warning. Only I/O failures throw (raft then stops).
+   * ignored with a warning. Only I/O failures throw (raft then stops): a
+   * failed write or fsync fails the broker for good (`STORAGE_FAILED`, see
+   * {@link Broker.failure}), and every later call rejects with it.
    */
   async apply(entries: readonly LogEntry[], upTo: number): Promise<void> {
     await this.#exclusive(async () => {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      if (this.#failure) throw this.#failure;
       const pending = new Map<bigint, Message[]>();
       const reported = new Set<bigint>();
       const lastIndexOf = (id: bigint): bigint => pending.get(id)?.at(-1)?.index ?? this.#topics.get(id)?.lastIndex ?? 0n;
@@ -483,26 +519,32 @@ export class Broker implements StateMachine {
         list.push({ type: message.type, topicID: message.topicID, index, data: message.data });
       }
       const created: bigint[] = [];
-      for (const [id, messages] of pending) {
-        let topic = this.#topics.get(id);
-        if (!topic) {
-          topic = await this.#openTopic(this.#stateDir, id);
-          this.#topics.set(id, topic);
-          this.#newTopics = true;
-          created.push(id);
+      try {
+        for (const [id, messages] of pending) {
+          let topic = this.#topics.get(id);
+          if (!topic) {
+            topic = await this.#openTopic(this.#stateDir, id);
+            this.#topics.set(id, topic);
+            this.#newTopics = true;
+            created.push(id);
+          }
+          this.#dirtyTopics.add(id);
+          await topic.appendBatch(messages);
+          this.#counters.messagesApplied += messages.length;
+          for (const m of messages) this.#counters.bytesApplied += m.data.byteLength;
         }
-        await topic.appendBatch(messages);
-        this.#dirtyTopics.add(id);
-        this.#counters.messagesApplied += messages.length;
-        for (const m of messages) this.#counters.bytesApplied += m.data.byteLength;
-      }
-      if (upTo > this.#applied) this.#applied = upTo;
-      for (const id of created) this.#wake(id);
-      for (const id of reported) await this.#reclaimRead(id);
-      if (this.#checkpointIntervalMs === 0 || this.#clock.now() - this.#lastCheckpointAt >= this.#checkpointIntervalMs) {
-        await this.#checkpoint();
-      } else {
-        this.#scheduleCheckpoint();
+        if (upTo > this.#applied) this.#applied = upTo;
+        for (const id of created) this.#wake(id);
+        for (const id of reported) await this.#reclaimRead(id);
+        if (this.#checkpointIntervalMs === 0 || this.#clock.now() - this.#lastCheckpointAt >= this.#checkpointIntervalMs) {
+          await this.#checkpoint();
+        } else {
+          this.#scheduleCheckpoint();
+        }
+      } catch (error) {
+        // A failed write or fsync (a topic's WRITE_FAILED, a file system error) fails the broker.
+        if (isBrokerError(error) || isBrokerStateError(error)) throw error;
+        throw this.#fail(error, 'apply');
       }
     });
   }
@@ -523,6 +565,7 @@ export class Broker implements StateMachine {
   async snapshot(): Promise<AsyncIterable<Uint8Array>> {
     return this.#exclusive(async () => {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      if (this.#failure) throw this.#failure;
       await this.#checkpoint();
       const header: SnapshotHeader = { index: this.#applied, topics: [], readers: cloneReaders(this.#readers) };
       const files: { handle: FileHandle; size: number }[] = [];
@@ -530,7 +573,8 @@ export class Broker implements StateMachine {
         for (const id of [...this.#topics.keys()].sort(compareBigint)) {
           const segments: SnapshotSegment[] = [];
           for (const info of this.#topics.get(id)!.segments()) {
-            const handle = await openFile(info.path, 'r');
+            // Read-only: what is read is durable (checkpointed just now), and sizes are fixed here.
+            const handle = await this.#fs.open(info.path, { readOnly: true });
             files.push({ handle, size: info.size });
             segments.push({ index: info.startIndex, size: info.size, name: basename(info.path) });
           }
@@ -573,44 +617,64 @@ export class Broker implements StateMachine {
    * resolves with it. `sourceDir` is only read.
    */
   async importOriginalDir(sourceDir: string): Promise<number> {
-    return this.#restore(await originalDirSnapshot(sourceDir), 'max');
+    return this.#restore(await originalDirSnapshot(sourceDir, this.#fs), 'max');
   }
 
   async #restore(snapshot: AsyncIterable<Uint8Array>, index: number | 'header' | 'max'): Promise<number> {
     return this.#exclusive(async () => {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      if (this.#failure) throw this.#failure;
+      const fs = this.#fs;
       const meta = this.#meta!;
       const generation = /^state-([0-9]{1,15})$/.exec(meta.state)?.[1];
       const next = `${STATE_PREFIX}${generation === undefined ? this.#clock.now() : Number(generation) + 1}`;
       const nextDir = join(this.#dir, next);
-      await rm(nextDir, { recursive: true, force: true });
-      await mkdir(nextDir);
+      // A failed write or fsync of the new state fails the broker (it is what meta will cover);
+      // a malformed stream only fails the restore.
+      const storage = async <T>(fn: () => Promise<T>): Promise<T> => {
+        try {
+          return await fn();
+        } catch (error) {
+          throw this.#fail(error, 'restore');
+        }
+      };
+      await storage(async () => {
+        await fs.removeTree(nextDir);
+        await fs.mkdir(nextDir);
+      });
       const topics = new Map<bigint, Topic>();
       let header: SnapshotHeader;
       try {
         header = await readSnapshot(snapshot, async (topicID, segment, data) => {
           const topicDir = join(nextDir, String(topicID));
-          await mkdir(topicDir, { recursive: true });
-          const handle = await openFile(join(topicDir, segment.name), 'wx');
+          const path = join(topicDir, segment.name);
+          const exists = await storage(async () => {
+            await fs.mkdir(topicDir);
+            return (await fs.stat(path)) !== undefined;
+          });
+          if (exists) throw new BrokerStateError('CORRUPT_SNAPSHOT', `snapshot holds segment ${segment.name} of topic ${topicID} twice`);
+          const handle = await storage(() => fs.open(path));
           try {
-            for await (const chunk of data) await handle.write(chunk);
-            await handle.sync();
+            for await (const chunk of data) await storage(() => handle.append(chunk));
+            await storage(() => timed(this.#fsync, () => handle.sync()));
           } finally {
             await handle.close();
           }
         });
-        for (const topic of header.topics) await fsyncPath(join(nextDir, String(topic.id)), this.#fsync, true);
-        await fsyncPath(nextDir, this.#fsync);
-        await fsyncPath(this.#dir, this.#fsync);
+        await storage(async () => {
+          for (const topic of header.topics) await fsyncPath(join(nextDir, String(topic.id)), this.#fsync, true, fs);
+          await fsyncPath(nextDir, this.#fsync, false, fs);
+          await fsyncPath(this.#dir, this.#fsync, false, fs);
+        });
         for (const topic of header.topics) {
           const opened = await this.#openTopic(nextDir, topic.id);
           topics.set(topic.id, opened);
           // Keep "reclaimed below firstIndex" (the segments' own mark is not part of the stream).
-          if (topic.firstIndex !== undefined && topic.firstIndex > opened.firstIndex) await opened.reclaimBefore(topic.firstIndex);
+          if (topic.firstIndex !== undefined && topic.firstIndex > opened.firstIndex) await storage(() => opened.reclaimBefore(topic.firstIndex!));
         }
       } catch (error) {
         await Promise.allSettled([...topics.values()].map((t) => t.close()));
-        await rm(nextDir, { recursive: true, force: true });
+        await fs.removeTree(nextDir).catch(() => undefined);
         this.#logger.error('restore failed; the previous state is kept', { error: describe(error) });
         throw error;
       }
@@ -622,8 +686,15 @@ export class Broker implements StateMachine {
         for (const t of topics.values()) if (t.lastIndex > max) max = t.lastIndex;
         applied = Number(max);
       }
-      const newMeta: BrokerMeta = { state: next, appliedIndex: applied, readers: cloneReaders(header.readers), topics: checkpointsOf(topics) };
-      await writeMeta(this.#dir, newMeta, this.#fsync);
+      const checkpoints = new Map<bigint, TopicCheckpoint>();
+      try {
+        for (const [id, topic] of topics) checkpoints.set(id, await storage(() => topic.checkpoint()));
+      } catch (error) {
+        await Promise.allSettled([...topics.values()].map((t) => t.close()));
+        throw error;
+      }
+      const newMeta: BrokerMeta = { state: next, appliedIndex: applied, readers: cloneReaders(header.readers), topics: checkpoints };
+      await storage(() => writeMeta(this.#dir, newMeta, this.#fsync, fs));
       const old = this.#topics;
       this.#topics = topics;
       this.#stateDir = nextDir;
@@ -635,7 +706,7 @@ export class Broker implements StateMachine {
       this.#readersDirty = false;
       this.#newTopics = false;
       await Promise.allSettled([...old.values()].map((t) => t.close()));
-      await rm(join(this.#dir, meta.state), { recursive: true, force: true });
+      await fs.removeTree(join(this.#dir, meta.state));
       for (const id of topics.keys()) this.#wake(id);
       this.#logger.info('snapshot restored', { index: applied, topics: topics.size });
       return applied;
@@ -769,13 +840,20 @@ export class Broker implements StateMachine {
   async enforceRetention(): Promise<number> {
     return this.#exclusive(async () => {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      if (this.#failure) throw this.#failure;
       const { maxBytes, maxAgeMs } = this.#retention;
       if (maxBytes === undefined && maxAgeMs === undefined) return 0;
       // Checkpoint first, so that a roll-back on open never reaches behind a reclamation.
       await this.#checkpoint();
       let deleted = 0;
       for (const [id, topic] of this.#topics) {
-        const n = await topic.enforceRetention({ ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) });
+        let n: number;
+        try {
+          n = await topic.enforceRetention({ ...(maxBytes === undefined ? {} : { maxBytes }), ...(maxAgeMs === undefined ? {} : { maxAgeMs }) });
+        } catch (error) {
+          // The reclaim mark or the folder could not be made durable: the topic's state is uncertain.
+          throw this.#fail(error, 'retention');
+        }
         if (n > 0) this.#logger.info('retention reclaimed segments', { topicID: id, segments: n, firstIndex: topic.firstIndex });
         deleted += n;
       }
@@ -823,7 +901,7 @@ export class Broker implements StateMachine {
         () => this.#scheduleRetention(),
         (error: unknown) => {
           if (this.#state === 'open') this.#logger.error('retention pass failed', { error: describe(error) });
-          this.#scheduleRetention();
+          if (!this.#failure) this.#scheduleRetention();
         },
       );
     }, this.#retentionIntervalMs);
@@ -836,85 +914,97 @@ export class Broker implements StateMachine {
     this.#checkpointTimer = this.#clock.setTimeout(() => {
       this.#checkpointTimer = undefined;
       if (this.#state !== 'open') return;
-      this.#exclusive(() => (this.#state === 'open' ? this.#checkpoint() : Promise.resolve())).catch((error: unknown) => {
+      this.#exclusive(() => (this.#state === 'open' && !this.#failure ? this.#checkpoint() : Promise.resolve())).catch((error: unknown) => {
+        // #checkpoint failed the broker (for good: never retried); the error says so.
         this.#logger.error('checkpoint failed', { error: describe(error) });
       });
     }, this.#checkpointIntervalMs);
   }
 
-  /** Makes the applied state durable: fsync what topics wrote since the last checkpoint, then rewrite `meta`. */
+  /**
+   * Makes the applied state durable: each topic written since the last
+   * checkpoint fsyncs what it wrote (`Topic.checkpoint()`, through its own
+   * handles) and says where its durable data ends; then `meta` is rewritten.
+   * Any failure fails the broker for good, before `meta` is written.
+   */
   async #checkpoint(): Promise<void> {
+    if (this.#failure) throw this.#failure;
     const meta = this.#meta!;
     if (this.#applied === meta.appliedIndex && !this.#readersDirty && this.#dirtyTopics.size === 0) return;
-    for (const id of this.#dirtyTopics) {
-      const topic = this.#topics.get(id);
-      if (!topic) continue;
-      const since = meta.topics.get(id)?.lastIndex ?? 0n;
-      for (const info of topic.segments()) {
-        if (info.lastIndex > since) await fsyncPath(info.path, this.#fsync, true);
+    const applied = this.#applied;
+    const readers = cloneReaders(this.#readers);
+    const dirty = [...this.#dirtyTopics];
+    const topics = new Map<bigint, TopicCheckpoint>();
+    try {
+      for (const [id, topic] of this.#topics) {
+        const previous = meta.topics.get(id);
+        topics.set(id, previous !== undefined && !this.#dirtyTopics.has(id) ? previous : await timed(this.#fsync, () => topic.checkpoint()));
       }
-      await fsyncPath(join(this.#stateDir, String(id)), this.#fsync);
+      if (this.#newTopics) await fsyncPath(this.#stateDir, this.#fsync, false, this.#fs);
+      const next: BrokerMeta = { state: meta.state, appliedIndex: applied, readers, topics };
+      await writeMeta(this.#dir, next, this.#fsync, this.#fs);
+      this.#meta = next;
+    } catch (error) {
+      throw this.#fail(error, 'checkpoint');
     }
-    if (this.#newTopics) await fsyncPath(this.#stateDir, this.#fsync);
-    const next: BrokerMeta = { state: meta.state, appliedIndex: this.#applied, readers: cloneReaders(this.#readers), topics: checkpointsOf(this.#topics) };
-    await writeMeta(this.#dir, next, this.#fsync);
-    this.#meta = next;
-    this.#dirtyTopics.clear();
+    for (const id of dirty) this.#dirtyTopics.delete(id);
     this.#readersDirty = false;
     this.#newTopics = false;
     this.#lastCheckpointAt = this.#clock.now();
     this.#counters.checkpoints++;
   }
 
-  async #openTopic(stateDir: string, id: bigint): Promise<Topic> {
+  /**
+   * Fails the broker for good (see {@link Broker.failure}) with the first
+   * storage error; later calls return that same failure.
+   */
+  #fail(error: unknown, during: string): BrokerStateError {
+    if (isBrokerStateError(error, 'STORAGE_FAILED')) return error;
+    if (!this.#failure) {
+      this.#failure = new BrokerStateError('STORAGE_FAILED', `storage failed during ${during}: ${describe(error)}`, { cause: error });
+      this.#clock.clearTimeout(this.#checkpointTimer);
+      this.#checkpointTimer = undefined;
+      this.#logger.error('storage failed: the broker stops applying and checkpointing', { during, error: describe(error) });
+    }
+    return this.#failure;
+  }
+
+  async #openTopic(stateDir: string, id: bigint, open: TopicOpenOptions = {}): Promise<Topic> {
     const topic = new Topic(join(stateDir, String(id)), {
       sync: 'never',
       ...(this.#maxSegmentSize === undefined ? {} : { maxSegmentSize: this.#maxSegmentSize }),
       clock: this.#clock,
-      onRecovery: (event: RecoveryEvent) => this.#logger.warn('topic recovered a torn tail', { topicID: id, ...event }),
+      fs: this.#fs,
+      onRecovery: (event: RecoveryEvent) =>
+        event.kind === 'rolled-back'
+          ? this.#logger.info('rolled a segment back to the last checkpoint', { topicID: id, ...event })
+          : this.#logger.warn('topic recovered a torn tail', { topicID: id, ...event }),
     });
-    await topic.open();
+    await topic.open(open);
     return topic;
   }
 
   /**
-   * Cuts every topic back to its checkpoint: segments that start above the
-   * checkpoint's last index go, the checkpoint's segment is truncated to its
-   * checkpointed size, topics created after the checkpoint go. Everything cut
-   * is above the applied index in `meta`, so raft applies it again.
+   * Removes the topics created after the checkpoint (not in `meta`): raft
+   * applies their messages again. The others are rolled back to their
+   * checkpoint when opened (`Topic.open({ rollBackTo })`).
    */
-  async #rollBack(stateDir: string, checkpoints: Map<bigint, TopicCheckpoint>): Promise<void> {
-    for (const id of await listTopicIDs(stateDir)) {
-      const topicDir = join(stateDir, String(id));
-      const cp = checkpoints.get(id);
-      if (!cp) {
-        this.#logger.info('removing a topic created after the last checkpoint', { topicID: id });
-        await rm(topicDir, { recursive: true, force: true });
-        continue;
-      }
-      // File names only: nothing after the checkpoint is read, it may be garbage.
-      for (const name of await readdir(topicDir)) {
-        if (!/^[0-9]{1,20}$/.test(name)) continue;
-        const path = join(topicDir, name);
-        if (BigInt(name) > cp.lastIndex) {
-          this.#logger.info('removing a segment written after the last checkpoint', { topicID: id, path });
-          await rm(path, { force: true });
-        } else if (name === cp.segment) {
-          const size = (await stat(path)).size;
-          if (size > cp.size) {
-            this.#logger.info('truncating a segment to the last checkpoint', { topicID: id, path, from: size, to: cp.size });
-            await truncate(path, cp.size);
-          }
-        }
-      }
+  async #removeUncheckpointedTopics(stateDir: string, checkpoints: Map<bigint, TopicCheckpoint>): Promise<void> {
+    let removed = false;
+    for (const id of await listTopicIDs(stateDir, { fs: this.#fs })) {
+      if (checkpoints.has(id)) continue;
+      this.#logger.info('removing a topic created after the last checkpoint', { topicID: id });
+      await this.#fs.removeTree(join(stateDir, String(id)));
+      removed = true;
     }
+    if (removed) await fsyncPath(stateDir, this.#fsync, false, this.#fs);
   }
 
   async #removeStaleStates(live: string): Promise<void> {
-    for (const name of await readdir(this.#dir)) {
+    for (const name of await this.#fs.list(this.#dir)) {
       if (name !== live && (name.startsWith(STATE_PREFIX) || name === '.meta.tmp')) {
         this.#logger.info('removing a stale state folder', { name });
-        await rm(join(this.#dir, name), { recursive: true, force: true });
+        await this.#fs.removeTree(join(this.#dir, name));
       }
     }
   }
@@ -994,15 +1084,6 @@ function toBrokerError(error: unknown): unknown {
   return error;
 }
 
-function checkpointsOf(topics: Map<bigint, Topic>): Map<bigint, TopicCheckpoint> {
-  const out = new Map<bigint, TopicCheckpoint>();
-  for (const [id, topic] of topics) {
-    const active = topic.segments().at(-1);
-    out.set(id, active ? { lastIndex: topic.lastIndex, segment: basename(active.path), size: active.size } : { lastIndex: topic.lastIndex, size: 0 });
-  }
-  return out;
-}
-
 function cloneReaders(readers: Map<bigint, Map<string, bigint>>): Map<bigint, Map<string, bigint>> {
   return new Map([...readers].map(([id, byReader]) => [id, new Map(byReader)]));
 }
@@ -1024,11 +1105,10 @@ async function* snapshotStream(header: Uint8Array, files: { handle: FileHandle; 
     for (const { handle, size } of files) {
       let position = 0;
       while (position < size) {
-        const buffer = new Uint8Array(Math.min(CHUNK, size - position));
-        const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position);
-        if (bytesRead === 0) throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file shorter than its recorded size ${size}`);
-        position += bytesRead;
-        yield bytesRead === buffer.byteLength ? buffer : buffer.subarray(0, bytesRead);
+        const bytes = await handle.read(position, Math.min(CHUNK, size - position));
+        if (bytes.byteLength === 0) throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file shorter than its recorded size ${size}`);
+        position += bytes.byteLength;
+        yield bytes;
       }
     }
   } finally {
@@ -1037,17 +1117,19 @@ async function* snapshotStream(header: Uint8Array, files: { handle: FileHandle; 
 }
 
 /** A snapshot stream (original format) of an original broker's data directory. */
-async function originalDirSnapshot(sourceDir: string): Promise<AsyncIterable<Uint8Array>> {
+async function originalDirSnapshot(sourceDir: string, fs: FileSystem): Promise<AsyncIterable<Uint8Array>> {
   const header: SnapshotHeader = { index: 0, topics: [], readers: new Map() };
   const paths: { path: string; size: number }[] = [];
-  for (const id of await listTopicIDs(sourceDir)) {
+  for (const id of await listTopicIDs(sourceDir, { fs })) {
     const topicDir = join(sourceDir, String(id));
     const segments: SnapshotSegment[] = [];
-    const names = (await readdir(topicDir)).filter((n) => /^[0-9]{1,20}$/.test(n) && isU64(BigInt(n)));
+    const names = (await fs.list(topicDir)).filter((n) => /^[0-9]{1,20}$/.test(n) && isU64(BigInt(n)));
     names.sort((a, b) => compareBigint(BigInt(a), BigInt(b)));
     for (const name of names) {
       const path = join(topicDir, name);
-      const size = (await stat(path)).size;
+      const stats = await fs.stat(path);
+      if (stats === undefined || stats.isDirectory) continue;
+      const size = stats.size;
       segments.push({ index: BigInt(name), size, name });
       paths.push({ path, size });
     }
@@ -1055,7 +1137,7 @@ async function originalDirSnapshot(sourceDir: string): Promise<AsyncIterable<Uin
   }
   const files: { handle: FileHandle; size: number }[] = [];
   try {
-    for (const { path, size } of paths) files.push({ handle: await openFile(path, 'r'), size });
+    for (const { path, size } of paths) files.push({ handle: await fs.open(path, { readOnly: true }), size });
   } catch (error) {
     await Promise.allSettled(files.map((f) => f.handle.close()));
     throw error;

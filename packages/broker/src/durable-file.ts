@@ -1,6 +1,6 @@
-import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { nodeFileSystem, type FileSystem } from '@msg/segments';
 
 /** Accumulated fsync latencies, in milliseconds. */
 export interface FsyncStats {
@@ -43,46 +43,51 @@ function record(stats: FsyncStats | undefined, started: number): void {
 }
 
 /**
- * fsyncs the file or directory at `path` (fsync covers the file, whichever
- * descriptor it goes through, so this also makes durable what another
- * descriptor wrote). A missing path is ignored when `missingOk`.
+ * Runs `fn` (an fsync) and records how long it took into `stats`.
+ * A failure is not recorded, and is the caller's to handle.
  */
-export async function fsyncPath(path: string, stats?: FsyncStats, missingOk = false): Promise<void> {
-  let handle;
+export async function timed<T>(stats: FsyncStats | undefined, fn: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  const result = await fn();
+  record(stats, started);
+  return result;
+}
+
+/**
+ * fsyncs the directory at `path` through `fs` (the entries created, renamed
+ * or removed in it become durable). A missing directory is ignored when
+ * `missingOk`. Files are never fsynced by path: their data is made durable
+ * through the handle that wrote it (after a failed fsync, an fsync through
+ * a fresh descriptor can succeed although the data is lost).
+ */
+export async function fsyncPath(path: string, stats?: FsyncStats, missingOk = false, fs: FileSystem = nodeFileSystem): Promise<void> {
   try {
-    handle = await open(path, 'r');
+    await timed(stats, () => fs.syncDir(path));
   } catch (error) {
     if (missingOk && (error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  try {
-    const started = performance.now();
-    await handle.sync();
-    record(stats, started);
-  } finally {
-    await handle.close();
-  }
 }
 
 /**
- * Replaces the file at `path` with `bytes` atomically and durably: write a
- * temporary file beside it, fsync it, rename it over `path`, fsync the folder.
- * After a crash, `path` holds either the old or the new content, never a mix.
+ * Replaces the file at `path` with `bytes` atomically and durably, through
+ * `fs`: write a temporary file beside it, fsync it through the handle that
+ * wrote it, rename it over `path`, fsync the folder. After a crash, `path`
+ * holds either the old or the new content, never a mix.
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array, stats?: FsyncStats): Promise<void> {
+export async function writeFileAtomic(path: string, bytes: Uint8Array, stats?: FsyncStats, fs: FileSystem = nodeFileSystem): Promise<void> {
   const temp = join(dirname(path), `.${basename(path)}.tmp`);
-  const handle = await open(temp, 'w');
+  await fs.remove(temp);
+  const handle = await fs.open(temp);
   try {
-    await handle.writeFile(bytes);
-    const started = performance.now();
-    await handle.sync();
-    record(stats, started);
+    await handle.append(bytes);
+    await timed(stats, () => handle.sync());
   } catch (error) {
-    await handle.close();
-    await rm(temp, { force: true });
+    await handle.close().catch(() => undefined);
+    await fs.remove(temp).catch(() => undefined);
     throw error;
   }
   await handle.close();
-  await rename(temp, path);
-  await fsyncPath(dirname(path), stats);
+  await fs.rename(temp, path);
+  await fsyncPath(dirname(path), stats, false, fs);
 }

@@ -18,6 +18,15 @@ export const BrokerStateErrorCodes = {
    * data dir: it catches up from the cluster through a snapshot.
    */
   DATA_LOST: { retriable: false },
+  /**
+   * A write or fsync of data that is, or will be, applied or checkpointed
+   * failed (`cause` is the file system's error). The broker is failed for
+   * good: `apply()`, checkpoints, snapshots, restores and retention reject
+   * with this error from then on, and `meta` never covers data that is not
+   * durable. Stop the process; on restart it recovers from its last
+   * checkpoint and raft applies the rest again. See `Broker.failure`.
+   */
+  STORAGE_FAILED: { retriable: false },
 } as const satisfies Record<string, { retriable: boolean }>;
 
 /** A key of {@link BrokerStateErrorCodes}. */

@@ -1,21 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isU64 } from '@msg/wire';
+import { nodeFileSystem, type FileSystem, type TopicCheckpoint } from '@msg/segments';
 import { writeFileAtomic, type FsyncStats } from './durable-file.js';
 import { BrokerStateError } from './errors.js';
 
 /** Name of the metadata file in a broker's data dir. */
 export const META_FILE = 'meta';
 
-/** Where a topic's data ended when its state was last made durable. */
-export interface TopicCheckpoint {
-  /** The topic's last index then (0n when empty). */
-  lastIndex: bigint;
-  /** File name of its active segment then (absent when the topic had none). */
-  segment?: string;
-  /** Bytes of that segment then. */
-  size: number;
-}
+/** Where a topic's data ended when its state was last made durable: what `Topic.checkpoint()` returned. */
+export type { TopicCheckpoint };
 
 /**
  * The broker's metadata, replaced atomically as a whole: which state folder
@@ -41,8 +34,8 @@ interface MetaJson {
   topics: Record<string, { lastIndex: string; segment?: string; size: number }>;
 }
 
-/** Writes `meta` to `<dir>/meta` atomically (temp file, fsync, rename, fsync of `dir`). */
-export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStats): Promise<void> {
+/** Writes `meta` to `<dir>/meta` atomically through `fs` (temp file, fsync, rename, fsync of `dir`). */
+export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStats, fs: FileSystem = nodeFileSystem): Promise<void> {
   const json: MetaJson = { version: 1, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {} };
   for (const [topicID, readers] of meta.readers) {
     json.readers[String(topicID)] = Object.fromEntries([...readers].map(([id, index]) => [id, String(index)]));
@@ -50,22 +43,18 @@ export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStat
   for (const [topicID, cp] of meta.topics) {
     json.topics[String(topicID)] = { lastIndex: String(cp.lastIndex), ...(cp.segment === undefined ? {} : { segment: cp.segment }), size: cp.size };
   }
-  await writeFileAtomic(join(dir, META_FILE), new TextEncoder().encode(`${JSON.stringify(json)}\n`), stats);
+  await writeFileAtomic(join(dir, META_FILE), new TextEncoder().encode(`${JSON.stringify(json)}\n`), stats, fs);
 }
 
 /**
  * Reads `<dir>/meta`; `undefined` when there is none. Anything malformed is
- * `CORRUPT_META` naming the file.
+ * `CORRUPT_META` naming the file. Read through `fs`.
  */
-export async function readMeta(dir: string): Promise<BrokerMeta | undefined> {
+export async function readMeta(dir: string, fs: FileSystem = nodeFileSystem): Promise<BrokerMeta | undefined> {
   const path = join(dir, META_FILE);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const bytes = await fs.readFile(path);
+  if (bytes === undefined) return undefined;
+  const text = new TextDecoder().decode(bytes);
   const bad = (why: string, cause?: unknown): BrokerStateError =>
     new BrokerStateError('CORRUPT_META', `corrupt broker metadata ${path}: ${why}`, { cause });
   let json: unknown;

@@ -4,6 +4,8 @@ import { basename, join } from 'node:path';
 import { FakeClock, makeTempDir, waitFor } from '@msg/test-utils';
 import { Broker } from '../src/broker.js';
 import { isBrokerStateError } from '../src/errors.js';
+import { readMeta } from '../src/meta.js';
+import { FaultyFileSystem, segmentOf } from './faulty-fs.js';
 import { memoryLogger, openTestBroker, readAll, text } from './helpers.js';
 
 /**
@@ -126,3 +128,88 @@ describe('Broker durability', () => {
   });
 });
 
+
+describe('Broker storage failures', () => {
+  it('fails for good when a checkpoint fsync of a segment fails, never writes meta covering it, and restarts from the old checkpoint', async () => {
+    const fs = new FaultyFileSystem();
+    const clock = new FakeClock(1_000);
+    const t = await openTestBroker({ fs, clock, checkpointIntervalMs: 1000 });
+    for (let i = 0; i < 3; i++) await t.broker.publish(text(1n, `durable-${i}`));
+    clock.advance(1000);
+    await waitFor(() => t.broker.appliedIndex() === 3);
+    for (let i = 0; i < 2; i++) await t.broker.publish(text(1n, `lost-${i}`));
+    // The fsync fails; a later fsync of the same file (even through a fresh fd) would succeed.
+    fs.failNext('sync', segmentOf(1n));
+    clock.advance(1000);
+    await waitFor(() => fs.pendingFaults === 0);
+    await waitFor(() => t.broker.failure !== undefined);
+    expect(isBrokerStateError(t.broker.failure, 'STORAGE_FAILED')).toBe(true);
+    expect((t.broker.failure as Error).cause).toBeDefined();
+    expect(t.broker.appliedIndex()).toBe(3);
+    expect((await readMeta(t.dir))?.appliedIndex).toBe(3);
+    // No second try: the timer does not checkpoint again, and applies reject.
+    clock.advance(5000);
+    await expect(t.broker.publish(text(1n, 'after'))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    await expect(t.broker.snapshot()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect((await readMeta(t.dir))?.appliedIndex).toBe(3);
+    await t.broker.close().catch(() => undefined);
+    expect((await readMeta(t.dir))?.appliedIndex).toBe(3);
+
+    const again = new Broker({ dir: t.dir });
+    await again.open();
+    expect(again.appliedIndex()).toBe(3); // raft applies 4 and 5 again
+    expect(again.lastIndex(1n)).toBe(3n);
+    await t.log.replayAfter(again.appliedIndex(), again);
+    expect((await readAll((await again.openTopicReader(1n, 0n)).messages())).map(([, s]) => s)).toEqual(['durable-0', 'durable-1', 'durable-2', 'lost-0', 'lost-1', 'after']);
+    await again.close();
+  });
+
+  it('fails for good when a write fails during apply: that apply and every later one reject', async () => {
+    const fs = new FaultyFileSystem();
+    await using t = await openTestBroker({ fs });
+    await t.broker.publish(text(1n, 'a'));
+    fs.failNext('append', segmentOf(1n));
+    await expect(t.broker.publish(text(1n, 'b'))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(isBrokerStateError(t.broker.failure, 'STORAGE_FAILED')).toBe(true);
+    // Another topic, healthy files: still refused.
+    await expect(t.broker.publish(text(2n, 'c'))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(t.broker.lastIndex(2n)).toBe(0n);
+    expect(t.broker.appliedIndex()).toBe(0);
+  });
+
+  it('fails for good when an fsync fails while a snapshot is taken', async () => {
+    const fs = new FaultyFileSystem();
+    await using t = await openTestBroker({ fs });
+    await t.broker.publish(text(1n, 'a'));
+    fs.failNext('sync', segmentOf(1n));
+    await expect(t.broker.snapshot()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(isBrokerStateError(t.broker.failure, 'STORAGE_FAILED')).toBe(true);
+    expect(t.broker.appliedIndex()).toBe(0);
+    await expect(t.broker.snapshot()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    await expect(t.broker.publish(text(1n, 'b'))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+  });
+
+  it('fails for good when an fsync fails during a retention pass', async () => {
+    const fs = new FaultyFileSystem();
+    await using t = await openTestBroker({ fs, maxSegmentSize: 200, retention: { maxBytes: 1 }, checkpointIntervalMs: 0 });
+    for (let i = 0; i < 6; i++) await t.broker.publish(text(1n, `m${i}`.padEnd(100, '.')));
+    expect(t.broker.status().topics[0]!.segments).toBeGreaterThan(1);
+    // The reclamation's own fsyncs (the mark file, the folder) fail.
+    fs.failNext('sync', (path) => path.endsWith('.first-index.tmp'));
+    fs.failNext('syncDir', (path) => /\/1$/.test(path));
+    await expect(t.broker.enforceRetention()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(isBrokerStateError(t.broker.failure, 'STORAGE_FAILED')).toBe(true);
+    await expect(t.broker.enforceRetention()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    await expect(t.broker.publish(text(1n, 'b'))).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+  });
+
+  it('fails for good when the checkpoint before a retention pass cannot fsync', async () => {
+    const fs = new FaultyFileSystem();
+    await using t = await openTestBroker({ fs, maxSegmentSize: 200, retention: { maxBytes: 1 }, checkpointIntervalMs: 60_000 });
+    for (let i = 0; i < 6; i++) await t.broker.publish(text(1n, `m${i}`.padEnd(100, '.')));
+    fs.failNext('sync', segmentOf(1n));
+    await expect(t.broker.enforceRetention()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(t.broker.appliedIndex()).toBe(0);
+    expect(t.broker.status().topics[0]!.firstIndex).toBe(1n); // nothing reclaimed
+  });
+});
