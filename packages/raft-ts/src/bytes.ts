@@ -5,6 +5,12 @@ export function checksum(data: Uint8Array, previous = 0): number {
   return crc32(data, previous) >>> 0;
 }
 
+/** Whether every byte of `bytes` is zero. Internal. */
+export function isZero(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b !== 0) return false;
+  return true;
+}
+
 /** Writes a safe non-negative integer as 8 big-endian bytes at `offset`. Internal. */
 export function writeU64(view: DataView, offset: number, value: number): void {
   view.setUint32(offset, Math.floor(value / 0x1_0000_0000));

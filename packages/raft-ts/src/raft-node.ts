@@ -68,6 +68,11 @@ export interface RaftNodeOptions {
   heartbeatIntervalMs?: number;
   /** Take a snapshot once this many entries were applied since the last one. Default 16384. */
   snapshotThreshold?: number;
+  /**
+   * Take a snapshot also once the data of the entries applied since the last one reaches this many
+   * bytes, so that large entries do not pile up in the log. Default 256 MiB.
+   */
+  snapshotThresholdBytes?: number;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. Default 1024. */
   trailingEntries?: number;
   /** Most entries in one AppendEntries request. Default 1024. */
@@ -80,6 +85,11 @@ export interface RaftNodeOptions {
   snapshotChunkBytes?: number;
   /** Size at which a log segment file is closed and a new one begun, in bytes. Default 64 MiB. */
   segmentBytes?: number;
+  /**
+   * Most bytes of recent entry data the log keeps in memory (followers and the apply loop read the tail);
+   * older entries are read from disk. Entries not yet written and config entries are held besides. Default 64 MiB.
+   */
+  logCacheBytes?: number;
   /**
    * `'always'` (default): fsync the log before an entry counts toward commit and
    * the term/vote before any answer. `'never'`: no fsync at all, UNSAFE: a machine
@@ -107,6 +117,10 @@ interface Progress {
   snapshotting: boolean;
   lastContact: number;
   lastSent: number;
+  /** AppendEntries waiting for entries read from disk; later sends wait for them (sends leave in order). */
+  queued: number;
+  /** Resolves once the last of the queued sends was handed to the transport. */
+  sent: Promise<void>;
 }
 
 interface Waiter {
@@ -221,12 +235,14 @@ export class RaftNode implements RpcHandler {
       electionTimeoutMs: election,
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? Math.max(1, Math.floor(election / 10)),
       snapshotThreshold: options.snapshotThreshold ?? 16384,
+      snapshotThresholdBytes: options.snapshotThresholdBytes ?? 256 << 20,
       trailingEntries: options.trailingEntries ?? 1024,
       maxAppendEntries: options.maxAppendEntries ?? 1024,
       maxAppendBytes: options.maxAppendBytes ?? 1 << 20,
       maxInflight: options.maxInflight ?? 8,
       snapshotChunkBytes: options.snapshotChunkBytes ?? 1 << 20,
       segmentBytes: options.segmentBytes ?? 64 << 20,
+      logCacheBytes: options.logCacheBytes ?? 64 << 20,
       sync: options.sync ?? 'always',
     };
   }
@@ -300,9 +316,25 @@ export class RaftNode implements RpcHandler {
     return this.#meta.clusterId === '' ? undefined : this.#meta.clusterId;
   }
 
-  /** The entry at `index` while it is in the log (not yet compacted behind a snapshot), for inspection and tests. */
+  /**
+   * The entry at `index` while it is in the log (not yet compacted behind a snapshot), from memory or
+   * disk, for inspection and tests. Rejects `CORRUPT` when its record on disk does not verify.
+   */
+  readLogEntry(index: number): Promise<LogEntry | undefined> {
+    return this.#log ? this.#log.entry(index) : Promise.resolve(undefined);
+  }
+
+  /**
+   * @deprecated Use {@link RaftNode.readLogEntry}: the log keeps only recent entry data in memory.
+   * The entry at `index` when its data is in memory (recent, config or not yet written entries, which
+   * is every entry of a small log); throws when it is held only on disk. Kept until the simulation
+   * moves to `readLogEntry`, then removed.
+   */
   logEntry(index: number): LogEntry | undefined {
-    return this.#log?.entry(index);
+    if (!this.#log || index < this.#log.firstIndex || index > this.#log.lastIndex) return undefined;
+    const e = this.#log.entryInMemory(index);
+    if (!e) throw new Error(`logEntry(${index}): the entry is only on disk, use readLogEntry`);
+    return e;
   }
 
   /** Index of the last entry covered by the latest snapshot (0 when none). */
@@ -390,7 +422,14 @@ export class RaftNode implements RpcHandler {
     this.#meta = await this.#metaStore.load();
     this.#snap = await this.#snapStore.load();
     const snapIndex = this.#snap?.index ?? 0;
-    this.#log = await LogStore.open(this.#fs, dir, { sync, segmentBytes: this.#opts.segmentBytes }, snapIndex + 1);
+    const smApplied = this.#sm.appliedIndex();
+    // Entries up to the durable point were applied (or are in the snapshot), so they were durable: damage there is CORRUPT.
+    this.#log = await LogStore.open(
+      this.#fs,
+      dir,
+      { sync, segmentBytes: this.#opts.segmentBytes, cacheBytes: this.#opts.logCacheBytes, logger: this.#log_ },
+      { emptyFirst: snapIndex + 1, durableIndex: Math.max(smApplied, snapIndex) },
+    );
     if (this.#snap) {
       const snap = this.#snap;
       this.#snapConfig = snap.config;
@@ -401,9 +440,13 @@ export class RaftNode implements RpcHandler {
         this.#log.reset(snap.index + 1); // an install that crashed before resetting the log
       }
     }
+    if (smApplied > this.#log.lastIndex && smApplied > snapIndex) {
+      // New entries would reuse indexes the state machine already applied and never be applied: replicas diverge.
+      const end = this.#log.end;
+      throw new RaftError('CORRUPT', `${end.path}: the state machine applied up to ${smApplied} but the log ends at ${this.#log.lastIndex} and no snapshot covers it, at offset ${end.offset}`);
+    }
     this.#rebuildConfigs();
     this.#transport ??= new HttpTransport();
-    const smApplied = this.#sm.appliedIndex();
     if (this.#snap && smApplied < this.#snap.index) {
       await this.#restore(this.#snap);
     } else {
@@ -881,9 +924,8 @@ export class RaftNode implements RpcHandler {
 
   #rebuildConfigs(): void {
     this.#configs = [];
-    for (let i = this.#log.firstIndex; i <= this.#log.lastIndex; i++) {
-      const e = this.#log.entry(i)!;
-      if (e.type === EntryType.Config && e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
+    for (const e of this.#log.configEntries()) {
+      if (e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
     }
   }
 
@@ -1107,7 +1149,7 @@ export class RaftNode implements RpcHandler {
   }
 
   #newProgress(): Progress {
-    return { next: this.#log.lastIndex + 1, match: 0, inflight: 0, probing: true, snapshotting: false, lastContact: this.#clock.now(), lastSent: -Infinity };
+    return { next: this.#log.lastIndex + 1, match: 0, inflight: 0, probing: true, snapshotting: false, lastContact: this.#clock.now(), lastSent: -Infinity, queued: 0, sent: Promise.resolve() };
   }
 
   // ---------------------------------------------------------------- leader: proposals & replication
@@ -1254,8 +1296,9 @@ export class RaftNode implements RpcHandler {
       void this.#sendSnapshot(peer, p);
       return;
     }
-    const entries = this.#log.slice(p.next, this.#log.lastIndex, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes);
-    if (entries.length === 0 && !heartbeat) return;
+    const from = p.next;
+    const last = this.#log.batchEnd(from, this.#log.lastIndex, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes);
+    if (last < from && !heartbeat) return;
     const term = this.#meta.term;
     const req: AppendEntriesRequest = {
       term,
@@ -1263,15 +1306,44 @@ export class RaftNode implements RpcHandler {
       clusterId: this.#meta.clusterId,
       prevLogIndex: prev,
       prevLogTerm: prevTerm,
-      entries,
+      entries: [],
       leaderCommit: this.#commit,
     };
-    if (!p.probing && entries.length > 0) p.next = entries[entries.length - 1]!.index + 1;
+    if (!p.probing && last >= from) p.next = last + 1;
     p.inflight++;
     p.lastSent = this.#clock.now();
-    this.#transport!.appendEntries(peer, req).then(
+    const send = (entries: LogEntry[]): Promise<AppendEntriesResponse> => {
+      req.entries = entries;
+      return this.#transport!.appendEntries(peer, req);
+    };
+    const now = last >= from ? this.#log.readNow(from, last) : [];
+    let response: Promise<AppendEntriesResponse>;
+    if (now && p.queued === 0) {
+      response = send(now);
+    } else {
+      // Some entries are only on disk (or an earlier send waits for them): read them, then send, in order.
+      p.queued++;
+      const prior = p.sent;
+      let issued!: () => void;
+      p.sent = new Promise<void>((resolve) => (issued = resolve));
+      const read = this.#log.read(from, last).then(
+        (entries) => ({ entries }),
+        (err: unknown) => ({ err }),
+      );
+      response = Promise.all([read, prior]).then(([r]) => {
+        p.queued--;
+        issued();
+        if ('err' in r) throw r.err;
+        if (this.#progress.get(peer) !== p || this.#meta.term !== term || this.#closed || r.entries.length !== last - from + 1) {
+          throw new RaftError('LEADERSHIP_LOST', 'the log or the leadership changed before the entries were sent');
+        }
+        return send(r.entries);
+      });
+    }
+    response.then(
       (res) => this.#onAppendResponse(peer, p, req, res),
       (err: unknown) => {
+        if (isRaftError(err, 'CORRUPT')) return this.#fail(err);
         if (this.#progress.get(peer) !== p || this.#meta.term !== term) return;
         p.inflight = Math.max(0, p.inflight - 1);
         if (isRaftError(err, 'CLUSTER_MISMATCH')) this.#log_.error('raft: peer is in another cluster', { peer });
@@ -1510,7 +1582,7 @@ export class RaftNode implements RpcHandler {
     if (this.#applied >= Math.min(this.#commit, this.#log.durableIndex)) {
       // Nothing to apply, but the threshold may have been crossed while the last snapshot was written:
       // take the next one now (in the apply slot, so that no apply() overlaps the state machine's snapshot()).
-      if (this.#snapshotting || this.#applied - (this.#snap?.index ?? 0) < this.#opts.snapshotThreshold) return;
+      if (this.#snapshotting || !this.#snapshotDue(this.#applied)) return;
       this.#applying = this.#maybeSnapshot().finally(() => {
         this.#applying = undefined;
         if (this.#applied < Math.min(this.#commit, this.#log.durableIndex)) this.#kickApply();
@@ -1528,8 +1600,14 @@ export class RaftNode implements RpcHandler {
       if (this.#closed || this.#failed !== undefined || this.#installing) return;
       const upTo = Math.min(this.#commit, this.#log.durableIndex);
       if (this.#applied >= upTo) return;
-      const batch = this.#log.slice(this.#applied + 1, upTo, 4096);
-      if (batch.length === 0) return;
+      let batch: LogEntry[];
+      try {
+        batch = await this.#log.read(this.#applied + 1, upTo, 4096, 16 << 20); // at most about 16 MiB of data in memory at once
+      } catch (err) {
+        this.#fail(err);
+        return;
+      }
+      if (batch.length === 0 || this.#closed || this.#failed !== undefined) return;
       const last = batch[batch.length - 1]!.index;
       try {
         await this.#sm.apply(batch.filter((e) => e.type === EntryType.Command), last);
@@ -1548,10 +1626,16 @@ export class RaftNode implements RpcHandler {
     }
   }
 
+  /** Whether the entries applied since the last snapshot, up to `index`, call for a new one: by count or by bytes. */
+  #snapshotDue(index: number): boolean {
+    const since = this.#snap?.index ?? 0;
+    return index - since >= this.#opts.snapshotThreshold || this.#log.bytesBetween(since + 1, index) >= this.#opts.snapshotThresholdBytes;
+  }
+
   async #maybeSnapshot(): Promise<void> {
     if (this.#snapshotting || this.#incoming || this.#closed) return;
     const index = this.#applied;
-    if (index - (this.#snap?.index ?? 0) < this.#opts.snapshotThreshold) return;
+    if (!this.#snapshotDue(index)) return;
     const term = this.#termAt(index);
     if (term === undefined) return;
     const config = this.#configAt(index);

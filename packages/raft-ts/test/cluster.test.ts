@@ -132,7 +132,7 @@ describe('a three-node cluster over loopback HTTP', () => {
       for (let round = 0; round < 5; round++) {
         last3 = await applyAll(leader, Array.from({ length: 30 }, (_, i) => `three-${round}-${i}`));
       }
-      await waitFor(() => leader.node!.snapshotIndex > downLast + 5 && leader.node!.logEntry(downLast + 1) === undefined, {
+      await waitFor(async () => leader.node!.snapshotIndex > downLast + 5 && (await leader.node!.readLogEntry(downLast + 1)) === undefined, {
         timeoutMs: 10_000,
         message: 'the leader compacted past the down node',
       });

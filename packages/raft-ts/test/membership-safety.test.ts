@@ -13,8 +13,7 @@ import { SimNetwork } from './sim/sim-network.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-// eslint-disable-next-line @typescript-eslint/await-thenable
-const entryAt = async (node: RaftNode, index: number) => await node.logEntry(index);
+const entryAt = (node: RaftNode, index: number) => node.readLogEntry(index);
 
 interface Member {
   url: string;

@@ -251,7 +251,7 @@ describe('snapshots', () => {
     }
     await waitFor(() => h.node.snapshotIndex > 5);
     const snapshotIndex = h.node.snapshotIndex;
-    expect(h.node.logEntry(2)).toBeUndefined();
+    expect(await h.node.readLogEntry(2)).toBeUndefined();
     // A answers again: its next entry is gone, so it gets snapshots (one may have started before the last
     // compaction: then the newest follows), each whole, 16 bytes at a time, in order; then the log.
     h.clock.advance(10);

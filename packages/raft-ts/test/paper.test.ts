@@ -44,7 +44,7 @@ describe('leader election (§5.2)', () => {
     await elect(h);
     expect(h.node.state).toBe('leader');
     expect(h.node.leader()).toBe(ME);
-    const noop = h.node.logEntry(2)!;
+    const noop = (await h.node.readLogEntry(2))!;
     expect([noop.type, noop.term]).toEqual([EntryType.Noop, 2]);
     const ae = await h.transport.next('appendEntries', A);
     expect(ae.req).toMatchObject({ term: 2, prevLogIndex: 1, prevLogTerm: 1 });
@@ -214,11 +214,11 @@ describe('log replication (§5.3)', () => {
     const res = await append(h, { term: 2, from: B, prevLogIndex: 2, prevLogTerm: 1, entries: [command(3, 2, 'B')], leaderCommit: 1 });
     expect(res).toEqual({ term: 2, success: true, matchIndex: 3 });
     expect(h.node.lastIndex).toBe(3);
-    expect(h.node.logEntry(3)!.term).toBe(2);
+    expect((await h.node.readLogEntry(3))!.term).toBe(2);
     await h.node.close();
     const again = await openHarness({}, h.dir);
     expect(again.node.lastIndex).toBe(3);
-    expect(new TextDecoder().decode(again.node.logEntry(3)!.data)).toBe('B');
+    expect(new TextDecoder().decode((await again.node.readLogEntry(3))!.data)).toBe('B');
     await again.node.close();
   });
 
@@ -292,7 +292,7 @@ describe('log replication (§5.3)', () => {
     // Index 2 comes from the term-1 leader but is not committed.
     await append(h, { prevLogIndex: 1, prevLogTerm: 1, entries: [command(2, 1, 'old')], leaderCommit: 1 });
     await elect(h);
-    expect(h.node.logEntry(3)!.term).toBe(2);
+    expect((await h.node.readLogEntry(3))!.term).toBe(2);
     // A has index 2 (term 1) but not yet the no-op of term 2: index 2 is on a majority, but must not commit.
     const first = await h.transport.next('appendEntries', A);
     first.resolve({ term: 2, success: true, matchIndex: 2 });
