@@ -1522,17 +1522,30 @@ export class RaftNode implements RpcHandler {
       await inc?.writer.abort().catch(() => undefined);
       this.#incoming = undefined;
       await this.#snapshotting; // one snapshot writer at a time
-      inc = { index: req.lastIncludedIndex, term: req.lastIncludedTerm, leaderTerm: req.term, received: 0, writer: await this.#snapStore.create(req.lastIncludedIndex, req.lastIncludedTerm, req.config) };
+      let writer: SnapshotWriter;
+      try {
+        writer = await this.#snapStore.create(req.lastIncludedIndex, req.lastIncludedTerm, req.config);
+      } catch (err) {
+        this.#fail(err);
+        throw err;
+      }
+      inc = { index: req.lastIncludedIndex, term: req.lastIncludedTerm, leaderTerm: req.term, received: 0, writer };
       this.#incoming = inc;
     }
     if (!inc || inc.index !== req.lastIncludedIndex || inc.received !== req.offset) {
       return { term, received: inc && inc.index === req.lastIncludedIndex ? inc.received : 0 };
     }
-    await inc.writer.write(req.data);
-    inc.received += req.data.length;
-    if (!req.done) return { term, received: inc.received };
-    this.#incoming = undefined;
-    const meta = await inc.writer.finish();
+    let meta: SnapshotMeta | undefined;
+    try {
+      await inc.writer.write(req.data);
+      inc.received += req.data.length;
+      if (!req.done) return { term, received: inc.received };
+      this.#incoming = undefined;
+      meta = await inc.writer.finish();
+    } catch (err) {
+      this.#fail(err); // the snapshot being received is on its way to replace the log: its disk failed
+      throw err;
+    }
     await this.#install(meta);
     return { term: this.#meta.term, received: inc.received };
   }
@@ -1668,7 +1681,9 @@ export class RaftNode implements RpcHandler {
       this.#log_.info('raft: snapshot taken', { url: this.url, index, size: meta.size });
       return true;
     } catch (err) {
-      this.#log_.error('raft: writing a snapshot failed', { err });
+      // A snapshot is what the log is compacted behind: a write or fsync that failed is lost data, not
+      // something to retry (a later fsync may succeed without the data reaching the disk). Stop.
+      this.#fail(err);
       await writer?.abort().catch(() => undefined);
       return false;
     }

@@ -25,6 +25,8 @@ export class SimNetwork {
   #groups = new Map<string, number>();
   /** One-way cuts: `from>to` means what `from` sends to `to` is lost. */
   readonly #blocked = new Set<string>();
+  /** Nodes stopped like a SIGSTOPped process: what reaches them waits here until they resume. */
+  readonly #held = new Map<string, (() => void)[]>();
   faults: NetworkFaults = { drop: 0, duplicate: 0, minDelay: 1, maxDelay: 5 };
   rpcTimeoutMs = 200;
   /** Messages sent, for statistics. */
@@ -62,6 +64,30 @@ export class SimNetwork {
     this.#blocked.delete(`${from}>${to}`);
   }
 
+  /** Stops `url` like SIGSTOP: messages to it, and answers to its calls, wait until {@link SimNetwork.resume}. */
+  pause(url: string): void {
+    if (!this.#held.has(url)) this.#held.set(url, []);
+  }
+
+  /** Lets a paused node go on (SIGCONT): what waited for it arrives now, in order. */
+  resume(url: string): void {
+    const waiting = this.#held.get(url);
+    this.#held.delete(url);
+    for (const fn of waiting ?? []) this.#sched.schedule(0, fn);
+  }
+
+  /** Whether `url` is paused. */
+  paused(url: string): boolean {
+    return this.#held.has(url);
+  }
+
+  /** Runs `fn` now, or when `url` resumes if it is paused. */
+  #at(url: string, fn: () => void): void {
+    const waiting = this.#held.get(url);
+    if (waiting) waiting.push(fn);
+    else fn();
+  }
+
   /** The one-way cuts in force, as `from>to` strings. */
   get blocked(): string[] {
     return [...this.#blocked];
@@ -83,21 +109,26 @@ export class SimNetwork {
       this.sent++;
       return new Promise<Res>((resolve, reject) => {
         let settled = false;
-        const timer = this.#sched.schedule(this.rpcTimeoutMs, () => {
-          if (settled || !alive()) return;
-          settled = true;
-          reject(new RaftError('UNREACHABLE', `${target} did not answer`));
-        });
-        const answer = (fn: () => void): void => {
-          if (this.#rng.chance(this.faults.drop) || !this.#connected(target, from)) return;
-          this.#sched.schedule(this.#delay(), () => {
+        const timer = this.#sched.schedule(this.rpcTimeoutMs, () =>
+          this.#at(from, () => {
             if (settled || !alive()) return;
             settled = true;
-            this.#sched.cancel(timer);
-            fn();
-          });
+            reject(new RaftError('UNREACHABLE', `${target} did not answer`));
+          }),
+        );
+        const answer = (fn: () => void): void => {
+          if (this.#rng.chance(this.faults.drop) || !this.#connected(target, from)) return;
+          this.#sched.schedule(this.#delay(), () =>
+            this.#at(from, () => {
+              if (settled || !alive()) return;
+              settled = true;
+              this.#sched.cancel(timer);
+              fn();
+            }),
+          );
         };
-        const deliver = (): void => {
+        const deliver = (): void => this.#at(target, handOver);
+        const handOver = (): void => {
           const h = this.#handlers.get(target);
           if (!h || !this.#connected(from, target)) return;
           let copy: Req;

@@ -1,26 +1,64 @@
 import type { StateMachine } from '../../src/state-machine.js';
 import type { LogEntry } from '../../src/types.js';
+import type { SimFileSystem } from './sim-disk.js';
 
 /** Called with each violation a state machine sees. */
 export type Report = (message: string) => void;
 
+const CHECKPOINT = 'sm-checkpoint.json';
+
 /**
  * The simulation's state machine: an ordered record of applied commands
- * (index → text). It lives in memory, so a crash loses it and raft must
- * restore the snapshot and re-apply the log. Every apply is checked against
- * `global` (what any node applied at that index) and against its own order.
+ * (index → text). Every apply is reported to `recordApplied` (which checks
+ * it against what any node applied at that index) and checked against its own order.
+ *
+ * Without a file system it lives in memory, so a crash loses it and raft must
+ * restore the snapshot and re-apply the log. With one it is durable like the
+ * broker: now and then it checkpoints its state (write, fsync, rename, fsync
+ * the directory) and {@link SimStateMachine.load} starts from the last
+ * checkpoint, so raft trusts an applied index that survived the crash.
  */
 export class SimStateMachine implements StateMachine {
   readonly state = new Map<number, string>();
   #upTo = 0;
-  readonly #global: Map<number, string>;
+  readonly #recordApplied: (index: number, text: string) => void;
   readonly #report: Report;
   readonly #name: string;
+  readonly #durable: { fs: SimFileSystem; dir: string; every: () => boolean } | undefined;
 
-  constructor(name: string, global: Map<number, string>, report: Report) {
+  /**
+   * @param durable where and how often to checkpoint: `every()` is asked after each apply.
+   */
+  constructor(name: string, recordApplied: (index: number, text: string) => void, report: Report, durable?: { fs: SimFileSystem; dir: string; every: () => boolean }) {
     this.#name = name;
-    this.#global = global;
+    this.#recordApplied = recordApplied;
     this.#report = report;
+    this.#durable = durable;
+  }
+
+  /** Loads the last checkpoint (durable state machines only). */
+  async load(): Promise<void> {
+    if (!this.#durable) return;
+    const { fs, dir } = this.#durable;
+    await fs.mkdir(dir);
+    const bytes = await fs.readFile(`${dir}/${CHECKPOINT}`);
+    if (!bytes) return;
+    const parsed = JSON.parse(new TextDecoder().decode(bytes)) as { upTo: number; state: [number, string][] };
+    for (const [i, t] of parsed.state) this.state.set(i, t);
+    this.#upTo = parsed.upTo;
+  }
+
+  async #checkpoint(): Promise<void> {
+    if (!this.#durable) return;
+    const { fs, dir } = this.#durable;
+    const temp = `${dir}/${CHECKPOINT}.tmp`;
+    await fs.remove(temp);
+    const h = await fs.open(temp);
+    await h.append(new TextEncoder().encode(JSON.stringify({ upTo: this.#upTo, state: [...this.state] })));
+    await h.sync();
+    await h.close();
+    await fs.rename(temp, `${dir}/${CHECKPOINT}`);
+    await fs.syncDir(dir);
   }
 
   async apply(entries: readonly LogEntry[], upTo: number): Promise<void> {
@@ -33,12 +71,11 @@ export class SimStateMachine implements StateMachine {
     }
     if (upTo < last || upTo < this.#upTo) this.#report(`${this.#name} apply upTo ${upTo} behind ${last}`);
     this.#upTo = upTo;
+    if (this.#durable?.every()) await this.#checkpoint();
   }
 
   #record(index: number, text: string): void {
-    const seen = this.#global.get(index);
-    if (seen === undefined) this.#global.set(index, text);
-    else if (seen !== text) this.#report(`${this.#name} applied "${text}" at ${index}, another node applied "${seen}"`);
+    this.#recordApplied(index, text);
     this.state.set(index, text);
   }
 
@@ -62,5 +99,6 @@ export class SimStateMachine implements StateMachine {
     this.state.clear();
     for (const [i, t] of parsed.state) this.#record(i, t);
     this.#upTo = index;
+    await this.#checkpoint();
   }
 }
