@@ -179,10 +179,17 @@ class Scanner {
     return this.#buf.subarray(pos - this.#at, pos - this.#at + want);
   }
 
-  /** Whether some whole 512-byte sector, aligned in the file, that overlaps [from, to) is all zero. */
+  /**
+   * Whether some 512-byte sector, aligned in the file, that overlaps the damaged
+   * record at [from, to) is all zero: the part of it from `from` on (the bytes
+   * before belong to records that verified) and within the file. A sector whose
+   * last write never reached the disk reads like that (a hole).
+   */
   async zeroSector(from: number, to: number): Promise<boolean> {
-    for (let s = Math.floor(from / SECTOR) * SECTOR; s < to && s + SECTOR <= this.size; s += SECTOR) {
-      if (isZero(await this.bytes(s, SECTOR))) return true;
+    for (let s = Math.floor(from / SECTOR) * SECTOR; s < to && s < this.size; s += SECTOR) {
+      const lo = Math.max(s, from);
+      const hi = Math.min(s + SECTOR, this.size);
+      if (hi > lo && isZero(await this.bytes(lo, hi - lo))) return true;
     }
     return false;
   }
@@ -203,7 +210,8 @@ class Scanner {
  *
  * On open every record is verified, streaming each segment in bounded reads.
  * Damage of the shape a crash leaves (the file ends inside a record, or an
- * aligned 512-byte sector overlapping it is all zero) in the last segment,
+ * aligned 512-byte sector overlapping it is all zero, from the record's start
+ * and up to the end of the file) in the last segment,
  * beyond the owner's durable point, is truncated and reported; any other
  * damage is a `CORRUPT` error naming file and offset. Internal to raft-ts.
  */
