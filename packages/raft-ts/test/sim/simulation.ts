@@ -63,6 +63,8 @@ export interface SimApp {
   decode(data: Uint8Array): string;
   /** File names (not paths) of the app's own files where a bit flip must be detected when the node opens. */
   checkedFiles?: RegExp;
+  /** Whether the write `text` is kept in the state (default true); one that is not (a control message) is acknowledged but not looked for. */
+  stored?(text: string): boolean;
 }
 
 /** One incarnation of a {@link SimApp} on a node. */
@@ -70,6 +72,13 @@ export interface SimAppNode {
   stateMachine: StateMachine;
   /** Every applied write in the state, index → text (after healing, for the convergence checks). */
   state(): Promise<Map<number, string>>;
+  /**
+   * Whether the state is expected to hold `text` at `index` (default true when the app stores it): false
+   * once the app removed it on purpose (reclamation), alike on every node.
+   */
+  covers?(index: number, text: string): boolean;
+  /** The error that failed the state machine for good (its disk failed), if it did: the node's process then exits. */
+  failure?(): unknown;
   /** Releases what the state machine holds (called after raft closed; not after a crash). */
   close?(): Promise<void>;
 }
@@ -122,6 +131,8 @@ interface SimNode {
   leaving: boolean;
   /** When the disk of the running incarnation returned an I/O error: the node must stop. */
   diskFailedAt: number | undefined;
+  /** When an I/O error hit one of raft's own files: from then on the node must not answer a peer with success. */
+  raftDiskFailedAt: number | undefined;
   /** A bit flip in durable data the next open must detect. */
   flipped: { path: string; offset: number } | undefined;
 }
@@ -251,7 +262,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         }
         const e = await entryAt(node, a.index).catch(() => undefined);
         if (e === undefined) continue; // compacted behind a snapshot
-        if (e.type !== EntryType.Command || app.decode(e.data) !== a.text) {
+        if (e.type !== EntryType.Command || app.decode(e.data) !== app.decode(app.encode(a.text))) {
           report(`leader ${n.url} (term ${term}) has another entry at acknowledged index ${a.index}`);
         }
       }
@@ -260,11 +271,12 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
 
   /** The node's RPC handler as the network sees it: after its disk failed, it must never answer success. */
   const guarded = (n: SimNode, node: RaftNode): RpcHandler => {
-    // Only requests that arrive once the disk has failed count: one already under way may finish on a log that is fine.
+    // Only requests that arrive once raft's disk has failed count: one already under way may finish on a log that is fine.
+    // (A failure of the app's own files stops the node through the supervisor, within a bound, see superviseFailures.)
     const check = <T>(what: string, p: Promise<T>, ok: (res: T) => boolean): Promise<T> => {
-      const failedBefore = n.diskFailedAt !== undefined;
+      const failedBefore = n.raftDiskFailedAt !== undefined;
       return p.then((res) => {
-        if (failedBefore && n.node === node && ok(res)) report(`${n.url} answered ${what} with success after its disk failed at t=${n.diskFailedAt}`);
+        if (failedBefore && n.node === node && ok(res)) report(`${n.url} answered ${what} with success after its disk failed at t=${n.raftDiskFailedAt}`);
         return res;
       });
     };
@@ -282,9 +294,13 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     const token = { alive: true };
     n.token = token;
     n.diskFailedAt = undefined;
+    n.raftDiskFailedAt = undefined;
     n.disk.onEvent = (e: DiskEvent) => {
       bump(e.kind === 'io-error' ? `io-error ${e.code}` : e.kind);
-      if (e.kind === 'io-error' && n.token === token) n.diskFailedAt ??= sched.now;
+      if (e.kind === 'io-error' && n.token === token) {
+        n.diskFailedAt ??= sched.now;
+        if (e.path.startsWith(`${RAFT_DIR}/`)) n.raftDiskFailedAt ??= sched.now;
+      }
       if (e.kind !== 'lost-dir-entry') trace(`t=${sched.now} ${n.url} disk: ${e.kind}${e.code ? ` ${e.code}` : ''} ${e.path}${e.offset === undefined ? '' : ` at ${e.offset}`}`);
     };
     // Each incarnation's clock runs at its own rate (timers included): 0.8x to 1.25x.
@@ -352,7 +368,9 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       n.token.alive = false;
       return;
     }
-    const corrupt = isRaftError(err, 'CORRUPT') || (err as { code?: unknown }).code === 'CORRUPT' || (err as { code?: unknown }).code === 'CORRUPT_SEGMENT';
+    // Every package names damage with a code of its own: CORRUPT (raft-ts), CORRUPT_SEGMENT (@msg/segments), CORRUPT_META, DATA_LOST (@msg/broker).
+    const code = (err as { code?: unknown }).code;
+    const corrupt = isRaftError(err, 'CORRUPT') || (typeof code === 'string' && /^(CORRUPT|CORRUPT_[A-Z]+|DATA_LOST)$/.test(code));
     if (!flipped || !corrupt) {
       report(`${n.url} failed to open (${what}): ${String(err)}${flipped ? ` (a bit was flipped in ${flipped.path} at ${flipped.offset})` : ''}`);
       return;
@@ -389,6 +407,9 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     n.disk.crash();
     n.node = undefined;
     n.app = undefined;
+    // What the dead process was doing (a join, a leave, a close) never finishes.
+    n.busy = false;
+    n.leaving = false;
   };
 
   const make = (i: number): SimNode => {
@@ -403,6 +424,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       busy: false,
       leaving: false,
       diskFailedAt: undefined,
+      raftDiskFailedAt: undefined,
       flipped: undefined,
     };
     nodes.push(n);
@@ -437,7 +459,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   const superviseFailures = (): void => {
     for (const n of up()) {
       if (n.diskFailedAt === undefined) continue;
-      if (n.node!.state === 'failed' || n.node!.state === 'closed') {
+      if (n.node!.state === 'failed' || n.node!.state === 'closed' || n.app?.failure?.() !== undefined) {
         bump('stopped after disk error');
         crash(n, 'exit after disk error');
       } else if (sched.now - n.diskFailedAt > 2000) {
@@ -457,7 +479,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         stats.acked += texts.length;
         texts.forEach((text, k) => acked.push({ index: index + k, text }));
         const seen = global.get(index);
-        if (seen !== texts[0]) report(`apply(${texts[0]}) resolved with ${index} where "${seen}" was applied`);
+        if (seen !== texts[0] && (app.stored?.(texts[0]!) ?? true)) report(`apply(${texts[0]}) resolved with ${index} where "${seen}" was applied`);
       },
       () => undefined,
     );
@@ -778,23 +800,28 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     for (const n of live) states.set(n, await drive(n.app!.state()));
     const ref = live[0]!;
     const refState = states.get(ref)!;
+    const covers = (n: SimNode, i: number, text: string): boolean => (app.stored?.(text) ?? true) && (n.app!.covers?.(i, text) ?? true);
     for (const n of live) {
       const state = states.get(n)!;
       for (const [i, text] of refState) {
-        if (i <= final && state.get(i) !== text) {
+        if (i <= final && covers(n, i, text) && state.get(i) !== text) {
           report(`${n.url} lacks "${text}" at ${i} that ${ref.url} applied`);
           break;
         }
       }
-      if ([...state.keys()].filter((i) => i <= final).length !== [...refState.keys()].filter((i) => i <= final).length) {
-        report(`${n.url} and ${ref.url} applied different sets of entries`);
+      for (const [i, text] of state) {
+        if (i <= final && covers(ref, i, text) && refState.get(i) !== text) {
+          report(`${n.url} holds "${text}" at ${i} that ${ref.url} does not`);
+          break;
+        }
       }
     }
     // Every acknowledged write is in every node's state exactly once, at its acknowledged index.
     for (const a of acked) {
+      if (!(app.stored?.(a.text) ?? true)) continue;
       if (global.get(a.index) !== a.text) report(`acknowledged "${a.text}" at ${a.index} is not what was applied ("${global.get(a.index)}")`);
       for (const n of live) {
-        if (states.get(n)!.get(a.index) !== a.text) {
+        if (covers(n, a.index, a.text) && states.get(n)!.get(a.index) !== a.text) {
           report(`${n.url} does not hold acknowledged "${a.text}" at ${a.index}`);
           break;
         }
@@ -830,7 +857,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         if (node.appliedIndex < final) report(`${n.url} joined after healing but did not catch up: ${describe(node)}`);
         const mine = await drive(n.app!.state());
         for (const [i, text] of await drive(via.app!.state())) {
-          if (i <= final && mine.get(i) !== text) {
+          if (i <= final && (n.app!.covers?.(i, text) ?? true) && mine.get(i) !== text) {
             report(`${n.url} joined after healing but lacks "${text}" at ${i}`);
             break;
           }
