@@ -430,12 +430,6 @@ export class LogStore {
     return this.#slots[index - this.#first]?.term;
   }
 
-  /** The entry at `index` when its data is in memory (queued, cached or a config entry), else `undefined`. */
-  entryInMemory(index: number): LogEntry | undefined {
-    const s = this.#slots[index - this.#first];
-    return s?.data ? { index: s.index, term: s.term, type: s.type, data: s.data } : undefined;
-  }
-
   /** The config entries held, in index order (their data is always in memory). */
   configEntries(): LogEntry[] {
     const out: LogEntry[] = [];

@@ -324,19 +324,6 @@ export class RaftNode implements RpcHandler {
     return this.#log ? this.#log.entry(index) : Promise.resolve(undefined);
   }
 
-  /**
-   * @deprecated Use {@link RaftNode.readLogEntry}: the log keeps only recent entry data in memory.
-   * The entry at `index` when its data is in memory (recent, config or not yet written entries, which
-   * is every entry of a small log); throws when it is held only on disk. Kept until the simulation
-   * moves to `readLogEntry`, then removed.
-   */
-  logEntry(index: number): LogEntry | undefined {
-    if (!this.#log || index < this.#log.firstIndex || index > this.#log.lastIndex) return undefined;
-    const e = this.#log.entryInMemory(index);
-    if (!e) throw new Error(`logEntry(${index}): the entry is only on disk, use readLogEntry`);
-    return e;
-  }
-
   /** Index of the last entry covered by the latest snapshot (0 when none). */
   get snapshotIndex(): number {
     return this.#snap?.index ?? 0;
@@ -423,12 +410,14 @@ export class RaftNode implements RpcHandler {
     this.#snap = await this.#snapStore.load();
     const snapIndex = this.#snap?.index ?? 0;
     const smApplied = this.#sm.appliedIndex();
-    // Entries up to the durable point were applied (or are in the snapshot), so they were durable: damage there is CORRUPT.
+    // Entries the state machine applied beyond the snapshot were durable and are needed: damage there is CORRUPT.
+    // Entries the snapshot covers are not needed (a crash during an install can leave a torn tail below the
+    // snapshot's index, the log is reset below); beyond the applied index, only damage of a crash's shape is recovered.
     this.#log = await LogStore.open(
       this.#fs,
       dir,
       { sync, segmentBytes: this.#opts.segmentBytes, cacheBytes: this.#opts.logCacheBytes, logger: this.#log_ },
-      { emptyFirst: snapIndex + 1, durableIndex: Math.max(smApplied, snapIndex) },
+      { emptyFirst: snapIndex + 1, durableIndex: smApplied > snapIndex ? smApplied : 0 },
     );
     if (this.#snap) {
       const snap = this.#snap;

@@ -162,9 +162,8 @@ export const textApp: SimApp = {
   decode: (data) => decoder.decode(data),
 };
 
-async function entryAt(node: RaftNode, index: number): Promise<LogEntry | undefined> {
-  const n = node as unknown as { readLogEntry?: (i: number) => Promise<LogEntry | undefined>; logEntry: (i: number) => LogEntry | undefined };
-  return n.readLogEntry ? n.readLogEntry(index) : n.logEntry(index);
+function entryAt(node: RaftNode, index: number): Promise<LogEntry | undefined> {
+  return node.readLogEntry(index);
 }
 
 /**
