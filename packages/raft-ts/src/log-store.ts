@@ -430,6 +430,12 @@ export class LogStore {
     return this.#slots[index - this.#first]?.term;
   }
 
+  /** Where the record of the entry at `index` is on disk (`undefined` while it is only queued, or not held). */
+  locate(index: number): { path: string; offset: number } | undefined {
+    const slot = this.#slots[index - this.#first];
+    return slot?.seg ? { path: slot.seg.path, offset: slot.pos } : undefined;
+  }
+
   /** The config entries held, in index order (their data is always in memory). */
   configEntries(): LogEntry[] {
     const out: LogEntry[] = [];

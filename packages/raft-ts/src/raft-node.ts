@@ -146,12 +146,18 @@ function encodeConfig(config: ClusterConfig): Uint8Array {
   return encoder.encode(JSON.stringify(config));
 }
 
-/** The configuration an entry of the log holds; `CORRUPT` naming the entry when it does not decode (validated RPCs never put such an entry there). */
-function decodeConfig(data: Uint8Array, index: number): ClusterConfig {
+/**
+ * The configuration an entry of the log holds; `CORRUPT` naming the entry (and
+ * where it is, when on disk) when it does not decode: validated RPCs never put
+ * such an entry there, so it is damage, never a crash loop.
+ */
+function decodeConfig(data: Uint8Array, index: number, where?: { path: string; offset: number }): ClusterConfig {
   try {
     return decodeConfigData(data);
   } catch (err) {
-    throw new RaftError('CORRUPT', `log entry ${index} (a configuration) does not decode: ${(err as Error).message}`, { cause: err });
+    const at = where ? `${where.path}: ` : '';
+    const offset = where ? ` at offset ${where.offset}` : '';
+    throw new RaftError('CORRUPT', `${at}log entry ${index} (a configuration) does not decode${offset}: ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -914,7 +920,7 @@ export class RaftNode implements RpcHandler {
   #rebuildConfigs(): void {
     this.#configs = [];
     for (const e of this.#log.configEntries()) {
-      if (e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
+      if (e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index, this.#log.locate(e.index)) });
     }
   }
 

@@ -4,6 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
 import { isRaftError, type RaftErrorCode } from '../src/errors.js';
 import { NodeFileSystem, type FileSystem } from '../src/file-system.js';
+import { LogStore } from '../src/log-store.js';
 import { RaftNode } from '../src/raft-node.js';
 import { EntryType } from '../src/types.js';
 import { A, MemStateMachine, append, command, joinThree, openHarness } from './harness.js';
@@ -75,5 +76,21 @@ describe('storage failures', () => {
     await again.open();
     expect(again.lastIndex).toBe(1);
     await again.close();
+  });
+
+  it('a config entry already in the log that does not decode fails the open with CORRUPT naming entry, file and offset', async () => {
+    const h = await openHarness();
+    await joinThree(h);
+    await h.node.close();
+    // Written past the RPC validation, as damage or an older version could have.
+    const log = await LogStore.open(new NodeFileSystem(), h.dir, { sync: true, segmentBytes: 1 << 20 }, { emptyFirst: 1, durableIndex: 0 });
+    log.append([{ index: 2, term: 1, type: EntryType.Config, data: new TextEncoder().encode('{"voters": [') }]);
+    await log.sync();
+    await log.close();
+    const node = new RaftNode({ ...h.options, stateMachine: new MemStateMachine() });
+    const err = await node.open().catch((e: unknown) => e);
+    expect(isRaftError(err, 'CORRUPT')).toBe(true);
+    expect((err as Error).message).toMatch(/log-\d{20}\.seg: log entry 2 \(a configuration\) does not decode at offset \d+/);
+    expect(node.state).toBe('closed');
   });
 });
