@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { isU64 } from '@msg/wire';
 import { nodeFileSystem, type FileSystem, type TopicCheckpoint } from '@msg/segments';
 import { writeFileAtomic, type FsyncStats } from './durable-file.js';
@@ -27,29 +28,40 @@ export interface BrokerMeta {
 }
 
 interface MetaJson {
-  version: 1;
+  /** 2: followed by a checksum line; 1 (read only): the format before it, without one. */
+  version: 1 | 2;
   state: string;
   appliedIndex: number;
   readers: Record<string, Record<string, string>>;
   topics: Record<string, { lastIndex: string; segment?: string; size: number }>;
 }
 
-/** Writes `meta` to `<dir>/meta` atomically through `fs` (temp file, fsync, rename, fsync of `dir`). */
+/**
+ * Writes `meta` to `<dir>/meta` atomically through `fs` (temp file, fsync,
+ * rename, fsync of `dir`): a JSON line, then a `crc32 <hex>` line over it, so
+ * a flipped bit is detected rather than read as another applied index.
+ */
 export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStats, fs: FileSystem = nodeFileSystem): Promise<void> {
-  const json: MetaJson = { version: 1, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {} };
+  const json: MetaJson = { version: 2, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {} };
   for (const [topicID, readers] of meta.readers) {
     json.readers[String(topicID)] = Object.fromEntries([...readers].map(([id, index]) => [id, String(index)]));
   }
   for (const [topicID, cp] of meta.topics) {
     json.topics[String(topicID)] = { lastIndex: String(cp.lastIndex), ...(cp.segment === undefined ? {} : { segment: cp.segment }), size: cp.size };
   }
-  await writeFileAtomic(join(dir, META_FILE), new TextEncoder().encode(`${JSON.stringify(json)}\n`), stats, fs);
+  const line = `${JSON.stringify(json)}\n`;
+  await writeFileAtomic(join(dir, META_FILE), new TextEncoder().encode(`${line}crc32 ${checksumOf(line)}\n`), stats, fs);
 }
 
 /**
- * Reads `<dir>/meta`; `undefined` when there is none. Anything malformed is
- * `CORRUPT_META` naming the file. Read through `fs`.
+ * Reads `<dir>/meta`; `undefined` when there is none. Anything malformed, or
+ * whose checksum does not match, is `CORRUPT_META` naming the file (a file of
+ * version 1, written before the checksum line existed, is read as it is). Read through `fs`.
  */
+function checksumOf(text: string): string {
+  return crc32(new TextEncoder().encode(text)).toString(16).padStart(8, '0');
+}
+
 export async function readMeta(dir: string, fs: FileSystem = nodeFileSystem): Promise<BrokerMeta | undefined> {
   const path = join(dir, META_FILE);
   const bytes = await fs.readFile(path);
@@ -57,13 +69,20 @@ export async function readMeta(dir: string, fs: FileSystem = nodeFileSystem): Pr
   const text = new TextDecoder().decode(bytes);
   const bad = (why: string, cause?: unknown): BrokerStateError =>
     new BrokerStateError('CORRUPT_META', `corrupt broker metadata ${path}: ${why}`, { cause });
+  // The JSON line, then `crc32 <hex>` of it; a file without the second line is of version 1 (no checksum).
+  const cut = text.indexOf('\n');
+  const line = cut < 0 ? text : text.slice(0, cut + 1);
+  const rest = cut < 0 ? '' : text.slice(cut + 1);
+  const sum = /^crc32 ([0-9a-f]{8})\n$/.exec(rest);
+  if (rest !== '' && !sum) throw bad('bad checksum line');
+  if (sum && sum[1] !== checksumOf(line)) throw bad('checksum mismatch');
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(line);
   } catch (cause) {
     throw bad('not JSON', cause);
   }
-  if (!isRecord(json) || json.version !== 1) throw bad('unknown version');
+  if (!isRecord(json) || json.version !== (sum ? 2 : 1)) throw bad('unknown version');
   const { state, appliedIndex, readers, topics } = json;
   if (typeof state !== 'string' || !/^[A-Za-z0-9._-]+$/.test(state) || state === '..') throw bad('bad state folder');
   if (typeof appliedIndex !== 'number' || !Number.isSafeInteger(appliedIndex) || appliedIndex < 0) throw bad('bad appliedIndex');

@@ -139,7 +139,9 @@ describe('Broker reclamation', () => {
     await t.broker.close();
     // As written before reports were split: the anonymous reader is the id ''.
     const path = join(t.dir, 'meta');
-    const meta = JSON.parse(await readFile(path, 'utf8')) as { readers: Record<string, Record<string, string>> };
+    // (and before meta had its checksum line: a version 1 file).
+    const meta = JSON.parse((await readFile(path, 'utf8')).split('\n')[0]!) as { version: number; readers: Record<string, Record<string, string>> };
+    meta.version = 1;
     meta.readers = { '1': { '': '11' } };
     await writeFile(path, JSON.stringify(meta));
     await using again = await openTestBroker({ dir: t.dir, maxSegmentSize: 128 });
