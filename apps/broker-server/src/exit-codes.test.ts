@@ -17,6 +17,8 @@ describe('exitCodeFor', () => {
   it('maps corrupt files and system I/O errors to 74, also as a cause', () => {
     expect(exitCodeFor(new RaftError('CORRUPT', 'log-1.seg: bad crc'))).toBe(ExitCodes.IO);
     expect(exitCodeFor(new BrokerStateError('CORRUPT_META', 'meta: bad'))).toBe(ExitCodes.IO);
+    // A broker whose disk failed, wrapping nothing with an errno (raft-ts's APPLY_FAILED carries it as cause).
+    expect(exitCodeFor(new BrokerStateError('STORAGE_FAILED', 'broker storage failed'))).toBe(ExitCodes.IO);
     expect(exitCodeFor(new BrokerStateError('DATA_LOST', 'topic 7 holds less than its checkpoint'))).toBe(ExitCodes.IO);
     expect(exitCodeFor(errno('EACCES', 'open'))).toBe(ExitCodes.IO);
     expect(exitCodeFor(new Error('wrapped', { cause: errno('EIO', 'write') }))).toBe(ExitCodes.IO);

@@ -21,7 +21,7 @@ export const ExitCodes = {
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
 /** Error codes of raft-ts, @msg/segments and @msg/broker that mean damaged or unwritable files. */
-const IO_CODES = new Set(['CORRUPT', 'CORRUPT_SEGMENT', 'CORRUPT_META', 'CORRUPT_SNAPSHOT', 'WRITE_FAILED', 'DATA_LOST']);
+const IO_CODES = new Set(['CORRUPT', 'CORRUPT_SEGMENT', 'CORRUPT_META', 'CORRUPT_SNAPSHOT', 'WRITE_FAILED', 'DATA_LOST', 'STORAGE_FAILED']);
 
 /** System calls whose errors are about the network, not files. */
 const NETWORK_SYSCALLS = new Set(['connect', 'getaddrinfo', 'bind']);

@@ -68,9 +68,14 @@ async function serve(): Promise<void> {
   }
   signals.started(() => server.close());
   // A node removed from the cluster stops (exit 0) rather than serve topics that no longer grow; a node
-  // whose raft failed stops with the failure's exit code so that a supervisor restarts it.
-  watchRaft(server.raft, (end) => {
-    if (end.state === 'removed') signals.stop('removed from the cluster', ExitCodes.OK);
-    else signals.stop(`raft failed: ${end.error instanceof Error ? end.error.message : String(end.error)}`, exitCodeFor(end.error));
-  });
+  // whose raft or broker failed (a disk error) stops with the failure's exit code so that a supervisor restarts it.
+  watchRaft(
+    server.raft,
+    (end) => {
+      if (end.state === 'removed') signals.stop('removed from the cluster', ExitCodes.OK);
+      else signals.stop(`node failed: ${end.error instanceof Error ? end.error.message : String(end.error)}`, exitCodeFor(end.error));
+    },
+    250,
+    server.broker,
+  );
 }

@@ -27,6 +27,20 @@ describe('watchRaft', () => {
     expect(ends).toEqual([{ state: 'failed', error }]);
   });
 
+  it('reports a node whose state machine failed, before raft notices (no entry to apply yet)', async () => {
+    const error = new Error('checkpoint fsync: EIO');
+    const raft = { state: 'follower', failure: undefined as unknown };
+    const broker = { failure: undefined as unknown };
+    const ends: RaftEnd[] = [];
+    watchRaft(raft, (end) => ends.push(end), 5, broker);
+    await sleep(30);
+    expect(ends).toEqual([]);
+    broker.failure = error;
+    await waitFor(() => ends.length > 0);
+    await sleep(30);
+    expect(ends).toEqual([{ state: 'failed', error }]);
+  });
+
   it('reports nothing once the watch is stopped', async () => {
     const raft = { state: 'follower', failure: undefined };
     const ends: RaftEnd[] = [];
