@@ -1,5 +1,6 @@
 import { BrokerError } from './errors.js';
-import { MESSAGE_HEADER_SIZE, readHeader, type Message } from './message.js';
+import { MESSAGE_HEADER_SIZE, frameDataLength, frameIndex, frameTopicID, frameType, readHeader } from './header.js';
+import type { Message } from './message.js';
 
 /**
  * Default cap on one frame's data length: 16 MiB. A larger length in a header
@@ -53,15 +54,15 @@ export class MessageDecoder {
         if (this.#frame === undefined && this.#headerFill === 0) {
           // Aligned on a frame boundary: decode in place while whole frames are here.
           if (end - pos >= MESSAGE_HEADER_SIZE) {
-            const header = readHeader(chunk, pos);
-            this.#checkLength(header.dataLength);
-            const frameEnd = pos + MESSAGE_HEADER_SIZE + header.dataLength;
+            const dataLength = frameDataLength(chunk, pos);
+            this.#checkLength(dataLength);
+            const frameEnd = pos + MESSAGE_HEADER_SIZE + dataLength;
             if (frameEnd <= end) {
-              out.push({ type: header.type, topicID: header.topicID, index: header.index, data: chunk.subarray(pos + MESSAGE_HEADER_SIZE, frameEnd) });
+              out.push({ type: frameType(chunk, pos), topicID: frameTopicID(chunk, pos), index: frameIndex(chunk, pos), data: chunk.subarray(pos + MESSAGE_HEADER_SIZE, frameEnd) });
               pos = frameEnd;
               continue;
             }
-            this.#frame = new Uint8Array(MESSAGE_HEADER_SIZE + header.dataLength);
+            this.#frame = new Uint8Array(MESSAGE_HEADER_SIZE + dataLength);
             this.#frameFill = 0;
           }
         }
@@ -72,7 +73,7 @@ export class MessageDecoder {
           this.#headerFill += take;
           pos += take;
           if (this.#headerFill < MESSAGE_HEADER_SIZE) break;
-          const { dataLength } = readHeader(this.#header, 0);
+          const dataLength = frameDataLength(this.#header, 0);
           this.#checkLength(dataLength);
           this.#frame = new Uint8Array(MESSAGE_HEADER_SIZE + dataLength);
           this.#frame.set(this.#header, 0);

@@ -10,17 +10,26 @@ export {
 export { MAX_U64, parseU64, parseU16, isU64 } from './u64.js';
 export {
   MESSAGE_HEADER_SIZE,
+  readHeader,
+  writeHeader,
+  writeFrameIndex,
+  frameType,
+  frameTopicID,
+  frameIndex,
+  frameDataLength,
+  type MessageHeader,
+} from './header.js';
+export {
   MAX_DATA_LENGTH,
   assertValidMessage,
   encodedLength,
   encodeMessage,
   encodeMessageInto,
   encodeMessages,
-  readHeader,
   decodeMessage,
   type Message,
-  type MessageHeader,
 } from './message.js';
+export { asFrame, encodeFrame, splitFrames, frameData, type Frame, type PublishFields } from './frame.js';
 export { DEFAULT_MAX_DATA_LENGTH, MessageDecoder, decodeMessages, type DecoderOptions } from './decoder.js';
 export {
   BROKER_MESSAGE_TYPE,

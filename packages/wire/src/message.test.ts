@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, loadMessageVectors, toHex, VECTORS_DIR } from '../test/vectors.js';
 import { BrokerError } from './errors.js';
-import { decodeMessage, encodeMessage, encodeMessages, MESSAGE_HEADER_SIZE, type Message } from './message.js';
+import { MESSAGE_HEADER_SIZE } from './header.js';
+import { decodeMessage, encodeMessage, encodeMessages, type Message } from './message.js';
 import { MAX_U64 } from './u64.js';
 
 const vectors = loadMessageVectors();

@@ -1,8 +1,6 @@
 import { BrokerError } from './errors.js';
+import { MESSAGE_HEADER_SIZE, readHeader, writeHeader } from './header.js';
 import { isU64 } from './u64.js';
-
-/** Bytes in a message header: type u16, topic id u64, index u64, data length u32. */
-export const MESSAGE_HEADER_SIZE = 22;
 
 /** The largest data length the header can express (u32). */
 export const MAX_DATA_LENGTH = 0xffff_ffff;
@@ -24,7 +22,11 @@ export interface Message {
 
 /** Throws `INVALID_MESSAGE` unless every field of `message` fits its wire width. */
 export function assertValidMessage(message: Message): void {
-  const { type, topicID, index, data } = message;
+  assertValidFields(message.type, message.topicID, message.index, message.data);
+}
+
+/** {@link assertValidMessage} on the fields (no object needed). Internal to the package. */
+export function assertValidFields(type: number, topicID: bigint, index: bigint, data: Uint8Array): void {
   if (!Number.isInteger(type) || type < 0 || type > 0xffff) {
     throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: type ${String(type)} is not a u16` });
   }
@@ -44,13 +46,7 @@ export function encodedLength(message: Message): number {
  */
 export function encodeMessageInto(message: Message, target: Uint8Array, offset = 0): number {
   assertValidMessage(message);
-  const view = new DataView(target.buffer, target.byteOffset, target.byteLength);
-  view.setUint16(offset, message.type);
-  view.setUint32(offset + 2, Number(message.topicID >> 32n));
-  view.setUint32(offset + 6, Number(message.topicID & 0xffff_ffffn));
-  view.setUint32(offset + 10, Number(message.index >> 32n));
-  view.setUint32(offset + 14, Number(message.index & 0xffff_ffffn));
-  view.setUint32(offset + 18, message.data.byteLength);
+  writeHeader(target, offset, message.type, message.topicID, message.index, message.data.byteLength);
   target.set(message.data, offset + MESSAGE_HEADER_SIZE);
   return offset + MESSAGE_HEADER_SIZE + message.data.byteLength;
 }
@@ -71,29 +67,6 @@ export function encodeMessages(messages: Iterable<Message>): Uint8Array {
   let offset = 0;
   for (const m of list) offset = encodeMessageInto(m, out, offset);
   return out;
-}
-
-/** The header fields of a frame, read without touching its data. */
-export interface MessageHeader {
-  type: number;
-  topicID: bigint;
-  index: bigint;
-  /** Data length in bytes. */
-  dataLength: number;
-}
-
-/**
- * Reads the 22-byte header at `offset` of `bytes`. The caller guarantees 22
- * bytes are there.
- */
-export function readHeader(bytes: Uint8Array, offset = 0): MessageHeader {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return {
-    type: view.getUint16(offset),
-    topicID: (BigInt(view.getUint32(offset + 2)) << 32n) | BigInt(view.getUint32(offset + 6)),
-    index: (BigInt(view.getUint32(offset + 10)) << 32n) | BigInt(view.getUint32(offset + 14)),
-    dataLength: view.getUint32(offset + 18),
-  };
 }
 
 /**
