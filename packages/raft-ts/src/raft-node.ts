@@ -1,10 +1,13 @@
 import { joinPath } from './bytes.js';
 import { silentLogger, systemClock, type Clock, type Logger } from './clock.js';
+import { ConfigHistory, decodeConfig, encodeConfig, members } from './config-history.js';
 import { RaftError, isRaftError } from './errors.js';
 import { NodeFileSystem, type FileSystem } from './file-system.js';
 import { HttpTransport } from './http/index.js';
 import { LogStore } from './log-store.js';
 import { MetaStore, type Meta } from './meta-store.js';
+import { Progress } from './progress.js';
+import { SnapshotReceiver } from './snapshot-receiver.js';
 import { SnapshotStore, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
 import type { StateMachine } from './state-machine.js';
 import type { RpcHandler, Transport } from './transport.js';
@@ -25,7 +28,7 @@ import {
   type TimeoutNowRequest,
   type TimeoutNowResponse,
 } from './types.js';
-import { check, decodeConfigData } from './validate.js';
+import { check } from './validate.js';
 
 /**
  * What a node is doing: `uninitialized` (no cluster yet: call `initialize()`
@@ -109,60 +112,12 @@ export interface LeaderChange {
   term: number;
 }
 
-interface Progress {
-  next: number;
-  match: number;
-  inflight: number;
-  probing: boolean;
-  snapshotting: boolean;
-  lastContact: number;
-  lastSent: number;
-  /** AppendEntries waiting for entries read from disk; later sends wait for them (sends leave in order). */
-  queued: number;
-  /** Resolves once the last of the queued sends was handed to the transport. */
-  sent: Promise<void>;
-}
-
 interface Waiter {
   index: number;
   term: number;
   result: number;
   resolve: (index: number) => void;
   reject: (err: unknown) => void;
-}
-
-interface Incoming {
-  index: number;
-  term: number;
-  leaderTerm: number;
-  writer: SnapshotWriter;
-  received: number;
-}
-
-const EMPTY: ClusterConfig = { voters: [], learners: [] };
-const encoder = new TextEncoder();
-
-function encodeConfig(config: ClusterConfig): Uint8Array {
-  return encoder.encode(JSON.stringify(config));
-}
-
-/**
- * The configuration an entry of the log holds; `CORRUPT` naming the entry (and
- * where it is, when on disk) when it does not decode: validated RPCs never put
- * such an entry there, so it is damage, never a crash loop.
- */
-function decodeConfig(data: Uint8Array, index: number, where?: { path: string; offset: number }): ClusterConfig {
-  try {
-    return decodeConfigData(data);
-  } catch (err) {
-    const at = where ? `${where.path}: ` : '';
-    const offset = where ? ` at offset ${where.offset}` : '';
-    throw new RaftError('CORRUPT', `${at}log entry ${index} (a configuration) does not decode${offset}: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-function members(config: ClusterConfig): string[] {
-  return [...config.voters, ...config.learners];
 }
 
 /**
@@ -202,8 +157,7 @@ export class RaftNode implements RpcHandler {
   #commit = 0;
   #applied = 0;
   #snap: SnapshotMeta | undefined;
-  #configs: { index: number; config: ClusterConfig }[] = [];
-  #snapConfig: ClusterConfig = EMPTY;
+  readonly #configs = new ConfigHistory();
 
   #electionTimer: unknown;
   #heartbeatTimer: unknown;
@@ -220,8 +174,7 @@ export class RaftNode implements RpcHandler {
   #applying: Promise<void> | undefined;
   #snapshotting: Promise<void> | undefined;
   #installing: Promise<void> | undefined;
-  #incoming: Incoming | undefined;
-  #installChain: Promise<unknown> = Promise.resolve();
+  readonly #receiver: SnapshotReceiver;
   #listeners = new Set<LeaderChangeListener>();
   #configListeners = new Set<() => void>();
 
@@ -251,6 +204,11 @@ export class RaftNode implements RpcHandler {
       logCacheBytes: options.logCacheBytes ?? 64 << 20,
       sync: options.sync ?? 'always',
     };
+    this.#receiver = new SnapshotReceiver({
+      create: (index, term, config) => this.#snapStore.create(index, term, config),
+      localSnapshot: () => this.#snapshotting,
+      fail: (err) => this.#fail(err),
+    });
   }
 
   // ---------------------------------------------------------------- public state
@@ -427,7 +385,7 @@ export class RaftNode implements RpcHandler {
     );
     if (this.#snap) {
       const snap = this.#snap;
-      this.#snapConfig = snap.config;
+      this.#configs.setBase(snap.config);
       if (this.#log.firstIndex > snap.index + 1) {
         throw new RaftError('CORRUPT', `${joinPath(dir, 'log-*.seg')}: log starts at ${this.#log.firstIndex}, after snapshot ${snap.index} (offset 0)`);
       }
@@ -466,7 +424,7 @@ export class RaftNode implements RpcHandler {
     this.#setMeta({ term: 1, votedFor: '', clusterId: id });
     const config: ClusterConfig = { voters: [this.url], learners: [] };
     this.#log.append([{ index: 1, term: 1, type: EntryType.Config, data: encodeConfig(config) }]);
-    this.#configs.push({ index: 1, config });
+    this.#configs.add(1, config);
     await Promise.all([this.#saveMeta(), this.#syncLog()]);
     this.#becomeFollower(1, undefined);
     this.#startElection(false, false);
@@ -617,8 +575,7 @@ export class RaftNode implements RpcHandler {
     this.#rejectAll(new RaftError('CLOSED', 'node closed'));
     for (const l of this.#configListeners) l();
     await Promise.allSettled([this.#applying, this.#snapshotting, this.#installing]);
-    await this.#incoming?.writer.abort().catch(() => undefined);
-    this.#incoming = undefined;
+    await this.#receiver.abort();
     if (this.#opened) await this.#log.close();
     if (this.#ownTransport) await this.#transport?.close();
   }
@@ -706,9 +663,7 @@ export class RaftNode implements RpcHandler {
   async handleInstallSnapshot(raw: InstallSnapshotRequest): Promise<InstallSnapshotResponse> {
     const req = check.installSnapshot(raw);
     this.#checkPeer(req.clusterId);
-    const run = this.#installChain.then(() => this.#installChunk(req));
-    this.#installChain = run.catch(() => undefined);
-    return run;
+    return this.#receiver.inTurn(() => this.#installChunk(req));
   }
 
   /** TimeoutNow from a leader handing over leadership: start an election at once. */
@@ -752,8 +707,7 @@ export class RaftNode implements RpcHandler {
     const config = this.#config();
     if (!members(config).includes(req.url)) {
       // Removed by a configuration not committed yet (a retry after a lost answer): answer once it is.
-      const latest = this.#configs[this.#configs.length - 1];
-      if (latest && latest.index > this.#commit && members(this.#configAt(latest.index - 1)).includes(req.url)) {
+      if (this.#configs.removedByPending(req.url, this.#commit)) {
         await this.#waitConfigCommitted();
         return { config: this.config() };
       }
@@ -908,20 +862,15 @@ export class RaftNode implements RpcHandler {
   }
 
   #config(): ClusterConfig {
-    return this.#configs[this.#configs.length - 1]?.config ?? this.#snapConfig;
+    return this.#configs.latest();
   }
 
   #configAt(index: number): ClusterConfig {
-    let c = this.#snapConfig;
-    for (const x of this.#configs) if (x.index <= index) c = x.config;
-    return c;
+    return this.#configs.at(index);
   }
 
   #rebuildConfigs(): void {
-    this.#configs = [];
-    for (const e of this.#log.configEntries()) {
-      if (e.index > (this.#snap?.index ?? 0)) this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index, this.#log.locate(e.index)) });
-    }
+    this.#configs.rebuild(this.#log.configEntries(), this.#snap?.index ?? 0, (index) => this.#log.locate(index));
   }
 
   #appendEntries(entries: LogEntry[]): void {
@@ -929,7 +878,7 @@ export class RaftNode implements RpcHandler {
     let changed = false;
     for (const e of entries) {
       if (e.type === EntryType.Config) {
-        this.#configs.push({ index: e.index, config: decodeConfig(e.data, e.index) });
+        this.#configs.add(e.index, decodeConfig(e.data, e.index));
         changed = true;
       }
     }
@@ -938,9 +887,7 @@ export class RaftNode implements RpcHandler {
 
   #truncate(from: number): void {
     this.#log.truncateFrom(from);
-    const before = this.#configs.length;
-    this.#configs = this.#configs.filter((c) => c.index < from);
-    if (this.#configs.length !== before) this.#onConfigChanged();
+    if (this.#configs.truncateFrom(from)) this.#onConfigChanged();
   }
 
   #onConfigChanged(): void {
@@ -955,19 +902,9 @@ export class RaftNode implements RpcHandler {
     this.#notify();
   }
 
-  /**
-   * Whether this node may stand for election: it is a voter of its latest
-   * configuration, or of the one before while the latest (which removes it) is
-   * not known to be committed. Without the second case, nodes removed by
-   * uncommitted changes of different leaders could all refuse to campaign
-   * while refusing their votes to a less up-to-date remaining voter (the
-   * thesis §4.2.2: a leader outside its configuration may still lead until
-   * the change commits).
-   */
+  /** Whether this node may stand for election (see {@link ConfigHistory.electable}). */
   #electable(): boolean {
-    if (this.#config().voters.includes(this.url)) return true;
-    const latest = this.#configs[this.#configs.length - 1];
-    return latest !== undefined && latest.index > this.#commit && this.#configAt(latest.index - 1).voters.includes(this.url);
+    return this.#configs.electable(this.url, this.#commit);
   }
 
   /**
@@ -1144,7 +1081,7 @@ export class RaftNode implements RpcHandler {
   }
 
   #newProgress(): Progress {
-    return { next: this.#log.lastIndex + 1, match: 0, inflight: 0, probing: true, snapshotting: false, lastContact: this.#clock.now(), lastSent: -Infinity, queued: 0, sent: Promise.resolve() };
+    return new Progress(this.#log.lastIndex + 1, this.#clock.now());
   }
 
   // ---------------------------------------------------------------- leader: proposals & replication
@@ -1186,19 +1123,9 @@ export class RaftNode implements RpcHandler {
     return index;
   }
 
-  /**
-   * Leader: whether a membership change may be appended now. Only once the
-   * leader has committed an entry of its own term (its no-op), and with no
-   * other change uncommitted: a leader that changes the configuration before
-   * that can be overruled by an older leader holding another uncommitted
-   * change, and committed entries are lost (the single-server change flaw,
-   * fixed in the dissertation's errata).
-   */
+  /** Leader: why a membership change may not be appended now, or `undefined` (see {@link ConfigHistory.changeBlocker}). */
   #configChangeBlocker(): string | undefined {
-    if (this.#commit < this.#termStart) return 'the leader has not yet committed an entry of its term';
-    const current = this.#configs[this.#configs.length - 1];
-    if (current && current.index > this.#commit) return 'a membership change is in progress';
-    return undefined;
+    return this.#configs.changeBlocker(this.#commit, this.#termStart);
   }
 
   /**
@@ -1247,8 +1174,8 @@ export class RaftNode implements RpcHandler {
 
   /** Leader: resolves once the latest configuration (maybe of an earlier term) is committed. */
   #waitConfigCommitted(): Promise<void> {
-    const latest = this.#configs[this.#configs.length - 1];
-    return latest && latest.index > this.#commit ? this.#waitCommitted(latest.index) : Promise.resolve();
+    const latest = this.#configs.latestIndex;
+    return latest > this.#commit ? this.#waitCommitted(latest) : Promise.resolve();
   }
 
   #heartbeat(): void {
@@ -1256,11 +1183,7 @@ export class RaftNode implements RpcHandler {
     if (this.#role !== 'leader' || this.#closed) return;
     const now = this.#clock.now();
     for (const [peer, p] of this.#progress) {
-      if (p.inflight > 0 && now - p.lastSent > this.#opts.electionTimeoutMs) {
-        p.inflight = 0; // a request got lost: start over from the last match
-        p.probing = true;
-        p.next = p.match + 1;
-      }
+      p.expireLost(now, this.#opts.electionTimeoutMs); // a request got lost: start over from the last match
       if (p.inflight === 0) this.#replicate(peer, true);
     }
     if (now - this.#quorumCheckAt >= this.#opts.electionTimeoutMs) {
@@ -1284,7 +1207,7 @@ export class RaftNode implements RpcHandler {
   #replicate(peer: string, heartbeat: boolean, force = false): void {
     const p = this.#progress.get(peer);
     if (!p || p.snapshotting || this.#role !== 'leader' || this.#closed) return;
-    if (!force && ((p.probing && p.inflight > 0) || p.inflight >= this.#opts.maxInflight)) return;
+    if (!force && p.paused(this.#opts.maxInflight)) return;
     const prev = p.next - 1;
     const prevTerm = this.#termAt(prev);
     if (prevTerm === undefined || p.next < this.#log.firstIndex) {
@@ -1304,9 +1227,7 @@ export class RaftNode implements RpcHandler {
       entries: [],
       leaderCommit: this.#commit,
     };
-    if (!p.probing && last >= from) p.next = last + 1;
-    p.inflight++;
-    p.lastSent = this.#clock.now();
+    p.onSend(from, last, this.#clock.now());
     const send = (entries: LogEntry[]): Promise<AppendEntriesResponse> => {
       req.entries = entries;
       return this.#transport!.appendEntries(peer, req);
@@ -1317,17 +1238,11 @@ export class RaftNode implements RpcHandler {
       response = send(now);
     } else {
       // Some entries are only on disk (or an earlier send waits for them): read them, then send, in order.
-      p.queued++;
-      const prior = p.sent;
-      let issued!: () => void;
-      p.sent = new Promise<void>((resolve) => (issued = resolve));
       const read = this.#log.read(from, last).then(
         (entries) => ({ entries }),
         (err: unknown) => ({ err }),
       );
-      response = Promise.all([read, prior]).then(([r]) => {
-        p.queued--;
-        issued();
+      response = p.inOrder(read, (r) => {
         if ('err' in r) throw r.err;
         if (this.#progress.get(peer) !== p || this.#meta.term !== term || this.#closed || r.entries.length !== last - from + 1) {
           throw new RaftError('LEADERSHIP_LOST', 'the log or the leadership changed before the entries were sent');
@@ -1340,12 +1255,8 @@ export class RaftNode implements RpcHandler {
       (err: unknown) => {
         if (isRaftError(err, 'CORRUPT')) return this.#fail(err);
         if (this.#progress.get(peer) !== p || this.#meta.term !== term) return;
-        p.inflight = Math.max(0, p.inflight - 1);
         if (isRaftError(err, 'CLUSTER_MISMATCH')) this.#log_.error('raft: peer is in another cluster', { peer });
-        if (!p.probing) {
-          p.probing = true;
-          p.next = p.match + 1;
-        }
+        p.onFailure();
       },
     );
   }
@@ -1357,12 +1268,9 @@ export class RaftNode implements RpcHandler {
       return;
     }
     if (this.#progress.get(peer) !== p || req.term !== this.#meta.term || this.#role !== 'leader') return;
-    p.inflight = Math.max(0, p.inflight - 1);
-    p.lastContact = this.#clock.now();
+    p.onAnswer(this.#clock.now());
     if (res.success) {
-      if (res.matchIndex > p.match) p.match = Math.min(res.matchIndex, this.#log.lastIndex);
-      if (p.next <= p.match) p.next = p.match + 1;
-      p.probing = false;
+      p.onSuccess(res.matchIndex, this.#log.lastIndex);
       this.#maybeCommit();
       this.#maybePromote(peer, p);
       this.#tryTransfer();
@@ -1371,9 +1279,7 @@ export class RaftNode implements RpcHandler {
       this.#replicate(peer, req.leaderCommit < this.#commit && p.inflight === 0);
       return;
     }
-    if (req.prevLogIndex < p.match) return; // stale rejection
-    p.next = Math.max(p.match + 1, Math.min(res.matchIndex, req.prevLogIndex - 1) + 1);
-    p.probing = true;
+    if (!p.onReject(req.prevLogIndex, res.matchIndex)) return; // stale rejection
     this.#replicate(peer, false);
   }
 
@@ -1394,7 +1300,7 @@ export class RaftNode implements RpcHandler {
       // to members whose removal is now committed.
       for (const [peer, p] of this.#progress) if (p.inflight === 0) this.#replicate(peer, true);
       this.#syncProgress();
-      if (!this.#config().voters.includes(this.url) && (this.#configs[this.#configs.length - 1]?.index ?? 0) <= index) {
+      if (!this.#config().voters.includes(this.url) && this.#configs.latestIndex <= index) {
         this.#log_.info('raft: leader removed from the cluster, stepping down', { url: this.url });
         const next = this.#mostUpToDateVoter();
         if (next) void this.#transport!.timeoutNow(next, this.#rpcBase()).catch(() => undefined);
@@ -1483,9 +1389,7 @@ export class RaftNode implements RpcHandler {
         }
         p.lastContact = this.#clock.now();
         if (done && res.received === offset + data.length) {
-          p.match = Math.max(p.match, meta.index);
-          p.next = p.match + 1;
-          p.probing = true;
+          p.onSnapshot(meta.index);
           this.#log_.info('raft: snapshot sent', { peer, index: meta.index });
           queueMicrotask(() => this.#replicate(peer, true));
           return;
@@ -1512,37 +1416,10 @@ export class RaftNode implements RpcHandler {
     if (req.lastIncludedIndex <= this.#applied || req.lastIncludedIndex <= (this.#snap?.index ?? 0)) {
       return { term, received: req.offset + req.data.length }; // nothing new in it
     }
-    let inc = this.#incoming;
-    if (req.offset === 0 && (!inc || inc.index !== req.lastIncludedIndex || inc.leaderTerm !== req.term || inc.received !== 0)) {
-      await inc?.writer.abort().catch(() => undefined);
-      this.#incoming = undefined;
-      await this.#snapshotting; // one snapshot writer at a time
-      let writer: SnapshotWriter;
-      try {
-        writer = await this.#snapStore.create(req.lastIncludedIndex, req.lastIncludedTerm, req.config);
-      } catch (err) {
-        this.#fail(err);
-        throw err;
-      }
-      inc = { index: req.lastIncludedIndex, term: req.lastIncludedTerm, leaderTerm: req.term, received: 0, writer };
-      this.#incoming = inc;
-    }
-    if (!inc || inc.index !== req.lastIncludedIndex || inc.received !== req.offset) {
-      return { term, received: inc && inc.index === req.lastIncludedIndex ? inc.received : 0 };
-    }
-    let meta: SnapshotMeta | undefined;
-    try {
-      await inc.writer.write(req.data);
-      inc.received += req.data.length;
-      if (!req.done) return { term, received: inc.received };
-      this.#incoming = undefined;
-      meta = await inc.writer.finish();
-    } catch (err) {
-      this.#fail(err); // the snapshot being received is on its way to replace the log: its disk failed
-      throw err;
-    }
-    await this.#install(meta);
-    return { term: this.#meta.term, received: inc.received };
+    const got = await this.#receiver.receive(req);
+    if (got.meta === undefined) return { term, received: got.received };
+    await this.#install(got.meta);
+    return { term: this.#meta.term, received: got.received };
   }
 
   async #install(meta: SnapshotMeta): Promise<void> {
@@ -1551,7 +1428,7 @@ export class RaftNode implements RpcHandler {
     try {
       while (this.#applying) await this.#applying;
       this.#snap = meta;
-      this.#snapConfig = meta.config;
+      this.#configs.setBase(meta.config);
       if (this.#log.term(meta.index) === meta.term) {
         this.#log.compactBefore(meta.index + 1 - this.#opts.trailingEntries);
       } else {
@@ -1641,7 +1518,7 @@ export class RaftNode implements RpcHandler {
   }
 
   async #maybeSnapshot(): Promise<void> {
-    if (this.#snapshotting || this.#incoming || this.#closed) return;
+    if (this.#snapshotting || this.#receiver.receiving || this.#closed) return;
     const index = this.#applied;
     if (!this.#snapshotDue(index)) return;
     const term = this.#termAt(index);
@@ -1670,8 +1547,7 @@ export class RaftNode implements RpcHandler {
       writer = undefined;
       if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return false;
       this.#snap = meta;
-      this.#snapConfig = config;
-      this.#configs = this.#configs.filter((c) => c.index > index);
+      this.#configs.compactTo(index, config);
       this.#log.compactBefore(index + 1 - this.#opts.trailingEntries);
       this.#log_.info('raft: snapshot taken', { url: this.url, index, size: meta.size });
       return true;
