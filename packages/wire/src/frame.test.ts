@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromHex, loadMessageVectors, toHex, VECTORS_DIR } from '../test/vectors.js';
 import { MessageDecoder } from './decoder.js';
-import { BrokerError } from './errors.js';
+import type { BrokerError } from './errors.js';
 import { asFrame, encodeFrame, frameData, splitFrames } from './frame.js';
 import { encodeMessage, encodeMessages } from './message.js';
 import { MAX_U64 } from './u64.js';
