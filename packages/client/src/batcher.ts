@@ -10,7 +10,12 @@ export type SendBatch = (messages: PublishMessage[]) => Promise<PublishOutcome[]
 
 /** Limits of {@link Batcher}. */
 export interface BatcherLimits {
-  /** How long the first queued message waits for company, in milliseconds. */
+  /**
+   * 0: batch naturally (a message goes at once when a batch may be sent, and
+   * waits only while `maxInFlight` batches are in flight). Above 0: the first
+   * queued message also waits this many milliseconds for company (a linger
+   * timer, as before), unless its batch fills up first.
+   */
   lingerMs: number;
   /** Most messages in one batch. */
   maxMessages: number;
@@ -30,10 +35,14 @@ interface Entry {
 }
 
 /**
- * Coalesces concurrent publishes into batches: a message waits at most
- * `lingerMs` (or until a batch is full) and at most `maxInFlight` batches are
- * in flight; messages queued meanwhile form the next batch. Each caller gets
- * its own outcome.
+ * Coalesces concurrent publishes into batches, as Kafka producers and smart
+ * batching do: when fewer than `maxInFlight` batches are in flight, what is
+ * queued goes at once (at the end of the current synchronous run, so calls
+ * made together travel together; no timer); while the limit is reached,
+ * messages gather and go as the next batch as soon as one returns. A batch
+ * holds at most `maxMessages` messages and `maxBytes` bytes; the rest waits
+ * for the next. With `lingerMs` > 0 a linger timer delays the first message
+ * instead. Each caller gets its own outcome.
  */
 export class Batcher {
   readonly #limits: BatcherLimits;
@@ -42,6 +51,7 @@ export class Batcher {
   #queue: Entry[] = [];
   #queuedBytes = 0;
   #timer: TimerHandle | undefined;
+  #flushQueued = false;
   #inFlight = 0;
   readonly #running = new Set<Promise<void>>();
   #closedWith: (() => Error) | undefined;
@@ -81,6 +91,16 @@ export class Batcher {
       this.#queuedBytes += size;
       if (this.#queue.length >= this.#limits.maxMessages || this.#queuedBytes >= this.#limits.maxBytes) {
         this.#flush();
+      } else if (this.#inFlight >= this.#limits.maxInFlight) {
+        // Gathers until a batch in flight returns (#flush runs then).
+      } else if (this.#limits.lingerMs === 0) {
+        if (!this.#flushQueued) {
+          this.#flushQueued = true;
+          queueMicrotask(() => {
+            this.#flushQueued = false;
+            if (!this.#closedWith) this.#flush();
+          });
+        }
       } else if (this.#timer === undefined) {
         this.#timer = this.#clock.setTimeout(() => {
           this.#timer = undefined;

@@ -31,11 +31,20 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
-/** Coalescing of concurrent {@link Client.publish} calls into batch requests. */
+/**
+ * Coalescing of concurrent {@link Client.publish} calls into batch requests.
+ * By default batching is natural: a publish goes out at once when no batch is
+ * in flight, and publishes made while one is in flight gather into the next
+ * batch, sent as soon as it returns. No timer is involved.
+ */
 export interface BatchingOptions {
   /** Coalesce at all. Default true. */
   enabled?: boolean;
-  /** How long the first waiting message waits for others, in milliseconds. Default 1. */
+  /**
+   * A linger timer: how long the first waiting message waits for others, in
+   * milliseconds, even when nothing is in flight (trades latency for fewer,
+   * larger requests). Default 0: no timer, natural batching.
+   */
   lingerMs?: number;
   /** Most messages in one batch request. Default 1000. */
   maxMessages?: number;
@@ -135,7 +144,7 @@ export class Client {
     const batching = options.batching ?? {};
     this.#batching = {
       enabled: batching.enabled ?? true,
-      lingerMs: nonNegativeNumber(batching.lingerMs ?? 1, 'batching.lingerMs'),
+      lingerMs: nonNegativeNumber(batching.lingerMs ?? 0, 'batching.lingerMs'),
       maxMessages: positiveInteger(batching.maxMessages ?? 1000, 'batching.maxMessages'),
       maxBytes: positiveInteger(batching.maxBytes ?? 1024 * 1024, 'batching.maxBytes'),
       maxInFlight: positiveInteger(batching.maxInFlight ?? 1, 'batching.maxInFlight'),
@@ -260,9 +269,10 @@ export class Client {
 
   /**
    * Publishes one message and resolves with the index the broker committed it
-   * at. Concurrent calls are coalesced into batch requests when batching is on
-   * and the broker has the batch route; each caller still gets its own index
-   * or error. Validation errors (`MESSAGE_TYPE_REQUIRED`, `TOPIC_REQUIRED`,
+   * at. A call goes out at once when no batch is in flight; calls made while
+   * one is in flight are coalesced into the next batch request (when batching
+   * is on and the broker has the batch route); each caller still gets its own
+   * index or error. Validation errors (`MESSAGE_TYPE_REQUIRED`, `TOPIC_REQUIRED`,
    * `MESSAGE_DATA_REQUIRED`) are thrown before anything is sent; broker errors
    * come back as `BrokerError` with their code; after the retries, `NO_LEADER`
    * (no broker would take it), `UNAVAILABLE` or `TIMEOUT`.

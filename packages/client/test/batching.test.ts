@@ -1,10 +1,104 @@
 import { describe, expect, it } from '@jest/globals';
+import { FakeClock, sleep, waitFor } from '@msg/test-utils';
 import type { BrokerError } from '../src/index.js';
+import type { SeenRequest } from './fake-broker.js';
 import { broker, bytes, expectCode, openClient, text } from './helpers.js';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/** A `hold` knob that keeps the first request matching `which` unanswered until `release()`. */
+function holdFirst(which: (request: SeenRequest) => boolean = () => true): { hold: (request: SeenRequest) => Promise<void> | undefined; release(): void } {
+  let release = (): void => undefined;
+  let used = false;
+  return {
+    hold: (request) => {
+      if (used || !which(request)) return undefined;
+      used = true;
+      return new Promise<void>((resolve) => (release = resolve));
+    },
+    release: () => release(),
+  };
+}
+const route = (r: SeenRequest): string => (r.path === '/messaging/batch' ? `batch:${r.batchSize ?? '?'}` : 'single');
+
 describe('Client.publish coalescing', () => {
+  it('sends a lone publish at once, without waiting for any timer', async () => {
+    const b = await broker();
+    // A fake clock that never moves: a publish that waited for a timer would never be sent.
+    const clock = new FakeClock();
+    const client = await openClient({ urls: [b.url], clock });
+    const index = client.publish({ type: 1, topicID: 1n, data: bytes('x') });
+    expect(clock.pending).toBe(0);
+    expect(await index).toBe(1n);
+    expect(b.requests.map(route)).toEqual(['single']);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('gathers the publishes made while a request is in flight into one batch, sent when it returns', async () => {
+    const held = holdFirst();
+    const b = await broker({ hold: held.hold });
+    const client = await openClient({ urls: [b.url], clock: new FakeClock() });
+    const first = client.publish({ type: 1, topicID: 1n, data: bytes('first') });
+    await waitFor(() => b.requests.length === 1);
+    const later = range(5).map((i) => client.publish({ type: 1, topicID: 1n, data: bytes(`later${i}`) }));
+    await sleep(20);
+    expect(b.requests).toHaveLength(1);
+    held.release();
+    expect(await first).toBe(1n);
+    expect(await Promise.all(later)).toEqual([2n, 3n, 4n, 5n, 6n]);
+    expect(b.requests.map(route)).toEqual(['single', 'batch:5']);
+    expect(b.store.from(1n, 0n).map((m) => text(m.data))).toEqual(['first', ...range(5).map((i) => `later${i}`)]);
+  });
+
+  it('keeps what gathers in flight within maxMessages and maxBytes', async () => {
+    const held = holdFirst();
+    const b = await broker({ hold: held.hold });
+    const client = await openClient({ urls: [b.url], batching: { maxMessages: 10, maxBytes: 4 * (22 + 100) } });
+    const first = client.publish({ type: 1, topicID: 1n, data: bytes('first') });
+    await waitFor(() => b.requests.length === 1);
+    const small = range(25).map(() => client.publish({ type: 1, topicID: 1n, data: bytes('s') }));
+    const large = range(6).map(() => client.publish({ type: 1, topicID: 2n, data: new Uint8Array(100).fill(1) }));
+    held.release();
+    await first;
+    const indexes = await Promise.all([...small, ...large]);
+    expect(new Set(indexes).size).toBe(31);
+    // 10 + 10 small ones, then 5 small and 3 large (5*23 + 3*122 = 481 <= 488 bytes; a fourth large one would not fit), then the rest.
+    expect(b.requests.map(route)).toEqual(['single', 'batch:10', 'batch:10', 'batch:8', 'batch:3']);
+  });
+
+  it('with lingerMs, waits for the linger timer before sending even when nothing is in flight', async () => {
+    const b = await broker();
+    const clock = new FakeClock();
+    const client = await openClient({ urls: [b.url], clock, batching: { lingerMs: 5 } });
+    const one = client.publish({ type: 1, topicID: 1n, data: bytes('a') });
+    const two = client.publish({ type: 1, topicID: 1n, data: bytes('b') });
+    await sleep(20);
+    expect(b.requests).toHaveLength(0);
+    clock.advance(4);
+    await sleep(20);
+    expect(b.requests).toHaveLength(0);
+    clock.advance(1);
+    expect(await Promise.all([one, two])).toEqual([1n, 2n]);
+    expect(b.requests.map(route)).toEqual(['batch:2']);
+  });
+
+  it('falls back to single requests for what gathered in flight against an original broker (404 on the batch route)', async () => {
+    const held = holdFirst();
+    const b = await broker({ batchRoute: false, errorCodes: false, hold: held.hold });
+    const client = await openClient({ urls: [b.url] });
+    const first = client.publish({ type: 1, topicID: 1n, data: bytes('first') });
+    await waitFor(() => b.requests.length === 1);
+    const later = range(3).map((i) => client.publish({ type: 1, topicID: 1n, data: bytes(`l${i}`) }));
+    held.release();
+    expect(await first).toBe(1n);
+    expect(new Set(await Promise.all(later)).size).toBe(3);
+    expect(b.requests.map((r) => r.path)).toEqual(['/messaging/messages', '/messaging/batch', ...range(3).map(() => '/messaging/messages')]);
+    // Remembered: the next gathered publishes go one by one without trying the batch route again.
+    await Promise.all(range(4).map(() => client.publish({ type: 1, topicID: 1n, data: bytes('x') })));
+    expect(b.count('/messaging/batch')).toBe(1);
+    expect(b.count('/messaging/messages')).toBe(8);
+  });
+
   it('coalesces concurrent publishes into one batch request, each caller getting its own index', async () => {
     const b = await broker();
     const client = await openClient({ urls: [b.url] });

@@ -82,6 +82,8 @@ export interface FakeBrokerKnobs {
   pingURLs: string[];
   /** Requests for which nothing is ever answered. */
   stall?: (request: SeenRequest) => boolean;
+  /** Requests answered only once the returned promise settles (undefined: at once). */
+  hold?: (request: SeenRequest) => Promise<void> | undefined;
   /** Requests whose connection is destroyed without an answer. */
   drop?: (request: SeenRequest) => boolean;
   /** An error answer instead of serving the request. */
@@ -187,6 +189,8 @@ export class FakeBroker {
     }
     this.requests.push(seen);
     if (this.knobs.stall?.(seen)) return;
+    const held = this.knobs.hold?.(seen);
+    if (held) await held;
     if (this.knobs.drop?.(seen)) {
       req.socket.destroy();
       return;
