@@ -1,14 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RaftNode } from 'raft-ts';
+import { HttpTransport, RaftNode } from 'raft-ts';
 import { makeTempDir } from '@msg/test-utils';
 import { Broker } from '../src/index.js';
 
 async function example(dataDir: string): Promise<{ index: bigint; seen: string[] }> {
   // README:begin
   const broker = new Broker({ dir: join(dataDir, 'broker') });
-  const node = new RaftNode({ dir: join(dataDir, 'raft'), url: 'http://127.0.0.1:8086', stateMachine: broker });
+  const transport = new HttpTransport(); // how the node reaches its peers
+  const node = new RaftNode({ dir: join(dataDir, 'raft'), url: 'http://127.0.0.1:8086', stateMachine: broker, transport });
   broker.attachLog(node);
   await broker.open(); // the state machine first: raft re-applies to it on open
   await node.open();
@@ -23,6 +24,7 @@ async function example(dataDir: string): Promise<{ index: bigint; seen: string[]
 
   await node.close();
   await broker.close();
+  await transport.close();
   // README:end
   return { index, seen };
 }

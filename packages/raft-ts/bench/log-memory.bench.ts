@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { RaftNode, type LogEntry, type StateMachine } from '../src/index.js';
+import { HttpTransport, RaftNode, type LogEntry, type StateMachine } from '../src/index.js';
 
 const args = process.argv.slice(2);
 function flag(name: string): string | undefined {
@@ -60,8 +60,11 @@ function sampler(): { stop: () => number } {
 
 const mib = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
 
+// A single-node cluster sends no RPC; the transport is there because a node needs one.
+const transport = new HttpTransport();
+
 async function open(dir: string): Promise<{ node: RaftNode; ms: number }> {
-  const node = new RaftNode({ dir, url: 'http://127.0.0.1:1', stateMachine: new NothingStateMachine(), electionTimeoutMs: 100, sync, logCacheBytes: CACHE });
+  const node = new RaftNode({ dir, url: 'http://127.0.0.1:1', stateMachine: new NothingStateMachine(), transport, electionTimeoutMs: 100, sync, logCacheBytes: CACHE });
   const start = performance.now();
   await node.open();
   return { node, ms: performance.now() - start };
@@ -105,6 +108,7 @@ async function main(): Promise<void> {
     await until(() => second.node.isLeader() && second.node.appliedIndex >= last, 120_000);
     const reopenPeak = reopen.stop();
     await second.node.close();
+    await transport.close();
 
     const maxRSS = process.resourceUsage().maxRSS * 1024;
     console.log(`${count} entries of ${mib(entryBytes)} (${mib(count * entryBytes)}), ${inflight} in flight, sync ${sync}: ${seconds.toFixed(1)} s`);

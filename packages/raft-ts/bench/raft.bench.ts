@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { RaftError, RaftNode, createRaftHandler, type LogEntry, type RpcHandler, type StateMachine } from '../src/index.js';
+import { HttpTransport, RaftError, RaftNode, createRaftHandler, type LogEntry, type RpcHandler, type StateMachine } from '../src/index.js';
 
 const args = process.argv.slice(2);
 function flag(name: string): string | undefined {
@@ -68,6 +68,7 @@ async function fsyncRate(dir: string, ms: number): Promise<number> {
 interface Member {
   node: RaftNode;
   server: Server;
+  transport: HttpTransport;
 }
 
 async function listen(server: Server): Promise<string> {
@@ -78,7 +79,7 @@ async function listen(server: Server): Promise<string> {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
 
-/** Starts `size` nodes (HTTP servers on loopback, the default HttpTransport, fsync on) and returns them with the leader first. */
+/** Starts `size` nodes (HTTP servers on loopback, each with its own HttpTransport, fsync on) and returns them with the leader first. */
 async function startCluster(size: number, dir: string): Promise<Member[]> {
   const members: Member[] = [];
   for (let i = 0; i < size; i++) {
@@ -97,9 +98,10 @@ async function startCluster(size: number, dir: string): Promise<Member[]> {
     };
     const server = createServer(createRaftHandler(rpc));
     const url = await listen(server);
-    ref.node = new RaftNode({ dir: join(dir, `node-${i}`), url, stateMachine: new CountingStateMachine(), electionTimeoutMs: 1000 });
+    const transport = new HttpTransport();
+    ref.node = new RaftNode({ dir: join(dir, `node-${i}`), url, stateMachine: new CountingStateMachine(), transport, electionTimeoutMs: 1000 });
     await ref.node.open();
-    members.push({ node: ref.node, server });
+    members.push({ node: ref.node, server, transport });
   }
   const first = members[0]!.node;
   await first.initialize();
@@ -111,6 +113,7 @@ async function startCluster(size: number, dir: string): Promise<Member[]> {
 async function stopCluster(members: Member[]): Promise<void> {
   for (const m of members) {
     await m.node.close().catch(() => undefined);
+    await m.transport.close();
     m.server.closeAllConnections();
     await new Promise((resolve) => m.server.close(resolve));
   }

@@ -3,7 +3,6 @@ import { silentLogger, systemClock, type Clock, type Logger } from './clock.js';
 import { ConfigHistory, decodeConfig, encodeConfig, members } from './config-history.js';
 import { RaftError, isRaftError } from './errors.js';
 import { NodeFileSystem, type FileSystem } from './file-system.js';
-import { HttpTransport } from './http/index.js';
 import { LogStore } from './log-store.js';
 import { MetaStore, type Meta } from './meta-store.js';
 import { Progress } from './progress.js';
@@ -55,10 +54,11 @@ export interface RaftNodeOptions {
   /** The replicated state machine. */
   stateMachine: StateMachine;
   /**
-   * How the node reaches its peers. Default: a new `HttpTransport` (closed by `close()`).
-   * An injected transport is not closed by the node.
+   * How the node reaches its peers: `HttpTransport` (exported by this package) in production, the
+   * simulation's network in tests. Required: the core does not pick (or import) a transport. The node
+   * never closes it; its creator does, after `close()`.
    */
-  transport?: Transport;
+  transport: Transport;
   /** Time source and timers. Default: the real clock. */
   clock?: Clock;
   /** Uniform random numbers in [0, 1), used for election timeouts and cluster ids. Default `Math.random`. */
@@ -137,8 +137,7 @@ export class RaftNode implements RpcHandler {
   readonly #random: () => number;
   readonly #fs: FileSystem;
   readonly #log_: Logger;
-  #transport: Transport | undefined;
-  readonly #ownTransport: boolean;
+  readonly #transport: Transport;
 
   #opened = false;
   #closed = false;
@@ -187,7 +186,6 @@ export class RaftNode implements RpcHandler {
     this.#fs = options.fs ?? new NodeFileSystem();
     this.#log_ = options.logger ?? silentLogger;
     this.#transport = options.transport;
-    this.#ownTransport = options.transport === undefined;
     this.#opts = {
       dir: options.dir,
       url: options.url,
@@ -399,7 +397,6 @@ export class RaftNode implements RpcHandler {
       throw new RaftError('CORRUPT', `${end.path}: the state machine applied up to ${smApplied} but the log ends at ${this.#log.lastIndex} and no snapshot covers it, at offset ${end.offset}`);
     }
     this.#rebuildConfigs();
-    this.#transport ??= new HttpTransport();
     if (this.#snap && smApplied < this.#snap.index) {
       await this.#restore(this.#snap);
     } else {
@@ -446,7 +443,7 @@ export class RaftNode implements RpcHandler {
     if (targets.length === 0) throw new RaftError('BAD_REQUEST', 'join needs at least one member URL');
     const deadline = this.#clock.now() + (options.timeoutMs ?? 30 * this.#opts.electionTimeoutMs);
     const request: JoinRequest = options.clusterId ? { url: this.url, clusterId: options.clusterId } : { url: this.url };
-    const response = await this.#retryAt(targets, deadline, (target) => this.#transport!.join(target, request));
+    const response = await this.#retryAt(targets, deadline, (target) => this.#transport.join(target, request));
     this.#checkOpen();
     if (this.#meta.clusterId === '') {
       this.#setMeta({ ...this.#meta, clusterId: response.clusterId });
@@ -490,7 +487,7 @@ export class RaftNode implements RpcHandler {
     }
     const target = this.#leader;
     if (target === undefined) throw new RaftError('NO_LEADER', 'no leader known');
-    await this.#retryAt([target], deadline, (to) => (to === this.url ? this.handleLeave(request) : this.#transport!.leave(to, request)));
+    await this.#retryAt([target], deadline, (to) => (to === this.url ? this.handleLeave(request) : this.#transport.leave(to, request)));
   }
 
   /**
@@ -577,7 +574,6 @@ export class RaftNode implements RpcHandler {
     await Promise.allSettled([this.#applying, this.#snapshotting, this.#installing]);
     await this.#receiver.abort();
     if (this.#opened) await this.#log.close();
-    if (this.#ownTransport) await this.#transport?.close();
   }
 
   /** `await using node = ...` closes the node (errors of a second close ignored). */
@@ -684,7 +680,7 @@ export class RaftNode implements RpcHandler {
     if (req.clusterId !== undefined && req.clusterId !== this.#meta.clusterId) {
       throw new RaftError('CLUSTER_MISMATCH', `cluster ${req.clusterId} expected, this is ${this.#meta.clusterId}`);
     }
-    if (this.#role !== 'leader') return this.#transport!.join(this.#leaderOrThrow(), req);
+    if (this.#role !== 'leader') return this.#transport.join(this.#leaderOrThrow(), req);
     if (!members(this.#config()).includes(req.url)) await this.#configChangeAllowed();
     const config = this.#config();
     if (!members(config).includes(req.url)) {
@@ -702,7 +698,7 @@ export class RaftNode implements RpcHandler {
     const req = check.leave(raw);
     this.#checkReady();
     this.#checkPeer(req.clusterId);
-    if (this.#role !== 'leader') return this.#transport!.leave(this.#leaderOrThrow(), req);
+    if (this.#role !== 'leader') return this.#transport.leave(this.#leaderOrThrow(), req);
     if (members(this.#config()).includes(req.url)) await this.#configChangeAllowed();
     const config = this.#config();
     if (!members(config).includes(req.url)) {
@@ -1048,7 +1044,7 @@ export class RaftNode implements RpcHandler {
     };
     for (const v of voters) {
       if (v === this.url) continue;
-      this.#transport!.requestVote(v, request).then(
+      this.#transport.requestVote(v, request).then(
         (res) => {
           if (this.#closed) return;
           if (res.term > this.#meta.term && !res.voteGranted) {
@@ -1230,7 +1226,7 @@ export class RaftNode implements RpcHandler {
     p.onSend(from, last, this.#clock.now());
     const send = (entries: LogEntry[]): Promise<AppendEntriesResponse> => {
       req.entries = entries;
-      return this.#transport!.appendEntries(peer, req);
+      return this.#transport.appendEntries(peer, req);
     };
     const now = last >= from ? this.#log.readNow(from, last) : [];
     let response: Promise<AppendEntriesResponse>;
@@ -1303,7 +1299,7 @@ export class RaftNode implements RpcHandler {
       if (!this.#config().voters.includes(this.url) && this.#configs.latestIndex <= index) {
         this.#log_.info('raft: leader removed from the cluster, stepping down', { url: this.url });
         const next = this.#mostUpToDateVoter();
-        if (next) void this.#transport!.timeoutNow(next, this.#rpcBase()).catch(() => undefined);
+        if (next) void this.#transport.timeoutNow(next, this.#rpcBase()).catch(() => undefined);
         this.#becomeFollower(this.#meta.term, undefined);
       }
     }
@@ -1349,7 +1345,7 @@ export class RaftNode implements RpcHandler {
     if (p.match >= this.#log.lastIndex) {
       if (t.sent) return;
       t.sent = true;
-      this.#transport!.timeoutNow(t.to, this.#rpcBase()).then(
+      this.#transport.timeoutNow(t.to, this.#rpcBase()).then(
         (res) => {
           if (res.term > this.#meta.term) this.#becomeFollower(res.term, undefined);
         },
@@ -1373,7 +1369,7 @@ export class RaftNode implements RpcHandler {
         if (this.#role !== 'leader' || this.#meta.term !== term || this.#closed || this.#progress.get(peer) !== p) return;
         const data = await reader.readChunk(offset, this.#opts.snapshotChunkBytes);
         const done = offset + data.length >= meta.size;
-        const res = await this.#transport!.installSnapshot(peer, {
+        const res = await this.#transport.installSnapshot(peer, {
           ...this.#rpcBase(),
           term,
           lastIncludedIndex: meta.index,

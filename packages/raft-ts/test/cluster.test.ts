@@ -1,11 +1,11 @@
 // The real-network test: three nodes in one process, each behind its own
 // node:http server on 127.0.0.1 (handler mounted under /raft), talking through
-// the default HttpTransport, with real timers and real fsyncs in temp dirs.
+// an HttpTransport per member, with real timers and real fsyncs in temp dirs.
 import { createServer } from 'node:http';
 import { describe, expect, it } from '@jest/globals';
 import { listen, makeTempDir, waitFor } from '@msg/test-utils';
 import { RaftError } from '../src/errors.js';
-import { createRaftHandler } from '../src/http/index.js';
+import { HttpTransport, createRaftHandler } from '../src/http/index.js';
 import { RaftNode } from '../src/raft-node.js';
 import type { RpcHandler } from '../src/transport.js';
 import { MemStateMachine } from './harness.js';
@@ -20,6 +20,8 @@ interface Member {
   sm: MemStateMachine;
   /** Log messages of the current incarnation. */
   messages: string[];
+  /** How every incarnation of the member's node reaches its peers. */
+  transport: HttpTransport;
   close(): Promise<void>;
 }
 
@@ -39,7 +41,12 @@ async function startMember(): Promise<Member> {
   };
   const server = createServer(createRaftHandler(rpc));
   const { url, close } = await listen(server);
-  const member: Member = { url, dir: await makeTempDir('raft-cluster-'), node: undefined, sm: new MemStateMachine(), messages: [], close };
+  const transport = new HttpTransport();
+  const stop = async (): Promise<void> => {
+    await close();
+    await transport.close();
+  };
+  const member: Member = { url, dir: await makeTempDir('raft-cluster-'), node: undefined, sm: new MemStateMachine(), messages: [], transport, close: stop };
   ref.member = member;
   return member;
 }
@@ -55,6 +62,7 @@ async function openNode(m: Member): Promise<RaftNode> {
     dir: m.dir,
     url: m.url,
     stateMachine: m.sm,
+    transport: m.transport,
     electionTimeoutMs: 300,
     heartbeatIntervalMs: 30,
     snapshotThreshold: 40,
