@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib';
-import { MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
+import { MESSAGE_HEADER_SIZE, writeFrameIndex, writeHeader, type Frame, type Message } from '@msg/wire';
 
 /*
  * On-disk format of a segment written by this package (version 1):
@@ -137,18 +137,43 @@ export function checksum(bytes: Uint8Array): number {
 }
 
 /**
- * Encodes `messages` (already validated, indexes strictly increasing) as
+ * A frame to append at an index (see `Topic.appendFrames`): the frame as
+ * `@msg/wire` validated it, whose index field is ignored, and the index it is
+ * stored at.
+ */
+export interface IndexedFrame {
+  /** Index the frame is stored at (written into its index field on disk). */
+  index: bigint;
+  /** One whole frame; it is copied as it is, its index field replaced by `index`. */
+  frame: Frame;
+}
+
+/** What a record holds one of: a message, or a frame with its index. */
+export type RecordItem = Message | IndexedFrame;
+
+function isIndexedFrame(item: RecordItem): item is IndexedFrame {
+  return (item as Partial<IndexedFrame>).frame !== undefined;
+}
+
+/** Bytes of the frame `item` becomes. */
+function frameLength(item: RecordItem): number {
+  return isIndexedFrame(item) ? item.frame.byteLength : MESSAGE_HEADER_SIZE + item.data.byteLength;
+}
+
+/**
+ * Encodes `items` (already validated, indexes strictly increasing) as
  * version-1 records, frames grouped greedily into records of at most
- * {@link RECORD_TARGET_PAYLOAD} payload bytes. Returns one buffer holding
+ * {@link RECORD_TARGET_PAYLOAD} payload bytes. A message is encoded; a frame
+ * is copied as it is with its index field set. Returns one buffer holding
  * every record back to back.
  */
-export function encodeRecords(messages: readonly Message[]): Uint8Array {
+export function encodeRecords(items: readonly RecordItem[]): Uint8Array {
   // Pass 1: split into records and size the buffer.
-  const recordEnds: number[] = []; // exclusive end message position of each record
+  const recordEnds: number[] = []; // exclusive end item position of each record
   let total = 0;
   let payload = 0;
-  for (let i = 0; i < messages.length; i++) {
-    const frame = MESSAGE_HEADER_SIZE + messages[i]!.data.byteLength;
+  for (let i = 0; i < items.length; i++) {
+    const frame = frameLength(items[i]!);
     if (payload > 0 && payload + frame > RECORD_TARGET_PAYLOAD) {
       recordEnds.push(i);
       total += RECORD_HEADER_SIZE + payload;
@@ -157,7 +182,7 @@ export function encodeRecords(messages: readonly Message[]): Uint8Array {
     payload += frame;
   }
   if (payload > 0) {
-    recordEnds.push(messages.length);
+    recordEnds.push(items.length);
     total += RECORD_HEADER_SIZE + payload;
   }
   // Pass 2: frames, then each record's header with its checksums.
@@ -169,17 +194,20 @@ export function encodeRecords(messages: readonly Message[]): Uint8Array {
     const headerAt = at;
     const payloadAt = at + RECORD_HEADER_SIZE;
     at = payloadAt;
-    const first = messages[m]!;
+    const first = items[m]!;
     let last = first;
     for (; m < end; m++) {
-      const message = messages[m]!;
-      view.setUint16(at, message.type);
-      view.setBigUint64(at + 2, message.topicID);
-      view.setBigUint64(at + 10, message.index);
-      view.setUint32(at + 18, message.data.byteLength);
-      out.set(message.data, at + MESSAGE_HEADER_SIZE);
-      at += MESSAGE_HEADER_SIZE + message.data.byteLength;
-      last = message;
+      const item = items[m]!;
+      if (isIndexedFrame(item)) {
+        out.set(item.frame, at);
+        writeFrameIndex(out, at, item.index);
+        at += item.frame.byteLength;
+      } else {
+        writeHeader(out, at, item.type, item.topicID, item.index, item.data.byteLength);
+        out.set(item.data, at + MESSAGE_HEADER_SIZE);
+        at += MESSAGE_HEADER_SIZE + item.data.byteLength;
+      }
+      last = item;
     }
     view.setUint32(headerAt, at - payloadAt);
     view.setBigUint64(headerAt + 4, first.index);
@@ -190,12 +218,12 @@ export function encodeRecords(messages: readonly Message[]): Uint8Array {
   return out;
 }
 
-/** Bytes {@link encodeRecords} produces for `messages`. */
-export function encodedRecordsLength(messages: readonly Message[]): number {
+/** Bytes {@link encodeRecords} produces for `items`. */
+export function encodedRecordsLength(items: readonly RecordItem[]): number {
   let total = 0;
   let payload = 0;
-  for (const message of messages) {
-    const frame = MESSAGE_HEADER_SIZE + message.data.byteLength;
+  for (const item of items) {
+    const frame = frameLength(item);
     if (payload > 0 && payload + frame > RECORD_TARGET_PAYLOAD) {
       total += RECORD_HEADER_SIZE + payload;
       payload = 0;

@@ -1,4 +1,4 @@
-import { MESSAGE_HEADER_SIZE } from '@msg/wire';
+import { frameDataLength, frameIndex, MESSAGE_HEADER_SIZE } from '@msg/wire';
 import { corruptSegment } from './errors.js';
 import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { checksum, isZero, readRecordHeader, RECORD_HEADER_SIZE, RECORD_TARGET_PAYLOAD, type SegmentFormat } from './format.js';
@@ -153,8 +153,8 @@ export class SegmentCursor {
     let found = -1;
     while (at < end) {
       if (end - at < MESSAGE_HEADER_SIZE) return -1;
-      const index = buffer.readBigUInt64BE(at + 10);
-      const frameEnd = at + MESSAGE_HEADER_SIZE + buffer.readUInt32BE(at + 18);
+      const index = frameIndex(buffer, at);
+      const frameEnd = at + MESSAGE_HEADER_SIZE + frameDataLength(buffer, at);
       if (index <= previous || frameEnd > end) return -1;
       if (found < 0 && index >= fromIndex) found = at;
       previous = index;
@@ -174,11 +174,11 @@ export class SegmentCursor {
     };
     while (length - at >= MESSAGE_HEADER_SIZE) {
       if (at === 0 && isZero(buffer.subarray(0, length))) return { ...done(0), zeroTail: true };
-      const dataLength = buffer.readUInt32BE(at + 18);
+      const dataLength = frameDataLength(buffer, at);
       if (dataLength > this.#maxDataLength) return fail(`frame data length ${dataLength} exceeds the limit of ${this.#maxDataLength} bytes`);
       const end = at + MESSAGE_HEADER_SIZE + dataLength;
       if (end > length) return done(end - at);
-      const index = buffer.readBigUInt64BE(at + 10);
+      const index = frameIndex(buffer, at);
       if (index <= this.#lastIndex) return fail(index === 0n ? 'frame index 0' : `index ${index} does not follow ${this.#lastIndex}`);
       if (index >= fromIndex) {
         if (start < 0) start = at;

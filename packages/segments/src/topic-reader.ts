@@ -1,4 +1,4 @@
-import { BrokerError, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
+import { BrokerError, frameDataLength, frameIndex, frameTopicID, frameType, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import { corruptSegment, SegmentError } from './errors.js';
 import { findSegment, isNotFound } from './segment.js';
 import { SegmentCursor } from './segment-cursor.js';
@@ -159,15 +159,14 @@ export class TopicReader implements AsyncIterable<Message> {
   #messages(): AsyncIterableIterator<Message> {
     const chunks = this.#chunks();
     let chunk: Uint8Array = EMPTY;
-    let view: DataView = new DataView(new ArrayBuffer(0));
     let at = 0;
     let pulling: Promise<IteratorResult<Message, undefined>> | undefined;
     const decode = (): IteratorResult<Message, undefined> => {
-      const length = view.getUint32(at + 18);
+      const length = frameDataLength(chunk, at);
       const value: Message = {
-        type: view.getUint16(at),
-        topicID: view.getBigUint64(at + 2),
-        index: view.getBigUint64(at + 10),
+        type: frameType(chunk, at),
+        topicID: frameTopicID(chunk, at),
+        index: frameIndex(chunk, at),
         data: new Uint8Array(chunk.buffer, chunk.byteOffset + at + MESSAGE_HEADER_SIZE, length),
       };
       at += MESSAGE_HEADER_SIZE + length;
@@ -177,7 +176,6 @@ export class TopicReader implements AsyncIterable<Message> {
       const step = await chunks.next();
       if (step.done === true) return { done: true, value: undefined };
       chunk = step.value; // never empty
-      view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
       at = 0;
       return decode();
     };

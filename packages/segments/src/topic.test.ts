@@ -2,9 +2,9 @@ import { describe, expect, it, jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { encodeMessages, type Message } from '@msg/wire';
+import { encodeFrame, encodeMessage, encodeMessages, MAX_U64, type Message } from '@msg/wire';
 import { FakeClock, makeTempDir } from '@msg/test-utils';
-import { collect, msg, openTestTopic, plain, reopen } from '../test/helpers.js';
+import { collect, collectFrames, msg, openTestTopic, plain, reopen } from '../test/helpers.js';
 import { FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from './format.js';
 import { Topic } from './topic.js';
 
@@ -211,6 +211,48 @@ describe('Topic.appendBatch', () => {
     await expect(topic.appendBatch([msg(10), msg(11)])).rejects.toMatchObject({ code: 'STALE_WRITE' });
     await expect(topic.appendBatch([msg(11), { ...msg(12), type: -1 }])).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
     await topic.appendBatch([msg(11), msg(12)]);
+    expect((await collect(topic.reader(0n))).map((m) => m.index)).toEqual([10n, 11n, 12n]);
+    await topic.close();
+  });
+});
+
+describe('Topic.appendFrames', () => {
+  it('stores each frame byte for byte with its index field set, in the same segment bytes appendBatch writes', async () => {
+    const messages = Array.from({ length: 300 }, (_, i) => msg(i * 2 + 5, (i * 37) % 700, i % 3));
+    const byFrames = await openTestTopic({ maxSegmentSize: 20_000 });
+    const byMessages = await openTestTopic({ maxSegmentSize: 20_000 });
+    // Frames as posted: index field 0 (or anything: it is replaced).
+    const frames = messages.map((m) => ({ index: m.index, frame: encodeFrame(m, 77n) }));
+    await byFrames.topic.appendFrames(frames.slice(0, 100));
+    await byFrames.topic.appendFrames(frames.slice(100));
+    await byMessages.topic.appendBatch(messages.slice(0, 100));
+    await byMessages.topic.appendBatch(messages.slice(100));
+    const stored = await collectFrames(byFrames.topic.reader(0n));
+    expect(Buffer.from(stored).equals(Buffer.from(encodeMessages(messages)))).toBe(true);
+    const files = byFrames.topic.segments();
+    expect(files.length).toBeGreaterThan(1);
+    expect(byMessages.topic.segments().map((s) => [s.startIndex, s.size])).toEqual(files.map((s) => [s.startIndex, s.size]));
+    for (const [i, file] of files.entries()) {
+      // Past the file header (whose creation time differs): the records.
+      const [a, b] = [await readFile(file.path), await readFile(byMessages.topic.segments()[i]!.path)];
+      expect(a.subarray(FILE_HEADER_SIZE).equals(b.subarray(FILE_HEADER_SIZE))).toBe(true);
+    }
+    // The frames handed in are not modified.
+    expect(frames.every(({ frame }, i) => Buffer.from(frame).equals(Buffer.from(encodeMessage({ ...messages[i]!, index: 77n }))))).toBe(true);
+    await byFrames.topic.close();
+    await byMessages.topic.close();
+  });
+
+  it('appends all of the frames or, on a stale index, an index beyond u64 or data over the cap, none', async () => {
+    const { topic } = await openTestTopic({ maxDataLength: 10 });
+    const frame = (index: bigint, size = 1) => ({ index, frame: encodeFrame({ type: 1, topicID: 1n, data: new Uint8Array(size) }) });
+    await topic.appendFrames([frame(10n)]);
+    await expect(topic.appendFrames([frame(11n), frame(13n), frame(12n)])).rejects.toMatchObject({ code: 'STALE_WRITE' });
+    await expect(topic.appendFrames([frame(10n)])).rejects.toMatchObject({ code: 'STALE_WRITE' });
+    await expect(topic.appendFrames([frame(11n), frame(12n, 11)])).rejects.toMatchObject({ code: 'FRAME_TOO_LARGE' });
+    await expect(topic.appendFrames([frame(11n), frame(MAX_U64 + 1n)])).rejects.toMatchObject({ code: 'INVALID_MESSAGE' });
+    await topic.appendFrames([]);
+    await topic.appendFrames([frame(11n), frame(12n, 10)]);
     expect((await collect(topic.reader(0n))).map((m) => m.index)).toEqual([10n, 11n, 12n]);
     await topic.close();
   });

@@ -1,12 +1,13 @@
 import { basename, join } from 'node:path';
-import { assertValidMessage, BrokerError, DEFAULT_MAX_DATA_LENGTH, isU64, MESSAGE_HEADER_SIZE, parseU64, type Message } from '@msg/wire';
+import { assertValidMessage, BrokerError, DEFAULT_MAX_DATA_LENGTH, frameDataLength, isU64, MAX_U64, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import { corruptSegment, SegmentError } from './errors.js';
 import { nodeFileSystem, type FileHandle, type FileLock, type FileSystem } from './file-system.js';
-import { encodeFileHeader, encodeRecords, FILE_HEADER_SIZE, isZero, readRecordHeader, RECORD_HEADER_SIZE, type SegmentFormat } from './format.js';
-import { readReclaimMark, removeStaleMarkTemp, writeReclaimMark } from './reclaim-mark.js';
-import { dataStartOf, isNotFound, listSegmentFiles, probeSegment, scanSegment, type SegmentFile, type SegmentInfo, type SegmentProbe } from './segment.js';
-import { READ_SIZE, SegmentCursor } from './segment-cursor.js';
+import { encodeFileHeader, encodeRecords, FILE_HEADER_SIZE, type IndexedFrame, type RecordItem } from './format.js';
+import { writeReclaimMark } from './reclaim-mark.js';
+import { assertCheckpoint, recoverTopic, type RecoveryEvent, type TopicCheckpoint, type TopicOpenOptions } from './recovery.js';
+import type { SegmentInfo } from './segment.js';
 import { TopicReader, type ReaderSource, type SegmentState, type TopicReaderOptions } from './topic-reader.js';
+import { TopicView } from './topic-view.js';
 
 /** Default {@link TopicOptions.maxSegmentSize}: 10 MiB, the original's. */
 export const DEFAULT_MAX_SEGMENT_SIZE = 10 * 1024 * 1024;
@@ -34,66 +35,6 @@ const MAX_WRITE_BYTES = 8 * 1024 * 1024;
  *   replay the data.
  */
 export type SyncPolicy = 'always' | 'interval' | 'never';
-
-/** What `open()` repaired; see {@link TopicOptions.onRecovery}. */
-export interface RecoveryEvent {
-  /**
-   * `'torn-tail'`: the last segment ended inside a record (a write cut short
-   * by a crash), in a zero-filled tail, or (beyond the owner's durable point,
-   * see {@link TopicOpenOptions.durable}) in a record overlapping a zeroed
-   * 512-byte sector; the file was truncated at `offset`.
-   * `'empty-segment'`: the last segment held no whole record (a crash right
-   * after it was created) and was deleted. `'reclaim-finished'`: a segment
-   * below the reclaim mark, left by a crash during reclamation, was deleted.
-   * `'rolled-back'`: {@link TopicOpenOptions.rollBackTo} cut the segment at
-   * `offset` (or deleted it: offset 0) without reading what it dropped.
-   */
-  kind: 'torn-tail' | 'empty-segment' | 'reclaim-finished' | 'rolled-back';
-  /** Path of the segment file. */
-  segment: string;
-  /** Byte offset where the dropped bytes began (0 for a deleted file). */
-  offset: number;
-  /** Bytes dropped. */
-  bytesDropped: number;
-}
-
-/**
- * A point of a topic known to be durable: what {@link Topic.checkpoint}
- * returns, and what an owner hands back to {@link Topic.open} after a restart.
- */
-export interface TopicCheckpoint {
-  /** The topic's last index then (0n when empty). */
-  lastIndex: bigint;
-  /** File name (not path) of its active segment then; absent when it had none. */
-  segment?: string;
-  /** Bytes of that segment then (0 when there was none). */
-  size: number;
-}
-
-/**
- * Options of {@link Topic.open}: what the owner knows to be durable. Give at
- * most one of the two.
- */
-export interface TopicOpenOptions {
-  /**
-   * The last point the owner knows durable (its last checkpoint). Damage of
-   * the last segment at or before it is `CORRUPT_SEGMENT`; beyond it, damage
-   * with the shape a crash leaves (the file ends inside the record, or a
-   * 512-byte aligned sector overlapping the record is all zero) is truncated
-   * and reported. Without it, only damage that runs to the end of the file is
-   * recovered (see the README's "Failure model").
-   */
-  durable?: TopicCheckpoint;
-  /**
-   * Roll the topic back to this checkpoint, without reading what follows it:
-   * segments starting above `lastIndex` are deleted, the checkpoint's segment
-   * is truncated to `size` (and fsynced), each reported as `'rolled-back'`.
-   * For an owner that writes everything after the checkpoint again (a raft
-   * state machine). What remains is durable: any damage in it is
-   * `CORRUPT_SEGMENT`, and a checkpoint's segment shorter than `size` too.
-   */
-  rollBackTo?: TopicCheckpoint;
-}
 
 /** Options of a {@link Topic}. */
 export interface TopicOptions {
@@ -157,7 +98,7 @@ export interface RetentionPolicy {
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 
 interface PendingWrite {
-  messages: readonly Message[];
+  messages: readonly RecordItem[];
   bytes: number;
   resolve: () => void;
   reject: (error: unknown) => void;
@@ -223,14 +164,10 @@ export class Topic {
   /** Serializes reclamations. */
   #reclaiming: Promise<unknown> = Promise.resolve();
   #syncTimer: ReturnType<typeof setTimeout> | undefined;
-  #pollTimer: ReturnType<typeof setTimeout> | undefined;
   #waiters = new Set<() => void>();
   #readers = new Set<TopicReader>();
-  /** Read-only view: the tail cursor over the last segment and its suspect offset. */
-  #tail: { segment: SegmentState; cursor: SegmentCursor } | undefined;
-  #suspect: { path: string; offset: number } | undefined;
-  #tailFailure: Error | undefined;
-  #refreshing: Promise<boolean> | undefined;
+  /** A `readOnly` topic's view of the folder another process writes. */
+  readonly #view: TopicView | undefined;
 
   /** Describes a topic over `dir`; does no I/O (see {@link Topic.open}). */
   constructor(dir: string, options: TopicOptions = {}) {
@@ -259,12 +196,28 @@ export class Topic {
       addWaiter: (wake) => this.#addWaiter(wake),
       removeWaiter: (wake) => this.#waiters.delete(wake),
       refresh: async () => {
-        if (this.#readOnly && this.#state === 'open') await this.#refresh();
+        if (this.#view && this.#state === 'open') await this.#view.refresh();
       },
-      failure: () => this.#tailFailure,
+      failure: () => this.#view?.failure,
       detach: (reader) => this.#readers.delete(reader),
       isClosed: () => this.#state === 'closed',
     };
+    this.#view = this.#readOnly
+      ? new TopicView({
+          dir,
+          fs: this.#fs,
+          maxDataLength: this.#maxDataLength,
+          pollIntervalMs: this.#pollIntervalMs,
+          isOpen: () => this.#state === 'open',
+          hasWaiters: () => this.#waiters.size > 0,
+          wakeAll: () => this.#wakeAll(),
+          update: (segments, mark) => {
+            this.#segments = segments;
+            this.#mark = mark;
+            this.#lastIndex = segments.at(-1)?.lastIndex ?? 0n;
+          },
+        })
+      : undefined;
   }
 
   /**
@@ -288,8 +241,8 @@ export class Topic {
     for (const point of [options.durable, options.rollBackTo]) if (point !== undefined) assertCheckpoint(point);
     this.#state = 'opening';
     try {
-      if (this.#readOnly) {
-        await this.#refresh();
+      if (this.#view) {
+        await this.#view.refresh();
       } else {
         await this.#fs.mkdir(this.dir);
         this.#lock = await this.#fs.lock?.(this.dir);
@@ -395,6 +348,31 @@ export class Topic {
     }
     this.#acceptedIndex = previous;
     return this.#enqueue([...messages]);
+  }
+
+  /**
+   * Appends whole frames as they are, each at its index (written into the
+   * frame's index field; the rest of the frame is stored byte for byte), with
+   * one write and one fsync, like {@link Topic.appendBatch}: indexes strictly
+   * increasing (a u64 each), the first greater than every index appended
+   * before, else `STALE_WRITE`; data longer than `maxDataLength` is
+   * `FRAME_TOO_LARGE`; all of them or, on such an error, none. The frames are
+   * not decoded or checked again: `Frame` is what `@msg/wire` validated. Do
+   * not modify them before the promise settles.
+   */
+  async appendFrames(frames: readonly IndexedFrame[]): Promise<void> {
+    this.#assertWritable();
+    if (frames.length === 0) return;
+    let previous = this.#acceptedIndex;
+    for (const { index, frame } of frames) {
+      const dataLength = frameDataLength(frame, 0);
+      if (dataLength > this.#maxDataLength) throw this.#tooLarge(dataLength);
+      if (typeof index !== 'bigint' || index > MAX_U64) throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: index ${String(index)} is not a u64 bigint` });
+      if (index <= previous) throw staleWrite(index, previous);
+      previous = index;
+    }
+    this.#acceptedIndex = previous;
+    return this.#enqueue([...frames]);
   }
 
   /**
@@ -515,16 +493,16 @@ export class Topic {
 
   #assertMessage(message: Message): void {
     assertValidMessage(message);
-    if (message.data.byteLength > this.#maxDataLength) {
-      throw new BrokerError('FRAME_TOO_LARGE', {
-        message: `frame too large: data length ${message.data.byteLength} exceeds the limit of ${this.#maxDataLength} bytes`,
-      });
-    }
+    if (message.data.byteLength > this.#maxDataLength) throw this.#tooLarge(message.data.byteLength);
   }
 
-  #enqueue(messages: readonly Message[]): Promise<void> {
+  #tooLarge(dataLength: number): BrokerError {
+    return new BrokerError('FRAME_TOO_LARGE', { message: `frame too large: data length ${dataLength} exceeds the limit of ${this.#maxDataLength} bytes` });
+  }
+
+  #enqueue(messages: readonly RecordItem[]): Promise<void> {
     let bytes = 0;
-    for (const message of messages) bytes += message.data.byteLength;
+    for (const item of messages) bytes += 'frame' in item ? item.frame.byteLength - MESSAGE_HEADER_SIZE : item.data.byteLength;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ messages, bytes, resolve, reject });
       this.#scheduleFlush();
@@ -705,215 +683,32 @@ export class Topic {
 
   // ---- opening -----------------------------------------------------------
 
+  /** Recovers the folder (see `recovery.ts`) and opens the active segment for appending. */
   async #recover(options: TopicOpenOptions): Promise<void> {
-    const fs = this.#fs;
-    await removeStaleMarkTemp(this.dir, fs);
-    this.#mark = await readReclaimMark(this.dir, fs);
-    let files = await listSegmentFiles(this.dir, fs);
-    if (this.#mark > 0n && files.some((f) => f.startIndex < this.#mark)) {
-      if (!files.some((f) => f.startIndex >= this.#mark)) {
-        throw corruptSegment(join(this.dir, '.first-index'), 0, `reclaim mark ${this.#mark} is beyond every segment`);
-      }
-      for (const file of files.filter((f) => f.startIndex < this.#mark)) {
-        const { size } = await probeSegment(file.path, fs);
-        await fs.remove(file.path);
-        this.#onRecovery({ kind: 'reclaim-finished', segment: file.path, offset: 0, bytesDropped: size });
-      }
-      await fs.syncDir(this.dir);
-      files = files.filter((f) => f.startIndex >= this.#mark);
-    }
-    if (options.rollBackTo) files = await this.#rollBack(files, options.rollBackTo);
-    const durable = options.rollBackTo ?? options.durable;
-    const probes = await Promise.all(files.map((file) => probeSegment(file.path, fs)));
-
-    // The last segment: truncate a torn tail beyond the durable point, drop it if no whole record remains.
-    let tail: { end: number; lastIndex: bigint } | undefined;
-    while (files.length > 0 && tail === undefined) {
-      const file = files.at(-1)!;
-      const { size, probe } = probes.at(-1)!;
-      const durableEnd = durableEndOf(file, durable);
-      if (probe.kind === 'damaged') throw corruptSegment(file.path, 0, probe.reason);
-      if (durableEnd !== undefined && Number.isFinite(durableEnd) && size < durableEnd) {
-        throw corruptSegment(file.path, size, `the segment ends before its durable size ${durableEnd}`);
-      }
-      let end = 0;
-      let lastIndex = 0n;
-      if (probe.kind === 'partial') {
-        if (durableEnd !== undefined && durableEnd > 0) throw corruptSegment(file.path, 0, 'file header cut short in a durable segment');
-      } else {
-        const scan = await scanSegment(file.path, probe.kind, size, { maxDataLength: this.#maxDataLength, keepDamage: true, fs });
-        end = scan.end;
-        lastIndex = scan.lastIndex;
-        if (scan.damage) {
-          // Recovered only beyond the durable point, and only with the shape of a crash (a zeroed sector).
-          if (durableEnd === undefined || end < durableEnd || !(await this.#overlapsZeroSector(file.path, probe.kind, end, size))) throw scan.damage;
-        } else if (scan.torn && durableEnd !== undefined && end < durableEnd) {
-          throw corruptSegment(file.path, end, 'record cut short in the durable part of the segment');
-        }
-      }
-      const dataStart = dataStartOf(probe.kind === 'partial' ? 'legacy' : probe.kind);
-      if (end > dataStart) {
-        if (end < size) {
-          const handle = await fs.open(file.path);
-          try {
-            await handle.truncate(end);
-            await handle.sync();
-          } finally {
-            await handle.close();
-          }
-          this.#onRecovery({ kind: 'torn-tail', segment: file.path, offset: end, bytesDropped: size - end });
-        }
-        tail = { end, lastIndex };
-      } else {
-        if (durableEnd === Infinity) throw corruptSegment(file.path, end, 'a durable segment holds no record');
-        await fs.remove(file.path);
-        await fs.syncDir(this.dir);
-        this.#onRecovery({ kind: 'empty-segment', segment: file.path, offset: 0, bytesDropped: size });
-        files.pop();
-        probes.pop();
-      }
-    }
-
-    const segments: SegmentState[] = [];
-    for (let i = 0; i < files.length; i++) {
-      segments.push(await this.#describe(files[i]!.startIndex, files[i]!.path, probes[i]!, probes[i + 1], i === files.length - 1 ? tail : undefined));
-    }
+    const { segments, mark } = await recoverTopic({ dir: this.dir, fs: this.#fs, maxDataLength: this.#maxDataLength, onRecovery: this.#onRecovery }, options);
     this.#segments = segments;
+    this.#mark = mark;
     const active = segments.at(-1);
     this.#lastIndex = active?.lastIndex ?? 0n;
     // Indexes below the reclaim mark are stale even when no segment is left.
-    this.#acceptedIndex = this.#mark > this.#lastIndex + 1n ? this.#mark - 1n : this.#lastIndex;
+    this.#acceptedIndex = mark > this.#lastIndex + 1n ? mark - 1n : this.#lastIndex;
     if (active?.format === 'v1') {
-      this.#fd = await fs.open(active.path);
+      this.#fd = await this.#fs.open(active.path);
       this.#writeEnd = active.size;
       if ((await this.#fd.size()) !== active.size) throw corruptSegment(active.path, active.size, 'the segment changed while it was opened');
     }
   }
 
-  /**
-   * {@link TopicOpenOptions.rollBackTo}: deletes the segments that start after
-   * the checkpoint and truncates the checkpoint's segment to its size, without
-   * reading what goes. Returns the files left.
-   */
-  async #rollBack(files: SegmentFile[], to: TopicCheckpoint): Promise<SegmentFile[]> {
-    const kept: SegmentFile[] = [];
-    let removed = false;
-    for (const file of files) {
-      const isCheckpointSegment = to.segment !== undefined && basename(file.path) === to.segment;
-      if (!isCheckpointSegment && file.startIndex > to.lastIndex) {
-        const size = (await this.#fs.stat(file.path))?.size ?? 0;
-        await this.#fs.remove(file.path);
-        removed = true;
-        this.#onRecovery({ kind: 'rolled-back', segment: file.path, offset: 0, bytesDropped: size });
-        continue;
-      }
-      kept.push(file);
-      if (!isCheckpointSegment) continue;
-      const handle = await this.#fs.open(file.path);
-      try {
-        const size = await handle.size();
-        if (size > to.size) {
-          await handle.truncate(to.size);
-          await handle.sync();
-          this.#onRecovery({ kind: 'rolled-back', segment: file.path, offset: to.size, bytesDropped: size - to.size });
-        }
-      } finally {
-        await handle.close();
-      }
-    }
-    if (removed) await this.#fs.syncDir(this.dir);
-    return kept;
-  }
-
-  /**
-   * Whether some 512-byte sector at a multiple of 512 that overlaps the
-   * damaged record at `offset` is all zero (the part of it inside the file):
-   * the shape of a write a crash left unfinished (delayed allocation, a
-   * sector never written), as opposed to a bit flip. Reads in bounded chunks.
-   */
-  async #overlapsZeroSector(path: string, format: SegmentFormat, offset: number, fileSize: number): Promise<boolean> {
-    const handle = await this.#fs.open(path, { readOnly: true });
-    try {
-      // The record's extent: its header's length when the header verifies, else the header alone.
-      const headerSize = format === 'v1' ? RECORD_HEADER_SIZE : MESSAGE_HEADER_SIZE;
-      const head = await handle.read(offset, headerSize);
-      let extent = headerSize;
-      if (head.byteLength === headerSize) {
-        if (format === 'v1') {
-          const header = readRecordHeader(head, 0);
-          if (header !== undefined) extent += header.payloadLength;
-        } else {
-          const dataLength = new DataView(head.buffer, head.byteOffset, head.byteLength).getUint32(18);
-          if (dataLength <= this.#maxDataLength) extent += dataLength;
-        }
-      }
-      const end = Math.min(fileSize, offset + extent);
-      const stop = Math.ceil(end / SECTOR) * SECTOR;
-      for (let at = offset - (offset % SECTOR); at < stop; at += READ_SIZE) {
-        const want = Math.min(READ_SIZE, stop - at);
-        const bytes = await handle.read(at, want);
-        for (let sector = 0; sector < bytes.byteLength; sector += SECTOR) {
-          if (isZero(bytes.subarray(sector, sector + SECTOR))) return true;
-        }
-        if (bytes.byteLength < want) break;
-      }
-      return false;
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /** Builds the state of a segment from its probe and its successor's. */
-  async #describe(
-    startIndex: bigint,
-    path: string,
-    { size, mtimeMs, probe }: SegmentProbe,
-    next: SegmentProbe | undefined,
-    tail: { end: number; lastIndex: bigint } | undefined,
-  ): Promise<SegmentState> {
-    if (probe.kind === 'damaged') throw corruptSegment(path, 0, probe.reason);
-    if (probe.kind === 'partial' && size > 0) throw corruptSegment(path, 0, 'file header cut short');
-    const format: SegmentFormat = probe.kind === 'v1' ? 'v1' : 'legacy';
-    let end = size;
-    let lastIndex: bigint;
-    if (tail) {
-      end = tail.end;
-      lastIndex = tail.lastIndex;
-    } else if (next?.probe.kind === 'v1') {
-      lastIndex = next.probe.header.prevLastIndex;
-    } else if (size === 0) {
-      lastIndex = 0n;
-    } else {
-      const scan = await scanSegment(path, format, size, { maxDataLength: this.#maxDataLength, headersOnly: true });
-      if (scan.torn) throw corruptSegment(path, scan.end, 'sealed segment ends inside a record');
-      lastIndex = scan.lastIndex;
-    }
-    return {
-      startIndex,
-      path,
-      format,
-      dataStart: size === 0 ? 0 : dataStartOf(format),
-      size: end,
-      lastIndex,
-      createdAt: probe.kind === 'v1' ? probe.header.createdAt : undefined,
-      sealedAt: next === undefined ? undefined : next.probe.kind === 'v1' ? next.probe.header.createdAt : mtimeMs,
-    };
-  }
-
   async #closeFiles(): Promise<void> {
-    if (this.#pollTimer) clearTimeout(this.#pollTimer);
-    this.#pollTimer = undefined;
     const fd = this.#fd;
     this.#fd = undefined;
-    const tail = this.#tail;
-    this.#tail = undefined;
     const lock = this.#lock;
     this.#lock = undefined;
     const sealed = this.#unsyncedSealed.splice(0);
     try {
       await Promise.allSettled(sealed.map(({ handle }) => handle.close()));
       await fd?.close();
-      await tail?.cursor.close();
+      await this.#view?.close();
     } finally {
       await lock?.release();
     }
@@ -930,7 +725,7 @@ export class Topic {
       return;
     }
     this.#waiters.add(wake);
-    if (this.#readOnly) this.#schedulePoll();
+    this.#view?.schedulePoll();
   }
 
   #wakeAll(): void {
@@ -938,162 +733,6 @@ export class Topic {
     const waiters = [...this.#waiters];
     this.#waiters.clear();
     for (const wake of waiters) wake();
-  }
-
-  // ---- read-only view ----------------------------------------------------
-
-  #schedulePoll(): void {
-    if (this.#pollTimer || this.#state !== 'open') return;
-    this.#pollTimer = setTimeout(() => {
-      this.#pollTimer = undefined;
-      this.#refresh().then(
-        (changed) => {
-          if (changed || this.#tailFailure) this.#wakeAll();
-          if (this.#waiters.size > 0) this.#schedulePoll();
-        },
-        (error: unknown) => {
-          this.#tailFailure ??= error instanceof Error ? error : new Error(String(error));
-          this.#wakeAll();
-        },
-      );
-    }, this.#pollIntervalMs);
-  }
-
-  /** Re-reads the folder (read-only view). Resolves whether anything changed. */
-  #refresh(): Promise<boolean> {
-    this.#refreshing ??= this.#doRefresh().finally(() => {
-      this.#refreshing = undefined;
-    });
-    return this.#refreshing;
-  }
-
-  async #doRefresh(): Promise<boolean> {
-    const files = await listSegmentFiles(this.dir, this.#fs);
-    // The mark is read after the listing: a segment missing from the listing
-    // was deleted after the mark covering it was written.
-    const mark = await readReclaimMark(this.dir, this.#fs);
-    const previous = this.#segments;
-    const known = new Map(previous.map((s) => [s.path, s]));
-    const next: SegmentState[] = [];
-    for (let i = 0; i < files.length; i++) {
-      const file = files[i]!;
-      const isLast = i === files.length - 1;
-      let state = known.get(file.path);
-      if (state === undefined) {
-        const probed = await probeOrMissing(file.path, this.#fs);
-        if (probed === undefined) continue;
-        if (isLast && probed.probe.kind === 'partial') break; // being created
-        const after = isLast ? undefined : await probeOrMissing(files[i + 1]!.path, this.#fs);
-        // A new last segment starts with nothing visible; #scanTail reads it.
-        const empty = isLast ? { end: dataStartOf(probed.probe.kind === 'v1' ? 'v1' : 'legacy'), lastIndex: 0n } : undefined;
-        state = await this.#describe(file.startIndex, file.path, probed, after, empty);
-      }
-      next.push(state);
-    }
-    let changed = mark !== this.#mark || next.length !== previous.length || next.some((s, i) => s !== previous[i]);
-    // Catch up on the segment the tail cursor was on (sealed now, or still
-    // the last) and on the last segment.
-    for (let i = 0; i < next.length; i++) {
-      const state = next[i]!;
-      const isLast = i === next.length - 1;
-      if (!isLast && this.#tail?.segment !== state) continue;
-      const before = state.size;
-      const { size, lastIndex } = await this.#scanTail(state, !isLast);
-      state.size = size;
-      if (lastIndex > state.lastIndex) state.lastIndex = lastIndex;
-      if (size !== before) changed = true;
-    }
-    this.#segments = next;
-    this.#mark = mark;
-    this.#lastIndex = next.at(-1)?.lastIndex ?? 0n;
-    return changed;
-  }
-
-  /**
-   * Reads the new whole records of a segment of the read-only view from its
-   * visible end. An incomplete record waits; a checksum failure at the end of
-   * the last segment is given one more poll (a write may be in progress).
-   */
-  async #scanTail(state: SegmentState, sealed: boolean): Promise<{ size: number; lastIndex: bigint }> {
-    if (this.#tail?.segment !== state) {
-      await this.#tail?.cursor.close();
-      this.#tail = undefined;
-      const cursor = await SegmentCursor.open(state.path, state.format, state.dataStart, this.#maxDataLength, this.#fs);
-      this.#tail = { segment: state, cursor };
-      // Skip what is already visible without re-checking it.
-      if (state.size > state.dataStart) await skipTo(cursor, state.size);
-    }
-    const { cursor } = this.#tail;
-    let fileSize: number;
-    try {
-      fileSize = (await probeSegment(state.path, this.#fs)).size;
-    } catch (error) {
-      if (isNotFound(error)) return { size: state.size, lastIndex: state.lastIndex };
-      throw error;
-    }
-    let lastIndex = state.lastIndex;
-    try {
-      for (;;) {
-        const read = await cursor.read(fileSize, 0n);
-        if (read.status === 'data') {
-          if (read.lastIndex > lastIndex) lastIndex = read.lastIndex;
-          this.#suspect = undefined;
-          continue;
-        }
-        if (read.status === 'incomplete' && sealed) throw corruptSegment(state.path, cursor.position, 'sealed segment ends inside a record');
-        break;
-      }
-    } catch (error) {
-      const suspect = { path: state.path, offset: cursor.position };
-      const again = this.#suspect?.path === suspect.path && this.#suspect.offset === suspect.offset;
-      if (sealed || again || !(error instanceof SegmentError && error.code === 'CORRUPT_SEGMENT')) {
-        this.#tailFailure = error as Error;
-      } else {
-        this.#suspect = suspect;
-      }
-    }
-    return { size: cursor.position, lastIndex };
-  }
-}
-
-async function probeOrMissing(path: string, fs: FileSystem): Promise<SegmentProbe | undefined> {
-  try {
-    return await probeSegment(path, fs);
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
-}
-
-/** Moves a fresh cursor to byte `offset` (a record boundary already checked). */
-async function skipTo(cursor: SegmentCursor, offset: number): Promise<void> {
-  while (cursor.position < offset) {
-    const read = await cursor.read(offset, 0n);
-    if (read.status !== 'data') break;
-  }
-}
-
-/** Bytes of the sectors the recovery rule looks at (see {@link TopicOpenOptions.durable}). */
-const SECTOR = 512;
-
-/**
- * How far segment `file` is durable by the owner's point `durable`:
- * `undefined` without one, `Infinity` for a segment before the point's,
- * its size for the point's segment, 0 after it.
- */
-function durableEndOf(file: SegmentFile, durable: TopicCheckpoint | undefined): number | undefined {
-  if (durable === undefined) return undefined;
-  const start = durable.segment === undefined ? undefined : parseU64(durable.segment);
-  if (start === undefined) return 0;
-  if (file.startIndex < start) return Infinity;
-  return file.startIndex === start ? durable.size : 0;
-}
-
-function assertCheckpoint(point: TopicCheckpoint): void {
-  if (typeof point !== 'object' || point === null || !isU64(point.lastIndex)) throw invalid('a checkpoint needs a u64 lastIndex');
-  if (!Number.isSafeInteger(point.size) || point.size < 0) throw invalid(`a checkpoint size must be a non-negative integer, got ${String(point.size)}`);
-  if (point.segment !== undefined && (typeof point.segment !== 'string' || parseU64(point.segment) === undefined)) {
-    throw invalid(`a checkpoint segment must be a segment file name, got ${String(point.segment)}`);
   }
 }
 
