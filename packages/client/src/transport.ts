@@ -1,8 +1,9 @@
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { BrokerError } from '@msg/wire';
-import got, { type Got, type Response } from 'got';
+import got, { type Got } from 'got';
 import { abortError, type ResponseHeaders } from './errors.js';
 
 /** A whole answer of a broker. */
@@ -44,8 +45,11 @@ export interface StreamOptions {
 }
 
 /**
- * The client's HTTP layer: got over its own keep-alive agents, with no
- * automatic redirects or retries (the client does both itself). `close()`
+ * The client's HTTP layer over its own keep-alive agents, with no automatic
+ * redirects or retries (the client does both itself). Whole requests
+ * (publish, ping, heartbeat) go straight through `node:http`: they are the
+ * hot path of a publisher, and a general-purpose HTTP client costs several
+ * times the CPU of the request itself. Streams go through got. `close()`
  * destroys the agents, so no socket outlives the client.
  */
 export class Transport {
@@ -59,22 +63,47 @@ export class Transport {
     decompress: true,
   });
 
-  /** Sends one request and reads the whole answer. Transport failures are mapped by {@link transportError}. */
-  async request(options: RequestOptions): Promise<HttpAnswer> {
-    const body = options.body ?? new Uint8Array(0);
-    try {
-      const response: Response<Buffer> = await this.#got(options.url, {
-        method: options.method,
-        body: options.method === 'POST' ? Buffer.from(body.buffer, body.byteOffset, body.byteLength) : undefined,
-        headers: options.contentType ? { 'content-type': options.contentType } : undefined,
-        responseType: 'buffer',
-        timeout: { request: options.timeoutMs },
-        signal: options.signal,
-      });
-      return { status: response.statusCode, headers: response.headers, body: response.body };
-    } catch (error) {
-      throw transportError(error, options.url, options.signal);
-    }
+  /**
+   * Sends one request and reads the whole answer (a gzip, deflate or br body
+   * is decompressed). Transport failures are mapped by {@link transportError};
+   * past `timeoutMs` the request is destroyed and the call fails with `TIMEOUT`.
+   */
+  request(options: RequestOptions): Promise<HttpAnswer> {
+    const { url, signal } = options;
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const body = options.method === 'POST' ? (options.body ?? new Uint8Array(0)) : undefined;
+    const headers: OutgoingHttpHeaders = { 'accept-encoding': 'gzip, deflate, br' };
+    if (body !== undefined) headers['content-length'] = body.byteLength;
+    if (options.contentType) headers['content-type'] = options.contentType;
+    const https = url.protocol === 'https:';
+    return new Promise<HttpAnswer>((resolve, reject) => {
+      let finished = false;
+      const finish = (error: unknown, answer?: HttpAnswer): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        if (answer) resolve(answer);
+        else {
+          req.destroy();
+          reject(transportError(error, url, signal));
+        }
+      };
+      const onAbort = (): void => finish(signal?.reason);
+      const req = (https ? httpsRequest : httpRequest)(
+        url,
+        { method: options.method, headers, agent: https ? this.#httpsAgent : this.#httpAgent },
+        (res) => readAnswer(res, finish),
+      );
+      req.on('error', (error) => finish(error));
+      const timer = setTimeout(() => {
+        const error = new Error(`request took longer than ${options.timeoutMs} ms`);
+        (error as Error & { code: string }).code = 'ETIMEDOUT';
+        finish(error);
+      }, options.timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.end(body);
+    });
   }
 
   /** Starts a GET and resolves once the answer's headers are in. */
@@ -104,6 +133,41 @@ export class Transport {
   close(): void {
     this.#httpAgent.destroy();
     this.#httpsAgent.destroy();
+  }
+}
+
+function readAnswer(res: IncomingMessage, finish: (error: unknown, answer?: HttpAnswer) => void): void {
+  const parts: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => parts.push(chunk));
+  res.on('error', (error) => finish(error));
+  // A connection lost mid-answer: the body is incomplete ('end' never comes).
+  res.on('close', () => {
+    if (!res.complete) finish(Object.assign(new Error('answer cut short'), { code: 'ECONNRESET' }));
+  });
+  res.on('end', () => {
+    let body: Buffer = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+    try {
+      body = decompress(body, res.headers['content-encoding']);
+    } catch (error) {
+      finish(error);
+      return;
+    }
+    finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body });
+  });
+}
+
+function decompress(body: Buffer, encoding: string | undefined): Buffer {
+  if (body.byteLength === 0 || encoding === undefined) return body;
+  switch (encoding.trim().toLowerCase()) {
+    case 'gzip':
+    case 'x-gzip':
+      return gunzipSync(body);
+    case 'deflate':
+      return inflateSync(body);
+    case 'br':
+      return brotliDecompressSync(body);
+    default:
+      return body;
   }
 }
 
