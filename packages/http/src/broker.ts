@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Frame } from '@msg/wire';
 
 /**
  * A message to publish: what a producer chooses. The broker assigns the index.
@@ -10,6 +11,15 @@ export interface PublishMessage {
   topicID: bigint;
   /** The payload (never empty when it comes from this handler). */
   data: Uint8Array;
+  /**
+   * The message as one frame (`@msg/wire`'s encoding: the 22-byte header
+   * with index field 0, then `data`), as this handler validated it: for a
+   * batch, a view of the frame in the request body; for a single publish,
+   * encoded once from the query and the body. Always set by this handler. A
+   * broker can put these bytes into its log as they are instead of encoding
+   * the fields again; one that ignores it loses nothing. Do not modify it.
+   */
+  frame?: Frame;
 }
 
 /** The index range a batch of messages was committed at. */

@@ -1,7 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { BrokerError, MESSAGES_CONTENT_TYPE, MessageDecoder, Paths, Query, isBrokerError, parseU16, parseU64, type Message } from '@msg/wire';
+import {
+  BrokerError,
+  MESSAGES_CONTENT_TYPE,
+  MESSAGE_HEADER_SIZE,
+  Paths,
+  Query,
+  encodeFrame,
+  frameTopicID,
+  frameType,
+  isBrokerError,
+  parseU16,
+  parseU64,
+  splitFrames,
+  writeFrameIndex,
+  type Frame,
+} from '@msg/wire';
 import type { HandlerBroker, PublishMessage } from './broker.js';
 import { ClientGoneError, readBody } from './body.js';
 import { HandlerMetrics, type RouteName } from './metrics.js';
@@ -144,7 +159,9 @@ export class Routes {
       this.#redirect(req, res, undefined);
       return;
     }
-    const index = await this.#broker.publish({ type, topicID, data }, this.#signalFor(res));
+    // Validated here, encoded once: the broker puts this frame into its log as it is.
+    const frame = encodeFrame({ type, topicID, data });
+    const index = await this.#broker.publish({ type, topicID, data, frame }, this.#signalFor(res));
     this.metrics.publishedMessages++;
     this.metrics.publishedBytes += data.byteLength;
     if (res.destroyed) return;
@@ -386,25 +403,30 @@ function originalURL(req: IncomingMessage): string {
   return (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
 }
 
-/** Decodes a batch body; every malformed body is `INVALID_BATCH`, every empty message `MESSAGE_DATA_REQUIRED`. */
+/**
+ * Validates a batch body once and returns its messages, each with its frame:
+ * a view of the body (no copy), whose ignored index field is set to 0. Every
+ * malformed body is `INVALID_BATCH` (with the decoder's text), and then, once
+ * the body is known to be whole frames, an empty message is
+ * `MESSAGE_DATA_REQUIRED`.
+ */
 function decodeBatch(body: Buffer, maxDataLength: number): PublishMessage[] {
   if (body.byteLength === 0) throw brokerError('INVALID_BATCH', 'invalid batch: the body holds no message');
-  let decoded: Message[];
+  let frames: Frame[];
   try {
-    const decoder = new MessageDecoder({ maxDataLength });
-    decoded = decoder.push(body);
-    decoder.end();
+    frames = splitFrames(body, { maxDataLength });
   } catch (error) {
     const detail = error instanceof Error ? error.message : String(error);
     throw new BrokerError('INVALID_BATCH', { message: `invalid batch: ${detail}`, cause: error });
   }
-  const messages: PublishMessage[] = new Array<PublishMessage>(decoded.length);
-  for (let i = 0; i < decoded.length; i++) {
-    const m = decoded[i]!;
-    if (m.data.byteLength === 0) {
+  const messages: PublishMessage[] = new Array<PublishMessage>(frames.length);
+  for (let i = 0; i < frames.length; i++) {
+    const frame = frames[i]!;
+    if (frame.byteLength === MESSAGE_HEADER_SIZE) {
       throw brokerError('MESSAGE_DATA_REQUIRED', `message data required: message ${i} of the batch is empty`);
     }
-    messages[i] = { type: m.type, topicID: m.topicID, data: m.data };
+    writeFrameIndex(frame, 0, 0n);
+    messages[i] = { type: frameType(frame), topicID: frameTopicID(frame), data: frame.subarray(MESSAGE_HEADER_SIZE), frame };
   }
   return messages;
 }

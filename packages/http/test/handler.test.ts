@@ -37,6 +37,14 @@ describe.each([
       expect(Buffer.from(s.broker.log[0]!.message.data).toString()).toBe('hello');
     });
 
+    it('hands the broker the message encoded once as a frame with index field 0', async () => {
+      const s = await startServer(fakeBroker(), { fastPath });
+      const a = await request(`${s.url}/messaging/messages?type=3&topicID=18446744073709551615`, { method: 'POST', body: 'hello' });
+      expect(a.status).toBe(200);
+      const frame = s.broker.log[0]!.message.frame!;
+      expect(Buffer.from(frame).equals(Buffer.from(encodeMessage({ type: 3, topicID: 18446744073709551615n, index: 0n, data: data('hello') })))).toBe(true);
+    });
+
     it('waits for the broker before answering', async () => {
       let release!: (index: bigint) => void;
       const s = await startServer(fakeBroker({ publish: () => new Promise<bigint>((resolve) => (release = resolve)) }), { fastPath });
@@ -170,6 +178,43 @@ describe.each([
       const s = await startServer(fakeBroker(), { fastPath });
       const a = await request(`${s.url}/messaging/batch`, { method: 'POST', body: batch({ type: 1, topicID: 1n, data: data('a') }, { type: 1, topicID: 1n, data: new Uint8Array(0) }) });
       expectError(a, 400, 'MESSAGE_DATA_REQUIRED', 'message data required');
+      expect(s.broker.log).toHaveLength(0);
+    });
+
+    it('hands the broker each posted frame as it is (a view of the body, index field 0), validated once', async () => {
+      const s = await startServer(fakeBroker(), { fastPath });
+      const messages = [
+        { type: 1, topicID: 5n, index: 0n, data: data('a') },
+        { type: 0x7fff, topicID: 2n ** 64n - 1n, index: 123n, data: new Uint8Array(3000).fill(7) },
+        { type: 3, topicID: 2n ** 33n, index: 2n ** 63n, data: data('ccc') },
+      ];
+      const body = encodeMessages(messages);
+      const a = await request(`${s.url}/messaging/batch`, { method: 'POST', body });
+      expect(a.status).toBe(200);
+      const frames = s.broker.log.map((e) => e.message.frame);
+      expect(frames.every((f) => f !== undefined)).toBe(true);
+      // Byte for byte what was posted, but for the ignored index field, which is 0.
+      expect(Buffer.concat(frames.map((f) => f!)).equals(Buffer.from(encodeMessages(messages.map((m) => ({ ...m, index: 0n })))))).toBe(true);
+      expect(s.broker.log.map((e) => [e.message.type, e.message.topicID, Buffer.from(e.message.data).equals(Buffer.from(e.message.frame!.subarray(22)))])).toEqual(
+        messages.map((m) => [m.type, m.topicID, true]),
+      );
+    });
+
+    it.each([
+      ['a truncated frame after whole ones', [data('a'), data('bb')], (body: Uint8Array) => body.subarray(0, body.byteLength - 1), 'INVALID_BATCH'],
+      ['a frame over the data limit after whole ones', [data('a'), data('bb')], (body: Uint8Array) => {
+        const out = Buffer.from(body);
+        out.writeUInt32BE(0xffff_fff0, 23 + 18);
+        return out;
+      }, 'INVALID_BATCH'],
+      ['an empty message before a truncated frame', [new Uint8Array(0), data('bb')], (body: Uint8Array) => body.subarray(0, body.byteLength - 1), 'INVALID_BATCH'],
+      ['an empty message among whole frames', [data('a'), new Uint8Array(0), data('bb')], (body: Uint8Array) => body, 'MESSAGE_DATA_REQUIRED'],
+    ])('answers 400 with the same code for %s and publishes nothing of the batch', async (_case, datas, mangle, code) => {
+      const s = await startServer(fakeBroker(), { fastPath });
+      const body = mangle(encodeMessages(datas.map((d) => ({ type: 1, topicID: 1n, index: 0n, data: d }))));
+      const a = await request(`${s.url}/messaging/batch`, { method: 'POST', body });
+      expect(a.status).toBe(400);
+      expect(a.headers[Headers.errorCode]).toBe(code);
       expect(s.broker.log).toHaveLength(0);
     });
 
