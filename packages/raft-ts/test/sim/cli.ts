@@ -10,6 +10,8 @@ export interface SimArgs {
   /** Run only seeds `s` with `s % shards === shard` (to spread a run over processes). */
   shard: number;
   shards: number;
+  /** Stop at the first seed that fails (to find one). */
+  untilFailure: boolean;
 }
 
 const USAGE = `usage: sim [--seeds N] [--seed S] [--duration MS] [--weights kind=W,...] [--shard I/N] [--trace]
@@ -18,6 +20,7 @@ const USAGE = `usage: sim [--seeds N] [--seed S] [--duration MS] [--weights kind
   --duration MS    virtual length of the faulty phase (default 6000)
   --weights k=W,.. weight of fault kinds (1 = default rate, 0 = off); kinds: ${FAULT_KINDS.join(', ')}
   --shard I/N      run only the seeds s with s % N == I (one process of N)
+  --until-failure  stop at the first seed that fails
   --trace          print what happens`;
 
 /** Parses the simulation's flags; throws with the usage text on bad input. */
@@ -42,7 +45,7 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
   if (!Number.isSafeInteger(first) || !Number.isSafeInteger(seeds) || seeds < 1 || !(durationMs > 0) || !(shards >= 1) || !(shard >= 0 && shard < shards)) {
     throw new Error(USAGE);
   }
-  return { first, seeds, durationMs, trace: args.includes('--trace'), weights, shard, shards };
+  return { first, seeds, durationMs, trace: args.includes('--trace'), weights, shard, shards, untilFailure: args.includes('--until-failure') };
 }
 
 /** Runs the seeds `args` names, printing one line per seed and a table of the faults injected; resolves with the failed count. */
@@ -66,6 +69,7 @@ export async function runSimCli(args: SimArgs, app?: SimApp, command = 'pnpm --f
       const replay = `${command} --seed ${s}${args.durationMs === 6000 ? '' : ` --duration ${args.durationMs}`}`;
       console.log(`seed ${s}: FAILED (replay: ${replay})`);
       for (const v of result.violations) console.log(`  ${v}`);
+      if (args.untilFailure) break;
     } else {
       const { faults, ...rest } = result.stats;
       console.log(`seed ${s}: ok ${JSON.stringify(rest)} faults ${JSON.stringify(faults)}`);

@@ -58,6 +58,7 @@ describe('the deterministic simulation', () => {
       weights: { crash: 2, pause: 0 },
       shard: 1,
       shards: 2,
+      untilFailure: false,
     });
   });
 });

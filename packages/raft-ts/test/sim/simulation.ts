@@ -129,6 +129,10 @@ interface SimNode {
   busy: boolean;
   /** A leave() is under way. */
   leaving: boolean;
+  /** The operator's removal of this node is under way. */
+  removing: boolean;
+  /** Where it joined through (it joins again there when it restarts without a cluster). */
+  joinTargets?: string | string[];
   /** When the disk of the running incarnation returned an I/O error: the node must stop. */
   diskFailedAt: number | undefined;
   /** When an I/O error hit one of raft's own files: from then on the node must not answer a peer with success. */
@@ -358,6 +362,14 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     net.register(n.url, guarded(n, node));
   };
 
+  /** Like the server's --join on every start: a node that crashed before it stored its cluster joins again. */
+  const restart = async (n: SimNode): Promise<void> => {
+    n.busy = true;
+    await start(n);
+    n.busy = false;
+    if (n.node?.state === 'uninitialized' && n.joinTargets !== undefined) runJoin(n, n.joinTargets);
+  };
+
   /** A node that cannot open: expected after a bit flip (then the operator replaces it), a violation otherwise. */
   const openFailed = (n: SimNode, flipped: SimNode['flipped'], err: unknown, what: string): void => {
     if (n.diskFailedAt !== undefined) {
@@ -422,6 +434,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       gone: false,
       busy: false,
       leaving: false,
+      removing: false,
       diskFailedAt: undefined,
       raftDiskFailedAt: undefined,
       flipped: undefined,
@@ -431,8 +444,16 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   };
 
   const up = (): SimNode[] => nodes.filter((n) => n.node !== undefined && !n.gone);
-  /** Voters in the configuration of the leader (0 when none is known): membership never shrinks below 3 voters. */
-  const voters = (): number => up().find((x) => x.node!.isLeader())?.node!.config().voters.length ?? 0;
+  /**
+   * Voters left once the removals under way are done, in the smallest configuration a member holds (0 when
+   * no member knows one): the operator never shrinks the cluster below 3 voters, nor corrupts a disk then.
+   */
+  const voters = (): number => {
+    const sizes = up()
+      .filter((x) => x.node!.state === 'leader' || x.node!.state === 'follower')
+      .map((x) => x.node!.config().voters.length);
+    return sizes.length === 0 ? 0 : Math.min(...sizes) - nodes.filter((n) => n.leaving || n.removing).length;
+  };
   const members = (): SimNode[] => nodes.filter((n) => !n.gone);
 
   const checkCommitted = async (): Promise<void> => {
@@ -484,33 +505,39 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     );
   };
 
+  /** Joins `n` (started) through `targets`; one that cannot is given up (gone) if it never learned its cluster. */
+  const runJoin = (n: SimNode, targets: string | string[]): void => {
+    const node = n.node;
+    if (!node) {
+      n.busy = false;
+      n.gone = true;
+      return;
+    }
+    n.busy = true;
+    n.joinTargets = targets;
+    node.join(targets, { timeoutMs: 5000 }).then(
+      () => {
+        stats.joins++;
+        n.busy = false;
+      },
+      () => {
+        n.busy = false;
+        if (n.node === node && node.state === 'uninitialized') {
+          n.gone = true;
+          n.token.alive = false;
+          net.register(n.url, undefined);
+        }
+      },
+    );
+  };
+
   const join = (via: SimNode): void => {
     const n = make(nodes.length + 1);
     n.busy = true;
     void (async () => {
       await start(n);
       trace(`t=${sched.now} ${n.url} joins via ${via.url}`);
-      const targets = rng.chance(0.5) ? via.url : [via.url, ...up().filter((x) => x !== n && x !== via).map((x) => x.url)];
-      const node = n.node;
-      if (!node) {
-        n.busy = false;
-        n.gone = true;
-        return;
-      }
-      node.join(targets, { timeoutMs: 5000 }).then(
-        () => {
-          stats.joins++;
-          n.busy = false;
-        },
-        () => {
-          n.busy = false;
-          if (n.node?.state === 'uninitialized') {
-            n.gone = true;
-            n.token.alive = false;
-            net.register(n.url, undefined);
-          }
-        },
-      );
+      runJoin(n, rng.chance(0.5) ? via.url : [via.url, ...up().filter((x) => x !== n && x !== via).map((x) => x.url)]);
     })();
   };
 
@@ -556,8 +583,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         const n = rng.pick(members().filter((x) => x.node === undefined && !x.busy));
         if (!n) return false;
         trace(`t=${sched.now} restart ${n.url}`);
-        n.busy = true;
-        void start(n).finally(() => (n.busy = false));
+        void restart(n);
         return true;
       },
     ],
@@ -704,17 +730,22 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
         const victim = rng.pick(members().filter((x) => x !== leader && !x.busy && leader.node!.urls().includes(x.url)));
         if (!victim) return false;
         victim.busy = true;
+        victim.removing = true;
         trace(`t=${sched.now} operator removes ${victim.url} through ${leader.url}`);
         leader.node!.removeMember(victim.url).then(
           () => {
             victim.gone = true;
             victim.busy = false;
+            victim.removing = false;
             if (victim.node) {
               victim.token.alive = false;
               net.register(victim.url, undefined);
             }
           },
-          () => (victim.busy = false),
+          () => {
+            victim.busy = false;
+            victim.removing = false;
+          },
         );
         return true;
       },
@@ -767,10 +798,10 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   net.faults = { drop: 0, duplicate: 0, minDelay: 1, maxDelay: 5 };
   await sched.runUntil(sched.now + 1000);
   superviseFailures();
-  for (const n of members()) if (n.node === undefined && !n.busy) await start(n);
+  for (const n of members()) if (n.node === undefined && !n.busy) await restart(n);
   await sched.runUntil(sched.now + 2000);
   superviseFailures();
-  for (const n of members()) if (n.node === undefined && !n.busy) await start(n);
+  for (const n of members()) if (n.node === undefined && !n.busy) await restart(n);
   await checkCommitted();
   let final = -1;
   for (let attempt = 0; attempt < 40 && final < 0 && violations.length === 0; attempt++) {
