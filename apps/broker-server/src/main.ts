@@ -69,13 +69,13 @@ async function serve(): Promise<void> {
   signals.started(() => server.close());
   // A node removed from the cluster stops (exit 0) rather than serve topics that no longer grow; a node
   // whose raft or broker failed (a disk error) stops with the failure's exit code so that a supervisor restarts it.
+  // Raft's state comes as a stream (no polling); the broker has no failure event, so its `failure` is read every 250 ms.
   watchRaft(
     server.raft,
     (end) => {
       if (end.state === 'removed') signals.stop('removed from the cluster', ExitCodes.OK);
       else signals.stop(`node failed: ${end.error instanceof Error ? end.error.message : String(end.error)}`, exitCodeFor(end.error));
     },
-    250,
-    server.broker,
+    { stateMachine: server.broker, pollMs: 250 },
   );
 }

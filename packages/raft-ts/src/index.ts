@@ -19,7 +19,7 @@ export {
 } from './types.js';
 export type { Transport, RpcHandler } from './transport.js';
 export type { StateMachine } from './state-machine.js';
-export { RaftNode, type RaftNodeOptions, type RaftState, type LeaderChangeListener, type LeaderChange } from './raft-node.js';
+export { RaftNode, type RaftNodeOptions, type RaftState, type LeaderChangeListener, type LeaderChange, type StateChange } from './raft-node.js';
 export { systemClock, silentLogger, type Clock, type Logger } from './clock.js';
 export { NodeFileSystem, type FileSystem, type FileHandle } from './file-system.js';
 export * from './http/index.js';

@@ -112,6 +112,17 @@ export interface LeaderChange {
   term: number;
 }
 
+/**
+ * One value of {@link RaftNode.stateChanges}: what the node is doing
+ * ({@link RaftState}: its role, or `removed` once its configuration no longer
+ * holds it), the leader it knows (`undefined` while unknown) and the term.
+ * `failed` carries the error that stopped the node (its storage, a corrupt
+ * log, or the state machine's throw); it is the last value.
+ */
+export type StateChange =
+  | { readonly state: Exclude<RaftState, 'failed' | 'closed'>; readonly leader: string | undefined; readonly term: number }
+  | { readonly state: 'failed'; readonly leader: string | undefined; readonly term: number; readonly failure: unknown };
+
 interface Waiter {
   index: number;
   term: number;
@@ -176,6 +187,8 @@ export class RaftNode implements RpcHandler {
   readonly #receiver: SnapshotReceiver;
   #listeners = new Set<LeaderChangeListener>();
   #configListeners = new Set<() => void>();
+  /** Woken whenever {@link RaftNode.state}, the leader or the term may have changed (the state streams). */
+  #watchers = new Set<() => void>();
 
   constructor(options: RaftNodeOptions) {
     const election = options.electionTimeoutMs ?? 1000;
@@ -337,6 +350,50 @@ export class RaftNode implements RpcHandler {
     }
   }
 
+  /**
+   * The node's state as an async iterable: first the current one, then each
+   * change of role (`follower`, `candidate`, `leader`, `learner`), of the
+   * known leader or of the term, `removed` when the node's configuration no
+   * longer holds it, and `failed` with the error that stopped the node (then
+   * the iteration ends). A consumer slower than the changes sees the latest
+   * state (the ones in between are coalesced; nothing is buffered). The
+   * iteration ends when the node closes (without a value for it), or when
+   * `signal` aborts.
+   */
+  async *stateChanges(options: { signal?: AbortSignal } = {}): AsyncGenerator<StateChange, void, undefined> {
+    const signal = options.signal;
+    let last: StateChange | undefined;
+    let wake: (() => void) | undefined;
+    const poke = (): void => wake?.();
+    this.#watchers.add(poke);
+    signal?.addEventListener('abort', poke);
+    try {
+      for (;;) {
+        if (signal?.aborted) return;
+        const state = this.state;
+        if (state === 'closed') return;
+        const leader = this.#leader;
+        const term = this.#meta.term;
+        if (last === undefined || last.state !== state || last.leader !== leader || last.term !== term) {
+          last = state === 'failed' ? { state, leader, term, failure: this.#failed } : { state, leader, term };
+          yield last;
+          continue; // the state is read again: nothing that changed meanwhile is missed
+        }
+        if (state === 'failed') return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      this.#watchers.delete(poke);
+      signal?.removeEventListener('abort', poke);
+    }
+  }
+
+  /** Wakes the state streams: the state, the leader or the term may have changed. */
+  #stateMayHaveChanged(): void {
+    for (const w of [...this.#watchers]) w();
+  }
+
   // ---------------------------------------------------------------- lifecycle
 
   /**
@@ -447,6 +504,7 @@ export class RaftNode implements RpcHandler {
     this.#checkOpen();
     if (this.#meta.clusterId === '') {
       this.#setMeta({ ...this.#meta, clusterId: response.clusterId });
+      this.#stateMayHaveChanged();
       await this.#saveMeta();
       // The leader may have reached this node meanwhile: keep what it learned.
       if (this.#role === 'follower') this.#becomeFollower(this.#meta.term, this.#leader);
@@ -571,6 +629,7 @@ export class RaftNode implements RpcHandler {
     this.#clearTimers();
     this.#rejectAll(new RaftError('CLOSED', 'node closed'));
     for (const l of this.#configListeners) l();
+    this.#stateMayHaveChanged();
     await Promise.allSettled([this.#applying, this.#snapshotting, this.#installing]);
     await this.#receiver.abort();
     if (this.#opened) await this.#log.close();
@@ -797,6 +856,7 @@ export class RaftNode implements RpcHandler {
 
   #notify(): void {
     for (const l of [...this.#configListeners]) l();
+    this.#stateMayHaveChanged();
   }
 
   #setMeta(meta: Meta): void {
@@ -984,6 +1044,7 @@ export class RaftNode implements RpcHandler {
     }
     this.#setLeader(leader);
     this.#resetElectionTimer();
+    this.#stateMayHaveChanged();
   }
 
   #acceptLeader(term: number, from: string): void {
@@ -1008,6 +1069,7 @@ export class RaftNode implements RpcHandler {
     this.#role = 'candidate';
     this.#setLeader(undefined);
     this.#setMeta({ ...this.#meta, term: this.#meta.term + 1, votedFor: this.url });
+    this.#stateMayHaveChanged();
     const term = this.#meta.term;
     this.#log_.debug('raft: election', { url: this.url, term });
     this.#saveMeta().then(
