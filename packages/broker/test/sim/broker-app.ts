@@ -19,9 +19,14 @@ function isReport(message: Message): boolean {
   return message.type === MessageType.SetTopicMaxIndex;
 }
 
+/** The number of a client write `c<n>` (NaN for others, such as the final write). */
+function numberOf(text: string): number {
+  return text.startsWith('c') ? Number(text.slice(1)) : NaN;
+}
+
 /** Whether a write lands in a topic: one in ten is a reader report instead. */
 function stored(text: string): boolean {
-  return !(text.startsWith('c') && Number(text.slice(1)) % 10 === 0);
+  return numberOf(text) % 10 !== 0;
 }
 
 /**
@@ -30,69 +35,100 @@ function stored(text: string): boolean {
  * reader reports and snapshots, with every file access through the disk, so
  * crashes, torn writes, holes, lost directory entries, I/O errors and bit
  * flips reach the broker's whole durability path: checkpoint, crash, roll
- * back, re-apply.
+ * back, re-apply. A factory: one app per run (its checks span the nodes).
  *
  * Every write is a message on one of three topics; one in ten is a reader
- * report of a reader `r<k>` instead (it reclaims nothing the others still
- * read: the state compared after healing starts at each topic's first
- * retained index on every node alike).
+ * report instead, in turn of a reader `r<k>` a little behind, of an
+ * anonymous reader (the original's heartbeat) at the newest index, and of a
+ * slow reader `s<k>` far behind. Checker: what a topic reclaimed, every
+ * identified reader had passed (an anonymous report never reclaims).
  */
-export const brokerApp: SimApp = {
-  name: 'broker',
-  async open({ fs, clock, recordApplied }) {
-    const broker = new Broker({ dir: '/data/broker', fs, clock, checkpointIntervalMs: 40, maxSegmentSize: 600 });
-    await broker.open();
-    return {
-      stateMachine: {
-        // Records what is applied, as the state machine sees it, for the cross-node checks.
-        apply: async (entries, upTo) => {
-          const from = broker.appliedIndex();
-          await broker.apply(entries, upTo);
-          for (const e of entries) {
-            const message = decodeMessage(e.data);
-            if (e.index > from && !isReport(message)) recordApplied(e.index, decoder.decode(message.data));
+export function brokerApp(): SimApp {
+  /** Every index any node applied, per topic (ascending): those below a topic's first retained index were reclaimed. */
+  const applied = new Map<bigint, number[]>();
+  return {
+    name: 'broker',
+    async open({ url, fs, clock, report, recordApplied }) {
+      const broker = new Broker({ dir: '/data/broker', fs, clock, checkpointIntervalMs: 40, maxSegmentSize: 600 });
+      await broker.open();
+      const checkReclaimed = (): void => {
+        for (const t of broker.status().topics) {
+          const indexes = applied.get(t.id) ?? [];
+          let reclaimed: number | undefined;
+          for (const i of indexes) if (BigInt(i) < t.firstIndex && t.lastIndex > 0n) reclaimed = i;
+          if (reclaimed === undefined) continue;
+          const passed = t.readers.length === 0 ? -1n : t.readers.reduce((m, r) => (r.index < m ? r.index : m), t.readers[0]!.index);
+          if (BigInt(reclaimed) > passed) {
+            report(`${url}: topic ${t.id} reclaimed its message ${reclaimed}, but its identified readers passed only ${passed < 0n ? 'nothing' : passed}`);
           }
-        },
-        appliedIndex: () => broker.appliedIndex(),
-        snapshot: () => broker.snapshot(),
-        restore: (snapshot, index) => broker.restore(snapshot, index),
-      },
-      async state() {
-        const state = new Map<number, string>();
-        for (const id of broker.topicIDs()) {
-          const first = broker.status().topics.find((t) => t.id === id)?.firstIndex ?? 0n;
-          const reader = await broker.openTopicReader(id, first);
-          for await (const m of reader.messages()) state.set(Number(m.index), decoder.decode(m.data));
         }
-        return state;
-      },
-      failure: () => broker.failure,
-      covers(index, text) {
-        if (!stored(text)) return false;
-        const topic = broker.status().topics.find((t) => t.id === topicOf(text));
-        return topic === undefined || BigInt(index) >= topic.firstIndex;
-      },
-      async close() {
-        await broker.close().catch((err: unknown) => {
-          if (!isBrokerStateError(err)) throw err;
-        });
-      },
-    };
-  },
-  encode(text) {
-    const k = Number(topicOf(text));
-    if (!stored(text)) {
-      // A reader report of reader r<k> at a low index: recorded through raft, reclaiming (if anything) what it passed.
-      return encodeMessage(readerReportMessage({ topicID: BigInt(k), index: BigInt(Math.max(0, Number(text.slice(1)) - 40)), readerId: `r${k}` }, 0));
-    }
-    return encodeMessage({ type: 1, topicID: BigInt(k), index: 0n, data: encoder.encode(text) });
-  },
-  decode(data) {
-    const message = decodeMessage(data);
-    if (!isReport(message)) return decoder.decode(message.data);
-    const report = decodeReaderReport(message.data);
-    return `report ${report.readerId}@${report.index}`;
-  },
-  stored,
-  checkedFiles: /^meta$/,
-};
+      };
+      return {
+        stateMachine: {
+          // Records what is applied, as the state machine sees it, for the cross-node checks.
+          apply: async (entries, upTo) => {
+            const from = broker.appliedIndex();
+            await broker.apply(entries, upTo);
+            let reports = false;
+            for (const e of entries) {
+              if (e.index <= from) continue;
+              const message = decodeMessage(e.data);
+              if (isReport(message)) {
+                reports = true;
+                continue;
+              }
+              recordApplied(e.index, decoder.decode(message.data));
+              const list = applied.get(message.topicID) ?? [];
+              if (list.length === 0 || list[list.length - 1]! < e.index) list.push(e.index);
+              applied.set(message.topicID, list);
+            }
+            if (reports) checkReclaimed();
+          },
+          appliedIndex: () => broker.appliedIndex(),
+          snapshot: () => broker.snapshot(),
+          restore: (snapshot, index) => broker.restore(snapshot, index),
+        },
+        async state() {
+          checkReclaimed();
+          const state = new Map<number, string>();
+          for (const id of broker.topicIDs()) {
+            const first = broker.status().topics.find((t) => t.id === id)?.firstIndex ?? 0n;
+            const reader = await broker.openTopicReader(id, first);
+            for await (const m of reader.messages()) state.set(Number(m.index), decoder.decode(m.data));
+          }
+          return state;
+        },
+        failure: () => broker.failure,
+        covers(index, text) {
+          if (!stored(text)) return false;
+          const topic = broker.status().topics.find((t) => t.id === topicOf(text));
+          return topic === undefined || BigInt(index) >= topic.firstIndex;
+        },
+        async close() {
+          await broker.close().catch((err: unknown) => {
+            if (!isBrokerStateError(err)) throw err;
+          });
+        },
+      };
+    },
+    encode(text) {
+      const k = topicOf(text);
+      const n = numberOf(text);
+      if (!stored(text)) {
+        const kind = (n / 10) % 3;
+        const at = kind === 0 ? n - 40 : kind === 1 ? n : n / 4;
+        const readerId = kind === 0 ? `r${k}` : kind === 1 ? '' : `s${k}`;
+        return encodeMessage(readerReportMessage({ topicID: k, index: BigInt(Math.max(0, Math.floor(at))), readerId }, 0));
+      }
+      return encodeMessage({ type: 1, topicID: k, index: 0n, data: encoder.encode(text) });
+    },
+    decode(data) {
+      const message = decodeMessage(data);
+      if (!isReport(message)) return decoder.decode(message.data);
+      const r = decodeReaderReport(message.data);
+      return `report ${r.readerId}@${r.index}`;
+    },
+    stored,
+    checkedFiles: /^meta$/,
+  };
+}

@@ -49,7 +49,7 @@ export function parseSimArgs(args: readonly string[]): SimArgs {
 }
 
 /** Runs the seeds `args` names, printing one line per seed and a table of the faults injected; resolves with the failed count. */
-export async function runSimCli(args: SimArgs, app?: SimApp, command = 'pnpm --filter raft-ts sim'): Promise<number> {
+export async function runSimCli(args: SimArgs, app?: SimApp | (() => SimApp), command = 'pnpm --filter raft-ts sim'): Promise<number> {
   let failed = 0;
   let ran = 0;
   const totals: Record<string, number> = {};

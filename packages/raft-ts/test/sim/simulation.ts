@@ -91,8 +91,8 @@ export interface SimOptions {
   trace?: (line: string) => void;
   /** Weight of each fault kind (default 1 each); 0 turns a kind off. */
   weights?: Partial<Record<FaultKind, number>>;
-  /** The state machine every node runs. Default: {@link SimStateMachine}, durable on the node's disk. */
-  app?: SimApp;
+  /** The state machine every node runs (or a factory called once per run, for an app that keeps checks across nodes). Default: {@link SimStateMachine}, durable on the node's disk. */
+  app?: SimApp | (() => SimApp);
 }
 
 /** Counters of what one seed did. */
@@ -194,7 +194,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   const rng = new Prng(seed);
   const sched = new Scheduler();
   const net = new SimNetwork(sched, rng);
-  const app = options.app ?? textApp;
+  const app = typeof options.app === 'function' ? options.app() : (options.app ?? textApp);
   const violations: string[] = [];
   const report = (m: string): void => {
     if (violations.length < 20) violations.push(`t=${sched.now} ${m}`);
