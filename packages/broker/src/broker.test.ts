@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BrokerError, MessageType, decodeMessages, encodeMessage, encodeSetTopicMaxIndex, isBrokerError } from '@msg/wire';
+import { type BrokerError, MessageType, decodeMessages, encodeFrame, encodeMessage, encodeMessages, encodeSetTopicMaxIndex, frameTopicID, frameType, isBrokerError, splitFrames } from '@msg/wire';
 import { EntryType, RaftError } from 'raft-ts';
 import { sleep } from '@msg/test-utils';
 import { Broker } from './broker.js';
@@ -125,6 +125,45 @@ describe('Broker', () => {
     expect(t.logger.lines.filter((l) => l.level === 'warn' && l.msg.includes('broker type bit'))).toHaveLength(4);
     expect(t.log.entries).toHaveLength(0);
     expect(await t.broker.publish(text(1n, 'after'))).toBe(1n);
+  });
+
+  it('puts a given frame into the log as it is and stores those bytes in the topic, with the index set (single and batch)', async () => {
+    await using t = await openTestBroker();
+    const single = encodeFrame({ type: 3, topicID: 7n, data: new TextEncoder().encode('single') });
+    expect(await t.broker.publish({ type: 3, topicID: 7n, data: single.subarray(22), frame: single })).toBe(1n);
+    // A batch body as @msg/http splits it: the frames are views of the body.
+    const posted = encodeMessages([
+      { type: 1, topicID: 7n, index: 0n, data: new Uint8Array(5000).fill(1) },
+      { type: 2, topicID: 2n ** 64n - 1n, index: 0n, data: new TextEncoder().encode('other topic') },
+      { type: 0x7fff, topicID: 7n, index: 0n, data: new TextEncoder().encode('c') },
+    ]);
+    const frames = splitFrames(posted);
+    const range = await t.broker.publishBatch(frames.map((frame) => ({ type: frameType(frame), topicID: frameTopicID(frame), data: frame.subarray(22), frame })));
+    expect(range).toEqual({ firstIndex: 2n, lastIndex: 4n });
+    // The log entries are the very frames handed in.
+    expect(t.log.entries.map((e) => e.data)).toEqual([single, ...frames]);
+    expect(t.log.entries[1]!.data).toBe(frames[0]);
+    // The topic holds the posted bytes, byte for byte, but for the index field the log assigned.
+    const withIndex = (frame: Uint8Array, index: bigint): Buffer => {
+      const out = Buffer.from(frame);
+      out.writeBigUInt64BE(index, 10);
+      return out;
+    };
+    expect((await concat(await t.broker.openTopicReader(7n, 0n))).equals(Buffer.concat([withIndex(single, 1n), withIndex(frames[0]!, 2n), withIndex(frames[2]!, 4n)]))).toBe(true);
+    expect((await concat(await t.broker.openTopicReader(2n ** 64n - 1n, 0n))).equals(withIndex(frames[1]!, 3n))).toBe(true);
+    // The frames handed in are not modified.
+    expect(Buffer.concat(frames).equals(Buffer.from(posted))).toBe(true);
+    expect(t.broker.metrics().bytesApplied).toBe(BigInt(6 + 5000 + 11 + 1));
+  });
+
+  it('checks the broker type bit on the frame it is given, the bytes that would enter the log', async () => {
+    await using t = await openTestBroker();
+    const frame = encodeFrame({ type: 0x8000, topicID: 0n, data: new Uint8Array(16) });
+    expect(await failure(t.broker.publish({ type: 1, topicID: 0n, data: new Uint8Array(16), frame }))).toMatchObject({ code: 'INVALID_MESSAGE' });
+    expect(await failure(t.broker.publishBatch([{ ...text(1n, 'ok'), frame: encodeFrame(text(1n, 'ok')) }, { type: 1, topicID: 0n, data: new Uint8Array(16), frame }]))).toMatchObject({
+      code: 'INVALID_MESSAGE',
+    });
+    expect(t.log.entries).toHaveLength(0);
   });
 
   it('rejects messages whose fields do not fit the wire format', async () => {

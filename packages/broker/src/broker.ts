@@ -1,16 +1,22 @@
 import { basename, join } from 'node:path';
 import {
   BrokerError,
+  MAX_DATA_LENGTH,
+  MESSAGE_HEADER_SIZE,
   MessageType,
+  asFrame,
   assertValidMessage,
   decodeMessage,
   encodeMessage,
+  frameTopicID,
+  frameType,
   isBrokerError,
   isBrokerMessageType,
   isU64,
+  type Frame,
   type Message,
 } from '@msg/wire';
-import { Topic, isSegmentError, listTopicIDs, nodeFileSystem, type FileHandle, type FileSystem, type RecoveryEvent, type TopicOpenOptions } from '@msg/segments';
+import { Topic, isSegmentError, type IndexedFrame, listTopicIDs, nodeFileSystem, type FileHandle, type FileSystem, type RecoveryEvent, type TopicOpenOptions } from '@msg/segments';
 import { EntryType, isRaftError, type LogEntry, type StateMachine } from 'raft-ts';
 import type { BrokerLog } from './broker-log.js';
 import { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
@@ -155,6 +161,14 @@ export interface PublishMessage {
   topicID: bigint;
   data: Uint8Array;
   index?: bigint;
+  /**
+   * The message already encoded and validated (`@msg/wire`'s `Frame`, as
+   * `@msg/http` passes it): when given, these bytes are what is published,
+   * put into the log as they are (the fields are neither checked nor encoded
+   * again); they must encode `type`, `topicID` and `data`. Only the broker's
+   * own rule is checked on it (no 0x8000 type bit).
+   */
+  frame?: Frame;
 }
 
 /** The index range {@link Broker.publishBatch} assigned. */
@@ -428,14 +442,24 @@ export class Broker implements StateMachine {
     }
   }
 
+  /** The log entry of a published message: its frame as given (validated where it was made), else the fields checked and encoded. */
   #encodeClientMessage(publish: PublishMessage): Uint8Array {
+    const { frame } = publish;
+    if (frame !== undefined) {
+      // The bytes that enter the log are the ones checked.
+      this.#refuseBrokerType(frameType(frame), publish.topicID);
+      return frame;
+    }
     const message: Message = { type: publish.type, topicID: publish.topicID, index: 0n, data: publish.data };
     assertValidMessage(message);
-    if (isBrokerMessageType(message.type)) {
-      this.#logger.warn('rejected a published message with the broker type bit', { type: message.type, topicID: message.topicID });
-      throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: type ${message.type} has the broker's 0x8000 bit` });
-    }
+    this.#refuseBrokerType(message.type, message.topicID);
     return encodeMessage(message);
+  }
+
+  #refuseBrokerType(type: number, topicID: bigint): void {
+    if (!isBrokerMessageType(type)) return;
+    this.#logger.warn('rejected a published message with the broker type bit', { type, topicID });
+    throw new BrokerError('INVALID_MESSAGE', { message: `invalid message: type ${type} has the broker's 0x8000 bit` });
   }
 
   #needLog(): BrokerLog {
@@ -460,24 +484,27 @@ export class Broker implements StateMachine {
     await this.#exclusive(async () => {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
       if (this.#failure) throw this.#failure;
-      const pending = new Map<bigint, Message[]>();
+      const pending = new Map<bigint, IndexedFrame[]>();
       const reported = new Set<bigint>();
       const lastIndexOf = (id: bigint): bigint => pending.get(id)?.at(-1)?.index ?? this.#topics.get(id)?.lastIndex ?? 0n;
       for (const entry of entries) {
         if (entry.index <= this.#applied || entry.type !== EntryType.Command) continue;
         const index = BigInt(entry.index);
-        let message: Message;
+        // One check of the framing; a client message then goes to its topic as these bytes.
+        let frame: Frame;
         try {
-          message = decodeMessage(entry.data);
+          frame = asFrame(entry.data, { maxDataLength: MAX_DATA_LENGTH });
         } catch (error) {
           this.#ignore('ignored a log entry that is not a message', { index, error: describe(error) });
           continue;
         }
-        if (isBrokerMessageType(message.type)) {
-          if (message.type !== MessageType.SetTopicMaxIndex) {
-            this.#ignore('ignored an internal message of unknown type', { index, type: message.type });
+        const type = frameType(frame);
+        if (isBrokerMessageType(type)) {
+          if (type !== MessageType.SetTopicMaxIndex) {
+            this.#ignore('ignored an internal message of unknown type', { index, type });
             continue;
           }
+          const message = decodeMessage(frame);
           let report;
           try {
             report = decodeReaderReport(message.data);
@@ -506,17 +533,18 @@ export class Broker implements StateMachine {
           this.#counters.readerReports++;
           continue;
         }
-        const last = lastIndexOf(message.topicID);
+        const topicID = frameTopicID(frame);
+        const last = lastIndexOf(topicID);
         if (index <= last) {
           // Re-applied after a crash (the topic already has it), or a topic imported above the log.
           if (entry.index > (this.#meta?.appliedIndex ?? 0)) {
-            this.#ignore('ignored a message at or below its topic last index', { index, topicID: message.topicID, lastIndex: last });
+            this.#ignore('ignored a message at or below its topic last index', { index, topicID, lastIndex: last });
           }
           continue;
         }
-        let list = pending.get(message.topicID);
-        if (!list) pending.set(message.topicID, (list = [] as Message[]));
-        list.push({ type: message.type, topicID: message.topicID, index, data: message.data });
+        let list = pending.get(topicID);
+        if (!list) pending.set(topicID, (list = [] as IndexedFrame[]));
+        list.push({ index, frame });
       }
       const created: bigint[] = [];
       try {
@@ -529,9 +557,9 @@ export class Broker implements StateMachine {
             created.push(id);
           }
           this.#dirtyTopics.add(id);
-          await topic.appendBatch(messages);
+          await topic.appendFrames(messages);
           this.#counters.messagesApplied += messages.length;
-          for (const m of messages) this.#counters.bytesApplied += m.data.byteLength;
+          for (const m of messages) this.#counters.bytesApplied += m.frame.byteLength - MESSAGE_HEADER_SIZE;
         }
         if (upTo > this.#applied) this.#applied = upTo;
         for (const id of created) this.#wake(id);
