@@ -424,22 +424,22 @@ export class Client {
     let listed = url;
     let failures = 0;
     let redirects = 0;
+    const path = pathAndQuery(request.path, request.query);
     for (;;) {
       this.#checkCancelled(signal);
       let failure: Error;
       try {
-        const target = new URL(request.path, url);
-        for (const [key, value] of Object.entries(request.query ?? {})) target.searchParams.set(key, value);
         const answer = await this.#transport.request({
           method: request.method,
-          url: target,
+          url,
+          path,
           body: request.body,
           contentType: request.contentType,
           timeoutMs: this.#requestTimeoutMs,
           signal: combined,
         });
         if (answer.status === 307) {
-          const leader = parseBrokerURL(new URL(headerValue(answer.headers.location) ?? '', target).href);
+          const leader = parseBrokerURL(new URL(headerValue(answer.headers.location) ?? '', new URL(path, url)).href);
           if (!leader || headerValue(answer.headers.location) === undefined) {
             throw new ClientError('BAD_RESPONSE', { message: `bad response: 307 without a usable Location from ${url.origin}` });
           }
@@ -589,6 +589,14 @@ export class Client {
     (timer as { unref?: () => void } | undefined)?.unref?.();
     this.#pingTimer = timer;
   }
+}
+
+/** `path` with `query` encoded as its query string (as `URLSearchParams` would, without building a URL per request). */
+function pathAndQuery(path: string, query: Record<string, string> | undefined): string {
+  if (query === undefined) return path;
+  let search = '';
+  for (const key in query) search += `${search === '' ? '?' : '&'}${encodeURIComponent(key)}=${encodeURIComponent(query[key]!)}`;
+  return path + search;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

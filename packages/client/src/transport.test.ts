@@ -22,7 +22,7 @@ async function serve(listener: RequestListener): Promise<URL> {
   const server = createServer(listener);
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/messaging/messages?topicID=1`);
+  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
 }
 
 function transport(): Transport {
@@ -32,19 +32,19 @@ function transport(): Transport {
 }
 
 describe('Transport.request', () => {
-  it('sends the body with its length and content type, and reads status, headers and body', async () => {
-    const seen: { method?: string; length?: string; type?: string; body?: string } = {};
+  it('sends the path, the body with its length and content type, and reads status, headers and body', async () => {
+    const seen: { method?: string; path?: string; length?: string; type?: string; body?: string } = {};
     const url = await serve((req, res) => {
       const parts: Buffer[] = [];
       req.on('data', (chunk: Buffer) => parts.push(chunk));
       req.on('end', () => {
-        Object.assign(seen, { method: req.method, length: req.headers['content-length'], type: req.headers['content-type'], body: Buffer.concat(parts).toString() });
+        Object.assign(seen, { method: req.method, path: req.url, length: req.headers['content-length'], type: req.headers['content-type'], body: Buffer.concat(parts).toString() });
         res.writeHead(201, { 'x-broker-index': '7' });
         res.end('ok');
       });
     });
-    const answer = await transport().request({ method: 'POST', url, body: new TextEncoder().encode('hello'), contentType: 'application/octet-stream', timeoutMs: 5000 });
-    expect(seen).toEqual({ method: 'POST', length: '5', type: 'application/octet-stream', body: 'hello' });
+    const answer = await transport().request({ method: 'POST', url, path: '/messaging/messages?topicID=1', body: new TextEncoder().encode('hello'), contentType: 'application/octet-stream', timeoutMs: 5000 });
+    expect(seen).toEqual({ method: 'POST', path: '/messaging/messages?topicID=1', length: '5', type: 'application/octet-stream', body: 'hello' });
     expect({ status: answer.status, index: answer.headers['x-broker-index'], body: Buffer.from(answer.body).toString() }).toEqual({ status: 201, index: '7', body: 'ok' });
   });
 
@@ -54,13 +54,13 @@ describe('Transport.request', () => {
       res.writeHead(200, { 'content-encoding': 'gzip' });
       res.end(gzipSync('{"urls":[]}'));
     });
-    const answer = await transport().request({ method: 'POST', url, timeoutMs: 5000 });
+    const answer = await transport().request({ method: 'POST', url, path: '/messaging/messages?topicID=1', timeoutMs: 5000 });
     expect(Buffer.from(answer.body).toString()).toBe('{"urls":[]}');
   });
 
   it('fails with TIMEOUT when the answer does not come within timeoutMs', async () => {
     const url = await serve(() => undefined);
-    await expect(transport().request({ method: 'GET', url, timeoutMs: 50 })).rejects.toMatchObject({ name: 'BrokerError', code: 'TIMEOUT' });
+    await expect(transport().request({ method: 'GET', url, path: '/messaging/messages?topicID=1', timeoutMs: 50 })).rejects.toMatchObject({ name: 'BrokerError', code: 'TIMEOUT' });
   });
 
   it('fails with UNAVAILABLE when the connection is lost mid-answer', async () => {
@@ -70,21 +70,21 @@ describe('Transport.request', () => {
       res.write('partial');
       setTimeout(() => res.socket?.destroy(), 10);
     });
-    await expect(transport().request({ method: 'GET', url, timeoutMs: 5000 })).rejects.toMatchObject({ name: 'BrokerError', code: 'UNAVAILABLE' });
+    await expect(transport().request({ method: 'GET', url, path: '/messaging/messages?topicID=1', timeoutMs: 5000 })).rejects.toMatchObject({ name: 'BrokerError', code: 'UNAVAILABLE' });
   });
 
   it('fails with UNAVAILABLE when the connection is refused', async () => {
     const url = await serve(() => undefined);
     await new Promise((resolve) => servers.pop()!.close(resolve));
-    await expect(transport().request({ method: 'GET', url, timeoutMs: 5000 })).rejects.toMatchObject({ name: 'BrokerError', code: 'UNAVAILABLE' });
+    await expect(transport().request({ method: 'GET', url, path: '/messaging/messages?topicID=1', timeoutMs: 5000 })).rejects.toMatchObject({ name: 'BrokerError', code: 'UNAVAILABLE' });
   });
 
   it('fails with ABORTED when the signal aborts, before or during the request', async () => {
     const url = await serve(() => undefined);
     const t = transport();
-    await expect(t.request({ method: 'GET', url, timeoutMs: 5000, signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'ClientError', code: 'ABORTED' });
+    await expect(t.request({ method: 'GET', url, path: '/messaging/messages?topicID=1', timeoutMs: 5000, signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'ClientError', code: 'ABORTED' });
     const controller = new AbortController();
-    const pending = t.request({ method: 'GET', url, timeoutMs: 5000, signal: controller.signal });
+    const pending = t.request({ method: 'GET', url, path: '/messaging/messages?topicID=1', timeoutMs: 5000, signal: controller.signal });
     setTimeout(() => controller.abort(), 10);
     await expect(pending).rejects.toMatchObject({ name: 'ClientError', code: 'ABORTED' });
   });

@@ -28,7 +28,10 @@ export interface HttpStream {
 /** Options of one request. */
 export interface RequestOptions {
   method: 'GET' | 'POST';
+  /** The broker: only the scheme, host and port count. */
   url: URL;
+  /** Path and query string, already encoded (`/messaging/messages?type=1&topicID=2`). */
+  path: string;
   body?: Uint8Array;
   contentType?: string;
   /** Whole-request deadline in milliseconds (connect, send, answer, body). */
@@ -76,6 +79,8 @@ export class Transport {
     if (body !== undefined) headers['content-length'] = body.byteLength;
     if (options.contentType) headers['content-type'] = options.contentType;
     const https = url.protocol === 'https:';
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = url.port === '' ? (https ? 443 : 80) : Number(url.port);
     return new Promise<HttpAnswer>((resolve, reject) => {
       let finished = false;
       const finish = (error: unknown, answer?: HttpAnswer): void => {
@@ -91,8 +96,7 @@ export class Transport {
       };
       const onAbort = (): void => finish(signal?.reason);
       const req = (https ? httpsRequest : httpRequest)(
-        url,
-        { method: options.method, headers, agent: https ? this.#httpsAgent : this.#httpAgent },
+        { protocol: url.protocol, hostname, port, path: options.path, method: options.method, headers, agent: https ? this.#httpsAgent : this.#httpAgent },
         (res) => readAnswer(res, finish),
       );
       req.on('error', (error) => finish(error));
