@@ -10,9 +10,11 @@
 //
 // Run: node scripts/pnpm.mjs --filter @msg/client bench (build the broker first:
 // node scripts/pnpm.mjs exec turbo run build). Environment knobs:
-//   BENCH_NODES=1,3   cluster sizes to run        BENCH_CONCURRENCY=1,16,64
-//   BENCH_WARMUP_MS=1000  BENCH_DURATION_MS=3000  BENCH_REPS=1 (median of the reps per cell)
-//   BENCH_CASES=raw,client,linger                 BENCH_BROKER_ARGS="--cpu-prof" (extra node flags of the brokers)
+//   BENCH_NODES=1,3            cluster sizes to run
+//   BENCH_CONCURRENCY=1,16,64  publishers
+//   BENCH_WARMUP_MS=1000  BENCH_DURATION_MS=3000  BENCH_REPS=3 (cases take turns; median of the reps per cell)
+//   BENCH_CASES=raw,client,linger (also: inflight2 = the client with batching.maxInFlight 2)
+//   BENCH_BROKER_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (extra node flags of the brokers)
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -34,7 +36,7 @@ const CONCURRENCY = list('BENCH_CONCURRENCY', '1,16,64').map(Number);
 const CASES = new Set(list('BENCH_CASES', 'raw,client,linger'));
 const WARMUP_MS = Number(process.env.BENCH_WARMUP_MS ?? 1000);
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000);
-const REPS = Number(process.env.BENCH_REPS ?? 1);
+const REPS = Number(process.env.BENCH_REPS ?? 3);
 const BROKER_NODE_ARGS = (process.env.BENCH_BROKER_ARGS ?? '').split(' ').filter(Boolean);
 const BODY_BYTES = 100;
 const CLK_TCK = (() => {
@@ -278,6 +280,7 @@ async function runSetup(nodes: number): Promise<void> {
       if (CASES.has('raw')) cases.push(['raw HTTP', () => rawHTTP(first, conc, pids)]);
       if (CASES.has('client')) cases.push(['client', () => viaClient(first, conc, pids, {})]);
       if (CASES.has('linger')) cases.push(['client, lingerMs 1', () => viaClient(first, conc, pids, { batching: { lingerMs: 1 } })]);
+      if (CASES.has('inflight2')) cases.push(['client, maxInFlight 2', () => viaClient(first, conc, pids, { batching: { maxInFlight: 2 } })]);
       const runs = new Map<string, Measured[]>(cases.map(([who]) => [who, []]));
       for (let rep = 0; rep < REPS; rep++) for (const [who, run] of cases) runs.get(who)!.push(await run());
       const raw = runs.has('raw HTTP') ? median(runs.get('raw HTTP')!, conc === 1) : undefined;
