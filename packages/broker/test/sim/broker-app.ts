@@ -38,9 +38,9 @@ function stored(text: string): boolean {
  * back, re-apply. A factory: one app per run (its checks span the nodes).
  *
  * Every write is a message on one of three topics; one in ten is a reader
- * report instead, in turn of a reader `r<k>` a little behind, of an
- * anonymous reader (the original's heartbeat) at the newest index, and of a
- * slow reader `s<k>` far behind. Checker: what a topic reclaimed, every
+ * report instead, in turn of a reader `r<k>` behind, of an
+ * anonymous reader (the original's heartbeat) about at the newest index, and
+ * of a slow reader `s<k>` far behind; topic 3 gets only the anonymous ones. Checker: what a topic reclaimed, every
  * identified reader had passed (an anonymous report never reclaims).
  */
 export function brokerApp(): SimApp {
@@ -51,8 +51,11 @@ export function brokerApp(): SimApp {
     async open({ url, fs, clock, report, recordApplied }) {
       const broker = new Broker({ dir: '/data/broker', fs, clock, checkpointIntervalMs: 40, maxSegmentSize: 600 });
       await broker.open();
-      const checkReclaimed = (): void => {
+      // Checked when an apply reclaims (a reader that reports for the first time later cannot hold back
+      // what was already gone: it counts from its first report).
+      const checkReclaimed = (before: Map<bigint, bigint>): void => {
         for (const t of broker.status().topics) {
+          if (t.firstIndex <= (before.get(t.id) ?? 0n)) continue;
           const indexes = applied.get(t.id) ?? [];
           let reclaimed: number | undefined;
           for (const i of indexes) if (BigInt(i) < t.firstIndex && t.lastIndex > 0n) reclaimed = i;
@@ -68,6 +71,7 @@ export function brokerApp(): SimApp {
           // Records what is applied, as the state machine sees it, for the cross-node checks.
           apply: async (entries, upTo) => {
             const from = broker.appliedIndex();
+            const before = new Map(broker.status().topics.map((t) => [t.id, t.firstIndex]));
             await broker.apply(entries, upTo);
             let reports = false;
             for (const e of entries) {
@@ -82,14 +86,13 @@ export function brokerApp(): SimApp {
               if (list.length === 0 || list[list.length - 1]! < e.index) list.push(e.index);
               applied.set(message.topicID, list);
             }
-            if (reports) checkReclaimed();
+            if (reports) checkReclaimed(before);
           },
           appliedIndex: () => broker.appliedIndex(),
           snapshot: () => broker.snapshot(),
           restore: (snapshot, index) => broker.restore(snapshot, index),
         },
         async state() {
-          checkReclaimed();
           const state = new Map<number, string>();
           for (const id of broker.topicIDs()) {
             const first = broker.status().topics.find((t) => t.id === id)?.firstIndex ?? 0n;
@@ -115,10 +118,14 @@ export function brokerApp(): SimApp {
       const k = topicOf(text);
       const n = numberOf(text);
       if (!stored(text)) {
+        // Topics 1 and 2 have identified readers (and anonymous reports); topic 3 only anonymous ones, like
+        // the original's clients: it must never reclaim anything.
         const kind = (n / 10) % 3;
-        const at = kind === 0 ? n - 40 : kind === 1 ? n : n / 4;
-        const readerId = kind === 0 ? `r${k}` : kind === 1 ? '' : `s${k}`;
-        return encodeMessage(readerReportMessage({ topicID: k, index: BigInt(Math.max(0, Math.floor(at))), readerId }, 0));
+        const topic = kind === 1 ? 3n : 1n + (k % 2n);
+        // Op numbers grow faster than raft indexes (failed proposals use them up): report a fraction, below the topic end.
+        const at = kind === 0 ? n / 3 : kind === 1 ? n / 2 : n / 8;
+        const readerId = kind === 0 ? `r${topic}` : kind === 1 ? '' : `s${topic}`;
+        return encodeMessage(readerReportMessage({ topicID: topic, index: BigInt(Math.max(0, Math.floor(at))), readerId }, 0));
       }
       return encodeMessage({ type: 1, topicID: k, index: 0n, data: encoder.encode(text) });
     },

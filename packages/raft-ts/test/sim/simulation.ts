@@ -131,6 +131,8 @@ interface SimNode {
   leaving: boolean;
   /** The operator's removal of this node is under way. */
   removing: boolean;
+  /** The voters of the configuration it knew when last up. */
+  lastVoters: string[];
   /** Where it joined through (it joins again there when it restarts without a cluster). */
   joinTargets?: string | string[];
   /** When the disk of the running incarnation returned an I/O error: the node must stop. */
@@ -412,6 +414,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
 
   const crash = (n: SimNode, why = 'crash'): void => {
     trace(`t=${sched.now} ${why} ${n.url}`);
+    n.lastVoters = n.node?.config().voters ?? n.lastVoters;
     n.token.alive = false;
     net.register(n.url, undefined);
     net.resume(n.url);
@@ -435,6 +438,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       busy: false,
       leaving: false,
       removing: false,
+      lastVoters: [],
       diskFailedAt: undefined,
       raftDiskFailedAt: undefined,
       flipped: undefined,
@@ -445,14 +449,24 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
 
   const up = (): SimNode[] => nodes.filter((n) => n.node !== undefined && !n.gone);
   /**
-   * Voters left once the removals under way are done, in the smallest configuration a member holds (0 when
-   * no member knows one): the operator never shrinks the cluster below 3 voters, nor corrupts a disk then.
+   * Whether the operator may take one more voter away (`leaving`: a leave or removal, the configuration
+   * shrinks; else a corrupted disk, it does not) and every configuration a member holds keeps a majority of
+   * healthy voters (not gone, corrupt, leaving or being removed) and at least 3 voters: the simulation
+   * checks raft, not an operator who destroys the majority.
    */
-  const voters = (): number => {
-    const sizes = up()
-      .filter((x) => x.node!.state === 'leader' || x.node!.state === 'follower')
-      .map((x) => x.node!.config().voters.length);
-    return sizes.length === 0 ? 0 : Math.min(...sizes) - nodes.filter((n) => n.leaving || n.removing).length;
+  const mayLoseVoter = (leaving: boolean): boolean => {
+    const byUrl = new Map(nodes.map((n) => [n.url, n]));
+    // Every configuration a node knows or knew when last up, a removed one's too (it may be the newest).
+    const configs = nodes.map((x) => (x.node ? x.node.config().voters : x.lastVoters)).filter((voters) => voters.length > 0);
+    if (configs.length === 0) return false;
+    return configs.every((voters) => {
+      const healthy = voters.filter((u) => {
+        const n = byUrl.get(u);
+        return n !== undefined && !n.gone && n.flipped === undefined && !n.leaving && !n.removing;
+      }).length;
+      const size = leaving ? voters.length - 1 : voters.length;
+      return size >= 3 && healthy - 1 >= Math.floor(size / 2) + 1;
+    });
   };
   const members = (): SimNode[] => nodes.filter((n) => !n.gone);
 
@@ -600,6 +614,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
             await n.app?.close?.();
             n.busy = false;
             if (n.node === node) {
+              n.lastVoters = node.config().voters;
               n.token.alive = false;
               net.register(n.url, undefined);
               n.node = undefined;
@@ -670,7 +685,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       'bit-flip',
       () => {
         // Bit rot while the node is down; at most one node per run, so a majority stays intact.
-        if (corruptions >= 1 || voters() < 3) return false;
+        if (corruptions >= 1 || !mayLoseVoter(false)) return false;
         const n = rng.pick(members().filter((x) => x.node === undefined && !x.busy && x.flipped === undefined));
         if (!n) return false;
         const pattern = app.checkedFiles ? new RegExp(`${CHECKED_RAFT_FILES.source}|${app.checkedFiles.source}`) : CHECKED_RAFT_FILES;
@@ -696,7 +711,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       'leave',
       () => {
         // A voter (the leader too) leaves, possibly while joins and other leaves are under way.
-        if (voters() <= 3 || nodes.filter((n) => n.leaving).length >= 2) return false;
+        if (!mayLoseVoter(true) || nodes.filter((n) => n.leaving).length >= 2) return false;
         const n = rng.pick(up().filter((x) => !x.busy && (x.node!.state === 'follower' || x.node!.state === 'leader')));
         if (!n) return false;
         n.busy = true;
@@ -726,7 +741,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
       () => {
         // The operator removes another member through the leader.
         const leader = up().find((x) => x.node!.isLeader());
-        if (!leader || voters() <= 3) return false;
+        if (!leader || !mayLoseVoter(true)) return false;
         const victim = rng.pick(members().filter((x) => x !== leader && !x.busy && leader.node!.urls().includes(x.url)));
         if (!victim) return false;
         victim.busy = true;
