@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { isBrokerStateError } from './errors.js';
 import { encodeSnapshotHeader, parseSnapshotHeader, readSnapshot, type SnapshotHeader } from './snapshot-format.js';
 
-const VECTORS = new URL('../../../../shared/vectors/', import.meta.url);
+const VECTORS = new URL('../../../fixtures/original/', import.meta.url);
 
 async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.byteLength; i += size) yield bytes.subarray(i, i + size);

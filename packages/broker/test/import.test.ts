@@ -6,7 +6,7 @@ import { decodeMessages } from '@msg/wire';
 import { concat, openTestBroker, readAll, text } from './helpers.js';
 import type { Broker } from '../src/broker.js';
 
-const VECTORS = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'vectors');
+const VECTORS = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'original');
 const ORIGINAL: Record<string, string[]> = { '20': ['2', '14', '23'], '21': ['3', '15', '24'], '22': ['4', '16', '25'] };
 
 async function expectOriginalData(broker: Broker): Promise<void> {

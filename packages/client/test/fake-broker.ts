@@ -1,6 +1,6 @@
 // A small, protocol-faithful broker for the client's tests: node:http on
 // 127.0.0.1 port 0, in-memory topics, and knobs for the faults a client must
-// survive. It speaks ../../../../shared/spec/original-protocol.md §2, plus our
+// survive. It speaks the original's API (docs/protocol.md §2), plus our
 // batch route, error-code headers and reclaimed segments.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';

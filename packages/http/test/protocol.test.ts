@@ -1,4 +1,4 @@
-// Raw-HTTP tests written from ../shared/spec/original-protocol.md §1-2 only:
+// Raw-HTTP tests written from docs/protocol.md §1-2 (the original's wire format and API) only:
 // bytes on a TCP socket, as a client of the original broker sees them.
 import { describe, expect, it } from '@jest/globals';
 import { connect } from 'node:net';

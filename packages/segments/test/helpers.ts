@@ -4,8 +4,8 @@ import { makeTempDir } from '@msg/test-utils';
 import { encodeFileHeader, encodeRecords } from '../src/format.js';
 import { Topic, type RecoveryEvent, type TopicOptions, type TopicReader } from '../src/index.js';
 
-/** The folder of vectors written by the original broker (../shared/vectors). */
-export const VECTORS_DIR = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'vectors');
+/** The folder of vectors written by the original broker (fixtures/original at the repository root). */
+export const VECTORS_DIR = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'original');
 
 /** A message of topic 7 at `index` whose data is `size` bytes derived from the index. */
 export function msg(index: bigint | number, size = 10, type = 1): Message {

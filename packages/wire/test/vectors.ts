@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The folder of vectors written by the original broker (../shared/vectors). */
-export const VECTORS_DIR = join(import.meta.dirname, '..', '..', '..', '..', 'shared', 'vectors');
+/** The folder of vectors written by the original broker (fixtures/original at the repository root). */
+export const VECTORS_DIR = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'original');
 
 export interface MessageVector {
   type: number;

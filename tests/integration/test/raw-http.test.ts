@@ -1,5 +1,5 @@
 // Raw HTTP against a real broker process, written from the protocol spec
-// alone (../../shared/spec/original-protocol.md): no @msg/client, no
+// alone (docs/protocol.md at the repository root): no @msg/client, no
 // @msg/wire. What a client of the original sees, byte for byte.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm } from 'node:fs/promises';
