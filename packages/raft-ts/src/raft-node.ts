@@ -1275,6 +1275,11 @@ export class RaftNode implements RpcHandler {
     const from = p.next;
     const last = this.#log.batchEnd(from, this.#log.lastIndex, this.#opts.maxAppendEntries, this.#opts.maxAppendBytes);
     if (last < from && !heartbeat) return;
+    // Smart batching: while a request is in flight, entries gather until its answer (which sends them as
+    // one request) unless they already fill a request; only full requests are pipelined. One request per
+    // proposal round would cost an HTTP request and a follower fsync per few messages.
+    const full = last - from + 1 >= this.#opts.maxAppendEntries || last < this.#log.lastIndex;
+    if (!force && !heartbeat && p.inflight > 0 && !full) return;
     const term = this.#meta.term;
     const req: AppendEntriesRequest = {
       term,

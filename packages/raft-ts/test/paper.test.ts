@@ -321,21 +321,40 @@ describe('log replication (§5.3)', () => {
     await shutdown(h);
   });
 
-  it('a leader pipelines: new entries go out while earlier requests are unanswered', async () => {
-    const h = await openHarness();
+  it('a leader gathers entries while a request is in flight and sends them at its answer; full requests are pipelined', async () => {
+    const h = await openHarness({ maxAppendEntries: 2 });
     await joinThree(h);
     await elect(h);
     const first = await h.transport.next('appendEntries', A);
     first.resolve({ term: 2, success: true, matchIndex: 2 });
-    await waitFor(() => h.node.commitIndex === 2 || h.transport.calls.length > 0);
-    h.transport.take('appendEntries');
-    void h.node.apply(new TextEncoder().encode('1')).catch(() => undefined);
+    await waitFor(() => h.node.commitIndex === 2);
+    // Answer what else went out (the commit index told to the followers): nothing is in flight then.
+    await new Promise((r) => setTimeout(r, 20));
+    for (const c of h.transport.take('appendEntries')) c.resolve({ term: 2, success: true, matchIndex: c.req.prevLogIndex + c.req.entries.length });
+    await new Promise((r) => setTimeout(r, 20));
+    const encoder = new TextEncoder();
+    void h.node.apply(encoder.encode('1')).catch(() => undefined);
     const a1 = await h.transport.next('appendEntries', A);
-    void h.node.apply(new TextEncoder().encode('2')).catch(() => undefined);
-    const a2 = await h.transport.next('appendEntries', A);
     expect(a1.req.entries.map((e: { index: number }) => e.index)).toEqual([3]);
-    expect(a2.req.entries.map((e: { index: number }) => e.index)).toEqual([4]);
+    // One more entry while a1 is unanswered: it waits for a1's answer (no request per proposal).
+    void h.node.apply(encoder.encode('2')).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.transport.take('appendEntries', A)).toEqual([]);
+    // Two more fill a request (maxAppendEntries 2): that one is pipelined behind a1.
+    void h.node.apply(encoder.encode('3')).catch(() => undefined);
+    const a2 = await h.transport.next('appendEntries', A);
+    expect(a2.req.entries.map((e: { index: number }) => e.index)).toEqual([4, 5]);
     expect(a2.req.prevLogIndex).toBe(3);
+    // What gathers while requests are in flight goes out, as one request, once the last is answered.
+    void h.node.apply(encoder.encode('4')).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.transport.take('appendEntries', A)).toEqual([]);
+    a1.resolve({ term: 2, success: true, matchIndex: 3 });
+    await new Promise((r) => setTimeout(r, 20));
+    expect(h.transport.take('appendEntries', A)).toEqual([]);
+    a2.resolve({ term: 2, success: true, matchIndex: 5 });
+    const a3 = await h.transport.next('appendEntries', A);
+    expect(a3.req.entries.map((e: { index: number }) => e.index)).toEqual([6]);
     await shutdown(h);
   });
 });
