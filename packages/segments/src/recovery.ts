@@ -173,7 +173,7 @@ export async function recoverTopic(topic: RecoveryContext, options: TopicOpenOpt
 
   const segments: SegmentState[] = [];
   for (let i = 0; i < files.length; i++) {
-    segments.push(await describeSegment(files[i]!.startIndex, files[i]!.path, probes[i]!, probes[i + 1], i === files.length - 1 ? tail : undefined, maxDataLength));
+    segments.push(await describeSegment(files[i]!.startIndex, files[i]!.path, probes[i]!, probes[i + 1], i === files.length - 1 ? tail : undefined, maxDataLength, fs));
   }
   return { segments, mark };
 }
@@ -264,6 +264,7 @@ export async function describeSegment(
   next: SegmentProbe | undefined,
   tail: { end: number; lastIndex: bigint } | undefined,
   maxDataLength: number,
+  fs: FileSystem,
 ): Promise<SegmentState> {
   if (probe.kind === 'damaged') throw corruptSegment(path, 0, probe.reason);
   if (probe.kind === 'partial' && size > 0) throw corruptSegment(path, 0, 'file header cut short');
@@ -278,7 +279,7 @@ export async function describeSegment(
   } else if (size === 0) {
     lastIndex = 0n;
   } else {
-    const scan = await scanSegment(path, format, size, { maxDataLength, headersOnly: true });
+    const scan = await scanSegment(path, format, size, { maxDataLength, headersOnly: true, fs });
     if (scan.torn) throw corruptSegment(path, scan.end, 'sealed segment ends inside a record');
     lastIndex = scan.lastIndex;
   }

@@ -114,7 +114,7 @@ export class TopicView {
         const after = isLast ? undefined : await probeOrMissing(files[i + 1]!.path, this.#host.fs);
         // A new last segment starts with nothing visible; #scanTail reads it.
         const empty = isLast ? { end: dataStartOf(probed.probe.kind === 'v1' ? 'v1' : 'legacy'), lastIndex: 0n } : undefined;
-        state = await describeSegment(file.startIndex, file.path, probed, after, empty, this.#host.maxDataLength);
+        state = await describeSegment(file.startIndex, file.path, probed, after, empty, this.#host.maxDataLength, this.#host.fs);
       }
       next.push(state);
     }

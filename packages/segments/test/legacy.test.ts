@@ -3,7 +3,7 @@ import { cp, readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessages, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import { makeTempDir } from '@msg/test-utils';
-import { listSegments, listTopicIDs, readSegmentMaxIndex, Topic } from '../src/index.js';
+import { listSegments, listTopicIDs, NodeFileSystem, readSegmentMaxIndex, Topic, type FileSystem } from '../src/index.js';
 import { collect, collectFrames, msg, openTestTopic, plain, VECTORS_DIR } from './helpers.js';
 
 const BROKER_DIR = join(VECTORS_DIR, 'broker-dir');
@@ -24,6 +24,28 @@ async function originalMessages(topicDir: string): Promise<Message[]> {
 }
 
 describe('segments of the original broker', () => {
+  it('reads them through an injected file system only (sealed segments are scanned through it too)', async () => {
+    // Paths under /virtual exist only in this file system: a read that bypasses it fails with ENOENT.
+    const real = new NodeFileSystem();
+    const map = (path: string): string => path.replace(/^\/virtual/, BROKER_DIR);
+    const fs: FileSystem = {
+      mkdir: (d) => real.mkdir(map(d)),
+      list: (d) => real.list(map(d)),
+      readFile: (p) => real.readFile(map(p)),
+      open: (p, o) => real.open(map(p), o),
+      rename: (a, b) => real.rename(map(a), map(b)),
+      remove: (p) => real.remove(map(p)),
+      syncDir: (d) => real.syncDir(map(d)),
+      stat: (p) => real.stat(map(p)),
+      removeTree: (p) => real.removeTree(map(p)),
+    };
+    const expected = await originalMessages(join(BROKER_DIR, '20'));
+    const topic = new Topic('/virtual/20', { readOnly: true, fs });
+    await topic.open();
+    expect(plain(await collect(topic.reader(0n)))).toEqual(plain(expected));
+    await topic.close();
+  });
+
   it('lists its topics and segments and reads their max indexes', async () => {
     expect(await listTopicIDs(BROKER_DIR)).toEqual([20n, 21n, 22n]);
     let highest = 0n;
