@@ -16,7 +16,7 @@ import { delay, systemClock, type Clock, type TimerHandle } from './clock.js';
 import { formatConfig, loadConfig, parseBrokerURL, writeConfig } from './config.js';
 import { Conn, READER_ID_QUERY, type ConnHost, type ConnOptions } from './conn.js';
 import { ClientError, abortError, brokerErrorFromResponse, isClientError, throwIfAborted } from './errors.js';
-import { silentLogger, type Logger } from './logger.js';
+import { safeLogger, silentLogger, type Logger } from './logger.js';
 import { validatePublishMessage, type PublishMessage } from './publish-message.js';
 import { Transport, type HttpAnswer } from './transport.js';
 
@@ -151,7 +151,7 @@ export class Client {
     };
     this.#pingIntervalMs = nonNegativeNumber(options.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS, 'pingIntervalMs');
     this.#connOptions = options.conn ?? {};
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = options.logger === undefined ? silentLogger : safeLogger(options.logger);
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#configPath = options.configPath;

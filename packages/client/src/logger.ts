@@ -2,6 +2,12 @@
  * Where the client reports out-of-band events (a failed background ping, a
  * stream reconnecting). Errors of a call are thrown to its caller, never only
  * logged. The default logger is silent.
+ *
+ * `fields` are always safe to serialize with a plain `JSON.stringify`: u64
+ * values (topic ids, indexes) arrive as decimal strings, and errors as plain
+ * objects `{name, message, code?, stack, cause?, ...}` (their own fields,
+ * bigints among them, converted the same way). A logger that throws does not
+ * disturb the client; what it threw is dropped.
  */
 export interface Logger {
   /** Something went wrong in the background and is being retried. */
@@ -12,3 +18,69 @@ export interface Logger {
 
 /** A logger that drops everything. */
 export const silentLogger: Logger = { warn: () => undefined };
+
+/** How deep nested objects and `cause` chains are followed. */
+const MAX_DEPTH = 8;
+
+/**
+ * `logger` with its fields made JSON-safe (see {@link Logger}) and its own
+ * exceptions contained. Internal to the package.
+ */
+export function safeLogger(logger: Logger): Logger {
+  const safe: Logger = { warn: (message, fields) => call(() => logger.warn(message, logFields(fields))) };
+  if (logger.debug !== undefined) safe.debug = (message, fields) => call(() => logger.debug?.(message, logFields(fields)));
+  return safe;
+}
+
+function call(write: () => void): void {
+  try {
+    write();
+  } catch {
+    // A broken log sink must not break a publish or a stream.
+  }
+}
+
+/** `fields` with every value converted by {@link logValue}. Internal to the package. */
+export function logFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined) return undefined;
+  return logValue(fields, new Set(), 0) as Record<string, unknown>;
+}
+
+/**
+ * A JSON-safe copy of `value`: bigint as a decimal string, an `Error` as a
+ * plain object with its name, message, own fields, stack and cause, arrays and
+ * plain objects converted element by element. Other values are kept as they
+ * are (`JSON.stringify` handles them or their `toJSON`). Cycles become
+ * `'[Circular]'`.
+ */
+function logValue(value: unknown, seen: Set<object>, depth: number): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'object' || value === null) return value;
+  if (seen.has(value)) return '[Circular]';
+  if (depth >= MAX_DEPTH) return '[Truncated]';
+  seen.add(value);
+  try {
+    if (isError(value)) {
+      const out: Record<string, unknown> = { name: value.name, message: value.message };
+      for (const [key, field] of Object.entries(value)) {
+        if (field !== undefined && key !== 'cause') out[key] = logValue(field, seen, depth + 1);
+      }
+      if (value.stack !== undefined) out.stack = value.stack;
+      if (value.cause !== undefined) out.cause = logValue(value.cause, seen, depth + 1);
+      return out;
+    }
+    if (Array.isArray(value)) return value.map((item) => logValue(item, seen, depth + 1));
+    const proto = Object.getPrototypeOf(value) as unknown;
+    if (proto !== Object.prototype && proto !== null) return value;
+    const out: Record<string, unknown> = {};
+    for (const [key, field] of Object.entries(value)) out[key] = logValue(field, seen, depth + 1);
+    return out;
+  } finally {
+    seen.delete(value);
+  }
+}
+
+/** An Error, also one made in another realm (node's own errors seen from a vm context). */
+function isError(value: object): value is Error {
+  return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
+}
