@@ -1,5 +1,5 @@
 export { loadConfig, usage, urlOf, ConfigError, SETTINGS, type ServerConfig, type LoadResult } from './config.js';
-export { createLogger, type JsonLogger, type LogLevel } from './logger.js';
+export { createLogger, type JsonLogger, type LogFormat, type LogLevel, type LoggerOptions } from './logger.js';
 export { startServer, type RunningServer, type StartOptions } from './server.js';
 export { createBrokerAdapter, type BrokerAdapter, type AdapterRaft, type AdapterBroker } from './broker-adapter.js';
 export { ServerError, ServerErrorCodes, type ServerErrorCode } from './server-error.js';

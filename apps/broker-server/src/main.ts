@@ -52,7 +52,8 @@ async function serve(): Promise<void> {
     process.stdout.write(`${loaded.text}\n\n${EXIT_HELP}\n`);
     return;
   }
-  const logger = createLogger(loaded.config.logLevel, write);
+  // Readable lines on a terminal, JSON lines otherwise (files, pipes, supervisors).
+  const logger = createLogger(loaded.config.logLevel, { stream: process.stderr });
 
   // A signal during startup stops the process once startup settles.
   const signals = shutdownOnSignals(process, logger, (code) => process.exit(code));
