@@ -1,5 +1,5 @@
 import { FakeClock, makeTempDir, waitFor } from '@msg/test-utils';
-import { RaftError } from '../src/errors.js';
+import { RaftError, isRaftError, type RaftErrorCode } from '../src/errors.js';
 import { NodeFileSystem, type FileSystem } from '../src/file-system.js';
 import { RaftNode, type RaftNodeOptions } from '../src/raft-node.js';
 import type { StateMachine } from '../src/state-machine.js';
@@ -223,4 +223,14 @@ export async function shutdown(h: Harness): Promise<void> {
     await new Promise((r) => setImmediate(r));
   }
   await closing;
+}
+
+/** How a call ended: the code of the RaftError it rejected with, `'resolved'`, or `'other'` for any other error. */
+export async function codeOf(p: Promise<unknown>): Promise<RaftErrorCode | 'resolved' | 'other'> {
+  try {
+    await p;
+    return 'resolved';
+  } catch (err) {
+    return isRaftError(err) ? err.code : 'other';
+  }
 }

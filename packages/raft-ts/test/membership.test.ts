@@ -2,20 +2,11 @@
 // whose peers are played by the test through a held transport.
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
-import { RaftError, isRaftError, type RaftErrorCode } from '../src/errors.js';
-import { A, B, CLUSTER, ME, append, command, configEntry, elect, joinThree, openHarness, shutdown, type Harness } from './harness.js';
+import { RaftError, isRaftError } from '../src/errors.js';
+import { A, append, B, CLUSTER, codeOf, command, configEntry, elect, joinThree, ME, openHarness, shutdown, type Harness } from './harness.js';
 
 const D = 'http://d';
 const encoder = new TextEncoder();
-
-async function codeOf(p: Promise<unknown>): Promise<RaftErrorCode | 'resolved' | 'other'> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return isRaftError(err) ? err.code : 'other';
-  }
-}
 
 /** Answers every held AppendEntries call (to `only`, when given) with success up to its last entry. */
 function ackAppends(h: Harness, only?: string[]): void {

@@ -3,20 +3,11 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
-import { isRaftError, type RaftErrorCode } from '../src/errors.js';
+import { isRaftError } from '../src/errors.js';
 import { RaftNode, type LeaderChange } from '../src/raft-node.js';
-import { A, B, CLUSTER, MemStateMachine, append, countingFs, elect, joinThree, openHarness, type Harness } from './harness.js';
+import { A, append, B, CLUSTER, codeOf, countingFs, elect, joinThree, MemStateMachine, openHarness, type Harness } from './harness.js';
 
 const encoder = new TextEncoder();
-
-async function codeOf(p: Promise<unknown>): Promise<RaftErrorCode | 'resolved' | 'other'> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return isRaftError(err) ? err.code : 'other';
-  }
-}
 
 /** A harness node that bootstrapped its own single-node cluster and leads it. */
 async function single(overrides: Parameters<typeof openHarness>[0] = {}, dir?: string): Promise<Harness> {

@@ -2,21 +2,12 @@
 // a leader; entries whose payload cannot be decoded never enter the log.
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
-import { isRaftError, type RaftErrorCode } from '../src/errors.js';
+import { isRaftError } from '../src/errors.js';
 import { NodeFileSystem, type FileSystem } from '../src/file-system.js';
 import { LogStore } from '../src/log-store.js';
 import { RaftNode } from '../src/raft-node.js';
 import { EntryType } from '../src/types.js';
-import { A, MemStateMachine, append, command, joinThree, openHarness } from './harness.js';
-
-async function codeOf(p: Promise<unknown>): Promise<RaftErrorCode | 'resolved' | 'other'> {
-  try {
-    await p;
-    return 'resolved';
-  } catch (err) {
-    return isRaftError(err) ? err.code : 'other';
-  }
-}
+import { A, append, codeOf, command, joinThree, MemStateMachine, openHarness } from './harness.js';
 
 /** The real file system, where every fsync of a log segment fails with EIO once `broken.value` is set. */
 function failingLogFs(broken: { value: boolean }): FileSystem {
