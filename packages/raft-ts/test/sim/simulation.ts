@@ -364,8 +364,10 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
     net.register(n.url, guarded(n, node));
   };
 
+  const isUp = (n: SimNode): boolean => n.node !== undefined;
   /** Like the server's --join on every start: a node that crashed before it stored its cluster joins again. */
   const restart = async (n: SimNode): Promise<void> => {
+    if (n.gone || isUp(n)) return; // replaced, or started meanwhile (a loop over members may hold a stale list)
     n.busy = true;
     await start(n);
     n.busy = false;
