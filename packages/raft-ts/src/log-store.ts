@@ -18,6 +18,12 @@ export interface LogStoreOptions {
   cacheBytes?: number;
   /** Where a recovered torn tail is reported (`warn`). Default: silent. */
   logger?: Logger;
+  /**
+   * Called once with the error when a write or fsync of the background writer
+   * fails, at once, even when no {@link LogStore.sync} is waiting (a
+   * compaction's, say): the owner must stop then, not at its next sync.
+   */
+  onFailure?: (err: unknown) => void;
 }
 
 /** Where {@link LogStore.open} starts. */
@@ -678,6 +684,7 @@ export class LogStore {
       this.#failed = err;
       const waiters = this.#waiters.splice(0);
       for (const w of waiters) w.reject(asError(err));
+      this.#opts.onFailure?.(err);
     } finally {
       this.#running = false;
     }

@@ -435,7 +435,7 @@ export class RaftNode implements RpcHandler {
     this.#log = await LogStore.open(
       this.#fs,
       dir,
-      { sync, segmentBytes: this.#opts.segmentBytes, cacheBytes: this.#opts.logCacheBytes, logger: this.#log_ },
+      { sync, segmentBytes: this.#opts.segmentBytes, cacheBytes: this.#opts.logCacheBytes, logger: this.#log_, onFailure: (err) => this.#fail(err) },
       { emptyFirst: snapIndex + 1, durableIndex: smApplied > snapIndex ? smApplied : 0 },
     );
     if (this.#snap) {

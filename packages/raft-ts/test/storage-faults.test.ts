@@ -52,6 +52,25 @@ describe('storage failures', () => {
     await h.node.close();
   });
 
+  it('a log fsync that fails with nobody waiting on it (a compaction behind a snapshot) fails the node at once', async () => {
+    const broken = { value: false };
+    const sm = new MemStateMachine();
+    const snapshot = sm.snapshot.bind(sm);
+    // The fsync after the compaction that follows this snapshot (at index 5, the last entry) fails; no apply is pending then.
+    sm.snapshot = async () => {
+      broken.value = true;
+      return snapshot();
+    };
+    const h = await openHarness({ fs: failingLogFs(broken), stateMachine: sm, snapshotThreshold: 5, trailingEntries: 0, segmentBytes: 64 });
+    await h.node.initialize();
+    await waitFor(() => h.node.isLeader());
+    for (const text of ['a', 'b', 'c']) await h.node.apply(new TextEncoder().encode(text)).catch(() => undefined);
+    await waitFor(() => h.node.snapshotIndex > 0 || h.node.state === 'failed');
+    await waitFor(() => h.node.state === 'failed');
+    expect((h.node.failure as NodeJS.ErrnoException).code).toBe('EIO');
+    await h.node.close();
+  });
+
   it('refuses a config entry whose data does not decode with BAD_REQUEST, before appending it', async () => {
     const h = await openHarness();
     await joinThree(h);
