@@ -102,8 +102,11 @@ describe('a three-node cluster over loopback HTTP', () => {
       await b.node!.join(a.url);
       await openNode(c);
       await c.node!.join(b.url);
+      // c knows it is a voter once the promotion reached it; the others learn of it at their next AppendEntries.
+      const all = [a.url, b.url, c.url].sort();
+      await waitFor(() => members.every((m) => JSON.stringify(m.node!.config().voters.sort()) === JSON.stringify(all)), { timeoutMs: 10_000 });
       for (const m of members) {
-        expect(m.node!.config().voters.sort()).toEqual([a.url, b.url, c.url].sort());
+        expect(m.node!.config().voters.sort()).toEqual(all);
         expect(m.node!.clusterId()).toBe(a.node!.clusterId());
       }
 
