@@ -38,6 +38,24 @@ describe('BrokerError', () => {
     expect(isErrorCode('TOPIC_REQUIRED')).toBe(true);
     expect(isErrorCode('toString')).toBe(false);
   });
+
+  it('has UNAUTHENTICATED (401) and FORBIDDEN (403), neither retriable', () => {
+    expect(new BrokerError('UNAUTHENTICATED')).toMatchObject({ status: 401, retriable: false, message: 'unauthenticated' });
+    expect(new BrokerError('FORBIDDEN')).toMatchObject({ status: 403, retriable: false, message: 'forbidden' });
+  });
+});
+
+describe('limit codes', () => {
+  it('answers a request past a limit 503, retriable, under its own code and text', () => {
+    for (const [code, text] of [
+      ['TOO_MANY_CONNECTIONS', 'too many connections'],
+      ['TOO_MANY_STREAMS', 'too many streams'],
+    ] as const) {
+      expect(isErrorCode(code)).toBe(true);
+      expect(new BrokerError(code)).toMatchObject({ code, status: 503, retriable: true, message: text });
+      expect(errorCodeForText(text)).toBe(code);
+    }
+  });
 });
 
 describe('parseU64 / parseU16', () => {

@@ -32,6 +32,14 @@ export const ErrorCodes = {
   UNAVAILABLE: { text: 'unavailable', status: 503, retriable: true },
   TIMEOUT: { text: 'timeout', status: 504, retriable: true },
   INTERNAL: { text: 'internal error', status: 500, retriable: true },
+  /** The broker holds as many connections as it is configured to (in total, or from this client): retry after `Retry-After`. */
+  TOO_MANY_CONNECTIONS: { text: 'too many connections', status: 503, retriable: true },
+  /** The broker serves as many streams as it is configured to (in total, or to this client): retry after `Retry-After`. */
+  TOO_MANY_STREAMS: { text: 'too many streams', status: 503, retriable: true },
+  /** No valid credential: a missing or unknown token, or a peer RPC without a valid signature. */
+  UNAUTHENTICATED: { text: 'unauthenticated', status: 401, retriable: false },
+  /** A valid credential without the permission the request needs. */
+  FORBIDDEN: { text: 'forbidden', status: 403, retriable: false },
 } as const satisfies Record<string, { text: string; status: number; retriable: boolean }>;
 
 /** A stable, machine-readable error code: a key of {@link ErrorCodes}. */
