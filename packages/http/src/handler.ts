@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { Paths } from '@msg/wire';
+import { Paths, type BrokerError } from '@msg/wire';
 import type { HandlerBroker, RaftListener } from './broker.js';
 import { DEFAULT_MAX_BODY_BYTES } from './body.js';
-import type { HandlerMetrics } from './metrics.js';
+import { Limits } from './limits.js';
+import type { HandlerMetrics, RouteName } from './metrics.js';
+import { sendError } from './reply.js';
 import { Routes, splitURL, type InternalErrorListener } from './routes.js';
 
 /** Options of {@link createHandler}. */
@@ -33,6 +35,13 @@ export interface HandlerOptions {
    * e.g. a `Broker` class of `@msg/broker` served as is).
    */
   raftHandler?: RaftListener;
+  /**
+   * Limits on connections, streams, slow clients and stalled streams
+   * (default `new Limits()`). The handler enforces the stream limits and
+   * answers the requests of refused connections; `limits.attach(server)`
+   * is what counts the connections and sets the timeouts.
+   */
+  limits?: Limits;
 }
 
 /** A broker's HTTP API: see {@link createHandler}. */
@@ -45,6 +54,8 @@ export interface Handler {
   readonly metrics: HandlerMetrics;
   /** Stream responses open now. */
   readonly activeStreams: number;
+  /** The limits it enforces (`options.limits`, else the defaults); counted in `/metrics`. */
+  readonly limits: Limits;
   /**
    * For shutdown: ends every open stream cleanly (their readers closed) and
    * answers new stream requests with 503 `broker already closed`; other
@@ -78,8 +89,11 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
       console.error(`@msg/http: internal error answering ${request.method} ${request.url}`, error);
     });
   const routes = new Routes(broker, { maxBodyBytes, onInternalError });
+  const limits = options.limits ?? new Limits();
+  routes.metrics.limits = limits;
   const raft = options.raftHandler ?? broker.raftHandler;
-  const app = createApp(raft, routes);
+  const guard = new Guard(limits, routes);
+  const app = createApp(raft, routes, guard);
 
   const fastPath = options.fastPath ?? true;
   const publish = routes.publish;
@@ -88,10 +102,14 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
   const listener = fastPath
     ? (req: IncomingMessage, res: ServerResponse): void => {
         const start = performance.now();
+        if (guard.refuseConnection(req, res, start)) return;
         const [path, query] = splitURL(req.url ?? '/');
         if (path === Paths.messages) {
           if (req.method === 'POST') return void publish(req, res, query, start);
-          if (req.method === 'GET') return void stream(req, res, query, start);
+          if (req.method === 'GET') {
+            if (guard.refuseStream(req, res, start)) return;
+            return void stream(req, res, query, start);
+          }
         } else if (path === Paths.batch && req.method === 'POST') {
           return void batch(req, res, query, start);
         } else if (raft !== undefined && path.startsWith(RAFT_PREFIX)) {
@@ -105,6 +123,7 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
         app(req, res);
       }
     : (req: IncomingMessage, res: ServerResponse): void => {
+        if (guard.refuseConnection(req, res, performance.now())) return;
         app(req, res);
       };
 
@@ -115,12 +134,50 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
     get activeStreams() {
       return routes.activeStreams;
     },
+    limits,
     close: () => routes.close(),
   };
 }
 
+/**
+ * Applies the request-level part of {@link Limits}: each method answers 503
+ * (`Retry-After`, `Connection: close`), records the request and returns true
+ * when a limit refuses it.
+ */
+class Guard {
+  readonly #limits: Limits;
+  readonly #routes: Routes;
+
+  constructor(limits: Limits, routes: Routes) {
+    this.#limits = limits;
+    this.#routes = routes;
+  }
+
+  /** A request on a connection accepted past a connection limit: `TOO_MANY_CONNECTIONS`. */
+  refuseConnection(req: IncomingMessage, res: ServerResponse, start: number): boolean {
+    const refusal = this.#limits.refusal(req);
+    if (refusal === undefined) return false;
+    this.#refuse(res, refusal, 'other', start);
+    return true;
+  }
+
+  /** A stream GET past a stream limit: `TOO_MANY_STREAMS`; otherwise it takes a slot until its answer closes. */
+  refuseStream(req: IncomingMessage, res: ServerResponse, start: number): boolean {
+    const refusal = this.#limits.admitStream(req, res);
+    if (refusal === undefined) return false;
+    this.#refuse(res, refusal, 'stream', start);
+    return true;
+  }
+
+  #refuse(res: ServerResponse, error: BrokerError, route: RouteName, start: number): void {
+    // The request's body (if any) is left unread: the connection closes after the answer.
+    sendError(res, error, { 'Retry-After': this.#limits.retryAfter, Connection: 'close' });
+    this.#routes.record(route, res, start);
+  }
+}
+
 /** The express app: one route per path (405 for other methods), `/raft`, then 404. */
-function createApp(raft: RaftListener | undefined, routes: Routes): Express {
+function createApp(raft: RaftListener | undefined, routes: Routes, guard: Guard): Express {
   const app = express();
   // Paths match exactly, as in the original.
   app.set('case sensitive routing', true);
@@ -130,8 +187,10 @@ function createApp(raft: RaftListener | undefined, routes: Routes): Express {
   app.set('query parser', false);
 
   for (const path of routes.table.keys()) {
+    const streams = path === Paths.messages;
     app.all(path, (req: Request, res: Response) => {
       const start = performance.now();
+      if (streams && req.method === 'GET' && guard.refuseStream(req, res, start)) return;
       void routes.dispatch(req, res, path, splitURL(req.url)[1], start);
     });
   }

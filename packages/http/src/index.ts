@@ -12,6 +12,24 @@ export type {
   RaftListener,
 } from './broker.js';
 export { DEFAULT_MAX_BODY_BYTES } from './body.js';
-export { HandlerMetrics, RouteNames, LATENCY_BUCKETS_SECONDS, type RouteName } from './metrics.js';
+export {
+  HandlerMetrics,
+  RouteNames,
+  LATENCY_BUCKETS_SECONDS,
+  type RouteName,
+  type LimitStats,
+  type ConnectionLimitName,
+  type StreamLimitName,
+  type ClientErrorKind,
+} from './metrics.js';
+export {
+  Limits,
+  DEFAULT_LIMITS,
+  REFUSED_BACKLOG,
+  REFUSED_LINGER_MS,
+  type LimitOptions,
+  type LimitSettings,
+  type ClientIdentity,
+} from './limits.js';
 export { ResponseHeaders } from './reply.js';
 export { READER_ID_QUERY, type InternalErrorListener } from './routes.js';

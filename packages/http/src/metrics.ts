@@ -23,6 +23,45 @@ export const LATENCY_BUCKETS_SECONDS: readonly number[] = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
+/** The connection limits of `Limits`: in total, and per remote address. */
+export type ConnectionLimitName = 'connections' | 'connections_per_client';
+
+/** The stream limits of `Limits`: in total, and per client identity. */
+export type StreamLimitName = 'streams' | 'streams_per_client';
+
+/**
+ * Kinds of node:http client errors: `timeout` (headers or request not
+ * received in time), `headers_too_large`, `reset` (the client reset the
+ * connection), `bad_request` (anything else malformed).
+ */
+export type ClientErrorKind = 'timeout' | 'headers_too_large' | 'bad_request' | 'reset';
+
+/** What {@link HandlerMetrics} shows of the handler's limits (`Limits` implements it). */
+export interface LimitStats {
+  /** The configured limits (0: none). Durations in milliseconds. */
+  readonly settings: {
+    readonly maxConnections: number;
+    readonly maxConnectionsPerClient: number;
+    readonly maxStreams: number;
+    readonly maxStreamsPerClient: number;
+    readonly streamStallMs: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+  };
+  /** Connections counted against the limits now. */
+  readonly connectionsOpen: number;
+  /** Stream GETs holding a slot now. */
+  readonly streamsAdmitted: number;
+  /** Streams ended because their client did not read. */
+  readonly streamsStalled: number;
+  /** Client errors so far, by kind. */
+  readonly clientErrors: ReadonlyMap<ClientErrorKind, number>;
+  /** Connections refused past `limit`, answered 503 or closed without an answer. */
+  connectionsRefused(limit: ConnectionLimitName, answered: boolean): number;
+  /** Stream GETs refused past `limit`. */
+  streamsRefused(limit: StreamLimitName): number;
+}
+
 interface RouteStats {
   /** Requests answered, by status code. */
   byStatus: Map<number, number>;
@@ -48,6 +87,8 @@ export class HandlerMetrics {
   streamedBytes = 0;
   /** Stream responses open now. */
   activeStreams = 0;
+  /** The handler's limits, rendered with the rest when set. */
+  limits: LimitStats | undefined = undefined;
 
   constructor() {
     for (const name of RouteNames) {
@@ -110,6 +151,8 @@ export class HandlerMetrics {
     head('msg_http_streams_active', 'gauge', 'Stream responses open now.');
     out.push(`msg_http_streams_active ${this.activeStreams}`);
 
+    if (this.limits) renderLimits(out, head, this.limits);
+
     if (broker) {
       head('msg_raft_term', 'gauge', 'Current raft term.');
       out.push(`msg_raft_term ${broker.term}`);
@@ -133,6 +176,39 @@ export class HandlerMetrics {
     }
     return `${out.join('\n')}\n`;
   }
+}
+
+function renderLimits(out: string[], head: (name: string, type: 'counter' | 'gauge', help: string) => void, limits: LimitStats): void {
+  const s = limits.settings;
+  head('msg_http_limit', 'gauge', 'Configured limits on connections and stream GETs (0: none).');
+  out.push(
+    `msg_http_limit{limit="connections"} ${s.maxConnections}`,
+    `msg_http_limit{limit="connections_per_client"} ${s.maxConnectionsPerClient}`,
+    `msg_http_limit{limit="streams"} ${s.maxStreams}`,
+    `msg_http_limit{limit="streams_per_client"} ${s.maxStreamsPerClient}`,
+  );
+  head('msg_http_timeout_seconds', 'gauge', 'Configured timeouts against slow clients and stalled streams (0: none).');
+  out.push(
+    `msg_http_timeout_seconds{timeout="headers"} ${s.headersTimeoutMs / 1000}`,
+    `msg_http_timeout_seconds{timeout="request"} ${s.requestTimeoutMs / 1000}`,
+    `msg_http_timeout_seconds{timeout="stream_stall"} ${s.streamStallMs / 1000}`,
+  );
+  head('msg_http_connections_open', 'gauge', 'Connections open now (those refused past a limit aside).');
+  out.push(`msg_http_connections_open ${limits.connectionsOpen}`);
+  head('msg_http_connections_refused_total', 'counter', 'Connections refused past a limit: answered 503 TOO_MANY_CONNECTIONS, or closed without an answer.');
+  for (const limit of ['connections', 'connections_per_client'] as const) {
+    for (const answered of [true, false]) {
+      out.push(`msg_http_connections_refused_total{limit="${limit}",answered="${answered}"} ${limits.connectionsRefused(limit, answered)}`);
+    }
+  }
+  head('msg_http_streams_admitted', 'gauge', 'Stream GETs holding a slot of the stream limits now.');
+  out.push(`msg_http_streams_admitted ${limits.streamsAdmitted}`);
+  head('msg_http_streams_refused_total', 'counter', 'Stream GETs answered 503 TOO_MANY_STREAMS, by limit.');
+  for (const limit of ['streams', 'streams_per_client'] as const) out.push(`msg_http_streams_refused_total{limit="${limit}"} ${limits.streamsRefused(limit)}`);
+  head('msg_http_streams_stalled_total', 'counter', 'Streams ended because their client read nothing while there was data to send.');
+  out.push(`msg_http_streams_stalled_total ${limits.streamsStalled}`);
+  head('msg_http_client_errors_total', 'counter', 'Connections ended by a client error: timeout (headers or request too slow), headers_too_large, bad_request, reset.');
+  for (const [kind, n] of limits.clientErrors) out.push(`msg_http_client_errors_total{kind="${kind}"} ${n}`);
 }
 
 function renderHistogram(

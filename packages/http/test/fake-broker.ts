@@ -126,7 +126,9 @@ afterEach(async () => {
 export async function startServer(broker: FakeBroker = fakeBroker(), options: HandlerOptions = {}): Promise<TestServer> {
   const errors: unknown[] = [];
   const handler = createHandler(broker, { onInternalError: (error) => errors.push(error), ...options });
-  const server = createServer(handler.listener);
+  // As a broker-server does: the handler's limits give the server its timeouts and count its connections.
+  const server = createServer(handler.limits.serverOptions, handler.listener);
+  handler.limits.attach(server);
   const { url, port, close } = await listen(server);
   let stopped = false;
   const stop = async (): Promise<void> => {
