@@ -65,6 +65,38 @@ export const REFUSED_BACKLOG = 64;
 /** Milliseconds a connection past a connection limit is kept open waiting for its request; then it is closed. */
 export const REFUSED_LINGER_MS = 1000;
 
+/**
+ * Descriptors {@link fitToFileLimit} leaves for everything but client
+ * connections and stream readers: the listener, raft's log and snapshot
+ * files, topics' open segments, connections to peers.
+ */
+export const RESERVED_DESCRIPTORS = 256;
+
+/**
+ * The most file descriptors `settings` let client traffic take: a connection
+ * each, a reader's file for each stream (its connection is one of the
+ * connections), the refused backlog, plus {@link RESERVED_DESCRIPTORS}.
+ * `undefined` when `maxConnections` or `maxStreams` is off (no bound).
+ */
+export function descriptorsNeeded(settings: LimitSettings): number | undefined {
+  if (settings.maxConnections === 0 || settings.maxStreams === 0) return undefined;
+  return settings.maxConnections + settings.maxStreams + REFUSED_BACKLOG + RESERVED_DESCRIPTORS;
+}
+
+/**
+ * The default `maxConnections` and `maxStreams`, lowered when needed so that
+ * {@link descriptorsNeeded} stays within `fileLimit` (a process's soft
+ * `RLIMIT_NOFILE`): a third of what is left for streams, the rest for
+ * connections, at least 1 each.
+ */
+export function fitToFileLimit(fileLimit: number): { maxConnections: number; maxStreams: number } {
+  const { maxConnections, maxStreams } = DEFAULT_LIMITS;
+  const budget = fileLimit - REFUSED_BACKLOG - RESERVED_DESCRIPTORS;
+  if (maxConnections + maxStreams <= budget) return { maxConnections, maxStreams };
+  const streams = Math.max(1, Math.floor(budget / 3));
+  return { maxConnections: Math.max(1, budget - streams), maxStreams: streams };
+}
+
 /** What node:http answers a client error with by default, kept byte for byte (a 'clientError' listener replaces it). */
 const CLIENT_ERROR_ANSWERS: Readonly<Record<string, { kind: ClientErrorKind; answer: string }>> = {
   ERR_HTTP_REQUEST_TIMEOUT: { kind: 'timeout', answer: 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n' },

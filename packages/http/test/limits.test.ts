@@ -3,7 +3,7 @@ import { request as httpRequest, type ClientRequest, type IncomingMessage } from
 import { connect, type Socket } from 'node:net';
 import { sleep, waitFor } from '@msg/test-utils';
 import { Headers, MessageDecoder, type Message } from '@msg/wire';
-import { Limits, type LimitOptions, type TopicFrames } from '../src/index.js';
+import { DEFAULT_LIMITS, descriptorsNeeded, fitToFileLimit, Limits, REFUSED_BACKLOG, RESERVED_DESCRIPTORS, type LimitOptions, type TopicFrames } from '../src/index.js';
 import { fakeBroker, startServer, type FakeBroker, type TestServer } from './fake-broker.js';
 import { request } from './http-client.js';
 
@@ -119,6 +119,25 @@ describe('Limits', () => {
     expect(new Limits({ headersTimeoutMs: 200, requestTimeoutMs: 1000 }).serverOptions.connectionsCheckingInterval).toBe(50);
     expect(new Limits({ headersTimeoutMs: 0, requestTimeoutMs: 0 }).serverOptions.connectionsCheckingInterval).toBe(1000);
     expect(new Limits({ headersTimeoutMs: 20, requestTimeoutMs: 20 }).serverOptions.connectionsCheckingInterval).toBe(10);
+  });
+});
+
+describe('fitToFileLimit', () => {
+  it('keeps the defaults when the file limit has room for them', () => {
+    expect(fitToFileLimit(1_048_576)).toEqual({ maxConnections: 10_000, maxStreams: 5_000 });
+    expect(descriptorsNeeded(new Limits().settings)).toBe(10_000 + 5_000 + REFUSED_BACKLOG + RESERVED_DESCRIPTORS);
+  });
+
+  it('lowers them so that connections, stream readers, the refused backlog and the reserve fit under a small limit', () => {
+    const fitted = fitToFileLimit(1024);
+    expect(fitted).toEqual({ maxConnections: 470, maxStreams: 234 });
+    expect(descriptorsNeeded(new Limits(fitted).settings)).toBeLessThanOrEqual(1024);
+    expect(fitToFileLimit(100)).toEqual({ maxConnections: 1, maxStreams: 1 });
+  });
+
+  it('cannot bound the descriptors of a limit turned off', () => {
+    expect(descriptorsNeeded({ ...DEFAULT_LIMITS, maxConnections: 0 })).toBeUndefined();
+    expect(descriptorsNeeded({ ...DEFAULT_LIMITS, maxStreams: 0 })).toBeUndefined();
   });
 });
 
