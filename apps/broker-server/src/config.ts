@@ -19,8 +19,22 @@ export interface ServerConfig {
   join: string[];
   /** `always`: fsync before acknowledging (default). `never`: unsafe, for benchmarks and tests. */
   sync: 'always' | 'never';
-  /** Largest request body in bytes. */
+  /** Largest request body in bytes; `/raft` requests may be 2 MiB larger (an AppendEntries carries a batch besides its largest entry). */
   maxBodyBytes: number;
+  /** Most connections open at once (0: none). `undefined`: 10000, lowered to fit the process's fd limit. */
+  maxConnections?: number | undefined;
+  /** Most connections open at once from one remote address (0: none). Default 0. */
+  maxConnectionsPerClient?: number;
+  /** Most stream GETs served at once (0: none). `undefined`: 5000, lowered to fit the process's fd limit. */
+  maxStreams?: number | undefined;
+  /** Most stream GETs served at once to one client (its remote address until tokens exist; 0: none). Default 1000. */
+  maxStreamsPerClient?: number;
+  /** Milliseconds a stream may go without draining while there is data to send, before it is ended (0: never). Default 60000. */
+  streamStallMs?: number;
+  /** Milliseconds a client has to send a request's headers (0: none). Default 10000. */
+  headersTimeoutMs?: number;
+  /** Milliseconds a client has to send a whole request, body included (0: none); a stream's answer is not bounded by it. Default 60000. */
+  requestTimeoutMs?: number;
   /** Segment roll size in bytes. */
   segmentBytes: number;
   /** Per-topic retention by size in bytes (0: unlimited). */
@@ -78,6 +92,13 @@ const Schema = z
     join: z.array(httpURL).default([]),
     sync: z.enum(['always', 'never']).default('always'),
     maxBodyBytes: int(1).default(16 * 1024 * 1024),
+    maxConnections: int(0).optional(),
+    maxConnectionsPerClient: int(0).default(0),
+    maxStreams: int(0).optional(),
+    maxStreamsPerClient: int(0).default(1000),
+    streamStallMs: int(0).default(60_000),
+    headersTimeoutMs: int(0).default(10_000),
+    requestTimeoutMs: int(0).default(60_000),
     segmentBytes: int(1024).default(10 * 1024 * 1024),
     retentionBytes: int(0).default(0),
     retentionMs: int(0).default(0),
@@ -97,7 +118,14 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
   advertiseURL: { flag: 'advertise-url', env: 'MSG_ADVERTISE_URL', help: 'URL peers and clients use (default http://<listen>)' },
   join: { flag: 'join', env: 'MSG_JOIN', help: 'URL of a running member to join; repeatable (env: comma-separated)', multiple: true },
   sync: { flag: 'sync', env: 'MSG_SYNC', help: 'always (fsync before acknowledging, default) or never (unsafe)' },
-  maxBodyBytes: { flag: 'max-body-bytes', env: 'MSG_MAX_BODY_BYTES', help: 'largest request body (default 16777216)' },
+  maxBodyBytes: { flag: 'max-body-bytes', env: 'MSG_MAX_BODY_BYTES', help: 'largest request body; /raft: 2 MiB more (default 16777216)' },
+  maxConnections: { flag: 'max-connections', env: 'MSG_MAX_CONNECTIONS', help: 'most open connections, 0 = none (default 10000, fitted to ulimit -n)' },
+  maxConnectionsPerClient: { flag: 'max-connections-per-client', env: 'MSG_MAX_CONNECTIONS_PER_CLIENT', help: 'most open connections per remote address, 0 = none (default 0)' },
+  maxStreams: { flag: 'max-streams', env: 'MSG_MAX_STREAMS', help: 'most concurrent stream GETs, 0 = none (default 5000, fitted to ulimit -n)' },
+  maxStreamsPerClient: { flag: 'max-streams-per-client', env: 'MSG_MAX_STREAMS_PER_CLIENT', help: 'most concurrent stream GETs per client, 0 = none (default 1000)' },
+  streamStallMs: { flag: 'stream-stall-ms', env: 'MSG_STREAM_STALL_MS', help: 'end a stream whose client reads nothing for this long, 0 = never (default 60000)' },
+  headersTimeoutMs: { flag: 'headers-timeout-ms', env: 'MSG_HEADERS_TIMEOUT_MS', help: 'time to send request headers, 0 = none (default 10000)' },
+  requestTimeoutMs: { flag: 'request-timeout-ms', env: 'MSG_REQUEST_TIMEOUT_MS', help: 'time to send a whole request, 0 = none (default 60000)' },
   segmentBytes: { flag: 'segment-bytes', env: 'MSG_SEGMENT_BYTES', help: 'segment roll size (default 10485760)' },
   retentionBytes: { flag: 'retention-bytes', env: 'MSG_RETENTION_BYTES', help: 'per-topic size limit, 0 = none (default 0)' },
   retentionMs: { flag: 'retention-ms', env: 'MSG_RETENTION_MS', help: 'per-topic age limit in ms, 0 = none (default 0)' },
@@ -192,6 +220,12 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new ConfigError(setting, issue.message);
   }
   const value = result.data;
+  if (value.headersTimeoutMs > 0 && value.requestTimeoutMs > 0 && value.headersTimeoutMs > value.requestTimeoutMs) {
+    throw new ConfigError(
+      sourceOf.get('headersTimeoutMs') ?? 'headersTimeoutMs',
+      `${value.headersTimeoutMs} ms is longer than the request timeout (${value.requestTimeoutMs} ms), which covers the headers too`,
+    );
+  }
   const { host, port } = value.listen;
   if (value.advertiseURL === undefined && (host === '0.0.0.0' || host === '::')) {
     throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address needs --advertise-url');
