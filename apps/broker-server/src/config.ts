@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { parseJoinToken, type JoinToken } from './join-token.js';
 
 /** Every setting of a broker node, after defaults, config file, environment and flags are merged. */
 export interface ServerConfig {
@@ -49,6 +50,16 @@ export interface ServerConfig {
   snapshotThreshold: number;
   /** Minimum level of log lines written to stderr. */
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * The cluster's join token (`--join-token`): needed to join (it carries
+   * the cluster secret that peers sign their RPCs with); the node keeps it in
+   * `<dataDir>/join-token`, so a restart needs it no more.
+   */
+  joinToken?: JoinToken | undefined;
+  /** Where peer traffic (`/raft/*`) is served instead of `listen` (`--peer-listen`); the client listener then answers `/raft/*` 404. */
+  peerListen?: { host: string; port: number } | undefined;
+  /** The URL peers reach the peer listener at. Default `http://<peerListen>` (`undefined` with port 0: known once bound). */
+  peerAdvertiseURL?: string | undefined;
 }
 
 /** A setting that failed validation; `setting` names it as the user wrote it (flag, variable or file key). */
@@ -106,6 +117,20 @@ const Schema = z
     heartbeatIntervalMs: int(1).default(100),
     snapshotThreshold: int(1).default(10_000),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    joinToken: z
+      .string()
+      .transform((text, ctx) => {
+        // The message never echoes the value: it is a secret.
+        const token = parseJoinToken(text);
+        if (typeof token === 'string') {
+          ctx.addIssue({ code: 'custom', message: token });
+          return z.NEVER;
+        }
+        return token;
+      })
+      .optional(),
+    peerListen: z.string().trim().transform(hostPort).optional(),
+    peerAdvertiseURL: httpURL.optional(),
   })
   .strict();
 
@@ -133,6 +158,9 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
   heartbeatIntervalMs: { flag: 'heartbeat-interval-ms', env: 'MSG_HEARTBEAT_INTERVAL_MS', help: 'raft heartbeat interval (default 100)' },
   snapshotThreshold: { flag: 'snapshot-threshold', env: 'MSG_SNAPSHOT_THRESHOLD', help: 'entries between snapshots (default 10000)' },
   logLevel: { flag: 'log-level', env: 'MSG_LOG_LEVEL', help: 'debug, info, warn or error (default info)' },
+  joinToken: { flag: 'join-token', env: 'MSG_JOIN_TOKEN', help: 'the join token of the cluster to --join (printed by --print-join-token on a member)' },
+  peerListen: { flag: 'peer-listen', env: 'MSG_PEER_LISTEN', help: 'host:port serving /raft/* apart from the client API (default: on --listen)' },
+  peerAdvertiseURL: { flag: 'peer-advertise-url', env: 'MSG_PEER_ADVERTISE_URL', help: 'URL peers reach --peer-listen at (default http://<peer-listen>)' },
 };
 
 const keys = Object.keys(SETTINGS) as Key[];
@@ -142,8 +170,8 @@ export function urlOf(host: string, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** What `loadConfig` returns: either a config to run with, or a request for help. */
-export type LoadResult = { kind: 'run'; config: ServerConfig } | { kind: 'help'; text: string };
+/** What `loadConfig` returns: a config to run with, a request for help, or one to print the join token kept in `dataDir`. */
+export type LoadResult = { kind: 'run'; config: ServerConfig } | { kind: 'help'; text: string } | { kind: 'print-join-token'; dataDir: string };
 
 /** The usage text printed by `--help`. */
 export function usage(): string {
@@ -153,6 +181,7 @@ export function usage(): string {
     const s = SETTINGS[key];
     lines.push(`  ${`--${s.flag} <value>`.padEnd(30)} ${s.help} (env ${s.env}, key ${key})`);
   }
+  lines.push(`  ${'--print-join-token'.padEnd(30)} print the join token kept in --data-dir and exit`);
   lines.push(`  ${'--help'.padEnd(30)} print this text`);
   return lines.join('\n');
 }
@@ -163,7 +192,11 @@ export function usage(): string {
  * way the user wrote it (`--listen`, `MSG_LISTEN` or `config.json: listen`).
  */
 export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}, cwd = process.cwd()): Promise<LoadResult> {
-  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = { config: { type: 'string' }, help: { type: 'boolean' } };
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean' },
+    'print-join-token': { type: 'boolean' },
+  };
   for (const key of keys) options[SETTINGS[key].flag] = { type: 'string', ...(SETTINGS[key].multiple ? { multiple: true } : {}) };
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -231,8 +264,18 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address needs --advertise-url');
   }
   const advertiseURL = value.advertiseURL ?? (port === 0 ? undefined : urlOf(host, port));
+  const dataDir = resolve(cwd, value.dataDir);
+  if (parsed.values['print-join-token'] === true) return { kind: 'print-join-token', dataDir };
+  const peer = value.peerListen;
+  if (peer !== undefined && value.peerAdvertiseURL === undefined && (peer.host === '0.0.0.0' || peer.host === '::')) {
+    throw new ConfigError(sourceOf.get('peerListen') ?? 'peerListen', 'binding a wildcard address needs --peer-advertise-url');
+  }
+  if (peer === undefined && value.peerAdvertiseURL !== undefined) {
+    throw new ConfigError(sourceOf.get('peerAdvertiseURL') ?? 'peerAdvertiseURL', 'needs --peer-listen');
+  }
+  const peerAdvertiseURL = value.peerAdvertiseURL ?? (peer === undefined || peer.port === 0 ? undefined : urlOf(peer.host, peer.port));
   return {
     kind: 'run',
-    config: { ...value, dataDir: resolve(cwd, value.dataDir), advertiseURL, join: value.join.filter((url) => url !== advertiseURL) },
+    config: { ...value, dataDir, advertiseURL, peerAdvertiseURL, join: value.join.filter((url) => url !== advertiseURL) },
   };
 }

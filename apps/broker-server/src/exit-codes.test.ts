@@ -31,6 +31,14 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(refused)).toBe(ExitCodes.INTERNAL);
   });
 
+  it('maps a refused join token to 77, also as the cause of a failed join; a damaged or unwritable token file to 74', () => {
+    const refused = new RaftError('UNAUTHENTICATED', 'join: the signature does not match');
+    expect(exitCodeFor(new ServerError('JOIN_FAILED', 'no', { cause: refused }))).toBe(ExitCodes.NOPERM);
+    expect(exitCodeFor(new ServerError('JOIN_REFUSED', 'no', { cause: refused }))).toBe(ExitCodes.NOPERM);
+    expect(exitCodeFor(new ServerError('JOIN_TOKEN_CORRUPT', 'join-token at offset 0: not a join token'))).toBe(ExitCodes.IO);
+    expect(exitCodeFor(new ServerError('JOIN_TOKEN_WRITE_FAILED', 'no', { cause: errno('ENOSPC', 'write') }))).toBe(ExitCodes.IO);
+  });
+
   it('maps anything else to 70', () => {
     expect(exitCodeFor(new Error('bug'))).toBe(ExitCodes.INTERNAL);
     expect(exitCodeFor('not an error')).toBe(ExitCodes.INTERNAL);

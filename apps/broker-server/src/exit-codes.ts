@@ -15,19 +15,37 @@ export const ExitCodes = {
   INTERNAL: 70,
   /** I/O error or corrupt data while opening the data dir; stderr names the file. */
   IO: 74,
+  /** The cluster refused this node's join token (`UNAUTHENTICATED`): the token is of another cluster, or mistyped. */
+  NOPERM: 77,
 } as const;
 
 /** One of {@link ExitCodes}. */
 export type ExitCode = (typeof ExitCodes)[keyof typeof ExitCodes];
 
 /** Error codes of raft-ts, @msg/segments and @msg/broker that mean damaged or unwritable files. */
-const IO_CODES = new Set(['CORRUPT', 'CORRUPT_SEGMENT', 'CORRUPT_META', 'CORRUPT_SNAPSHOT', 'WRITE_FAILED', 'DATA_LOST', 'STORAGE_FAILED']);
+const IO_CODES = new Set([
+  'CORRUPT',
+  'CORRUPT_SEGMENT',
+  'CORRUPT_META',
+  'CORRUPT_SNAPSHOT',
+  'WRITE_FAILED',
+  'DATA_LOST',
+  'STORAGE_FAILED',
+  'JOIN_TOKEN_CORRUPT',
+  'JOIN_TOKEN_UNREADABLE',
+  'JOIN_TOKEN_WRITE_FAILED',
+]);
+
+/** Codes that mean a peer refused this node's credentials. */
+const REFUSED_CODES = new Set(['JOIN_REFUSED', 'UNAUTHENTICATED']);
 
 /** System calls whose errors are about the network, not files. */
 const NETWORK_SYSCALLS = new Set(['connect', 'getaddrinfo', 'bind']);
 
 /**
- * The exit code for an error that stopped the server: {@link ExitCodes.USAGE}
+ * The exit code for an error that stopped the server: {@link ExitCodes.NOPERM}
+ * when the cluster refused the node's join token (`JOIN_REFUSED` or
+ * `UNAUTHENTICATED` anywhere in the `cause` chain), {@link ExitCodes.USAGE}
  * for `INVALID_CONFIG`, {@link ExitCodes.UNAVAILABLE} when the listen address
  * cannot be bound (`EADDRINUSE`, `EADDRNOTAVAIL`) or no `--join` URL
  * accepted the node (`JOIN_FAILED`), {@link ExitCodes.IO} for a corrupt file or a system I/O
@@ -35,6 +53,9 @@ const NETWORK_SYSCALLS = new Set(['connect', 'getaddrinfo', 'bind']);
  * chain, {@link ExitCodes.INTERNAL} otherwise.
  */
 export function exitCodeFor(error: unknown): ExitCode {
+  for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
+    if (REFUSED_CODES.has((e as { code?: unknown }).code as string)) return ExitCodes.NOPERM;
+  }
   // Duck-typed, not `instanceof Error`: errors of another realm (vm contexts) count too.
   for (let e: unknown = error, depth = 0; typeof e === 'object' && e !== null && depth < 10; e = (e as { cause?: unknown }).cause, depth++) {
     const coded = e as { code?: unknown; syscall?: unknown };

@@ -3,6 +3,7 @@
 // and turns signals and errors into a graceful shutdown and an exit code.
 import { ConfigError, loadConfig } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { joinTokenPath, readJoinTokenFile } from './join-token-file.js';
 import { runLeave } from './leave.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
@@ -16,9 +17,14 @@ Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at 
 A node removed from the cluster (leave) shuts down gracefully by itself (exit 0);
 one whose raft log or state machine failed shuts down with 74 (I/O) or 70.
 
+Joining: a node that bootstraps a cluster writes its join token to <data dir>/join-token
+(mode 0600; --print-join-token prints it); a node started with --join needs it as
+--join-token (or MSG_JOIN_TOKEN, or the config key joinToken) and keeps it.
+
 Exit codes: 0 ok, 64 usage or config error (the message names the setting),
 69 listen address in use or unavailable, or no --join URL accepted the node,
-70 internal error, 74 I/O error or corrupt data on open (the message names the file).`;
+70 internal error, 74 I/O error or corrupt data on open (the message names the file),
+77 the cluster refused the join token.`;
 
 const argv = process.argv.slice(2);
 const write = (text: string): void => void process.stderr.write(text);
@@ -50,6 +56,21 @@ async function serve(): Promise<void> {
   }
   if (loaded.kind === 'help') {
     process.stdout.write(`${loaded.text}\n\n${EXIT_HELP}\n`);
+    return;
+  }
+  if (loaded.kind === 'print-join-token') {
+    let stored;
+    try {
+      stored = await readJoinTokenFile(loaded.dataDir);
+    } catch (error) {
+      write(`broker-server: ${(error as Error).message}\n`);
+      process.exit(exitCodeFor(error));
+    }
+    if (stored === undefined) {
+      write(`broker-server: no join token at ${joinTokenPath(loaded.dataDir)}: a node writes one when it bootstraps a cluster (start it first)\n`);
+      process.exit(ExitCodes.USAGE);
+    }
+    process.stdout.write(`${stored.token.text}\n`);
     return;
   }
   // Readable lines on a terminal, JSON lines otherwise (files, pipes, supervisors).

@@ -22,6 +22,12 @@ export const RaftErrorCodes = {
   CORRUPT: { retriable: false },
   /** A request or response of the transport was malformed. */
   BAD_REQUEST: { retriable: false },
+  /**
+   * A peer RPC without a valid signature of the cluster secret (missing,
+   * forged, stale, replayed, or made for another node); or this node has no
+   * secret yet. Retrying the same request cannot help.
+   */
+  UNAUTHENTICATED: { retriable: false },
   /** The transport could not reach the peer, or it timed out. */
   UNREACHABLE: { retriable: true },
   /** The caller's AbortSignal fired. */
