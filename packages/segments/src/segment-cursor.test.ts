@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { encodeMessages, type Message } from '@msg/wire';
 import { makeTempDir } from '@msg/test-utils';
 import { expectSameBytes, msg, segmentBytes } from '../test/helpers.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import { checksum, FILE_HEADER_SIZE, RECORD_HEADER_SIZE } from './format.js';
 import { READ_SIZE, SegmentCursor, type CursorRead } from './segment-cursor.js';
 
@@ -155,6 +156,107 @@ describe('SegmentCursor over the original\'s raw frames', () => {
     cursor = await SegmentCursor.open(await file(backwards), 'legacy', 0, 1000);
     expect((await cursor.read(backwards.byteLength, 0n)).lastIndex).toBe(5n);
     await expect(cursor.read(backwards.byteLength, 0n)).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', offset: 32 });
+    await cursor.close();
+  });
+});
+
+/** Handles of `fs` with read() alone, or also able to read into a buffer the caller gives (`readInto`, counted). */
+function handles(fs: FileSystem, withReadInto: boolean): FileSystem & { readsInto: number } {
+  const wrapped = Object.create(fs) as FileSystem & { readsInto: number };
+  wrapped.readsInto = 0;
+  wrapped.open = async (path, options) => {
+    const handle = await fs.open(path, options);
+    const plain: FileHandle = {
+      size: () => handle.size(),
+      read: (position, length) => handle.read(position, length),
+      append: (data) => handle.append(data),
+      truncate: (length) => handle.truncate(length),
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
+    if (!withReadInto) return plain;
+    const readInto = async (target: Uint8Array, position: number): Promise<number> => {
+      wrapped.readsInto++;
+      const bytes = await handle.read(position, target.byteLength);
+      target.set(bytes);
+      return bytes.byteLength;
+    };
+    return Object.assign(plain, { readInto });
+  };
+  return wrapped;
+}
+
+const readIntoFileSystem = (): FileSystem & { readsInto: number } => handles(nodeFileSystem, true);
+
+describe('SegmentCursor reading into a buffer it is given', () => {
+  it('reads into the buffer when the handle can, and hands out the frames as a view of it', async () => {
+    const bytes = segmentBytes(groups);
+    const path = await file(bytes);
+    const fs = readIntoFileSystem();
+    const into = Buffer.alloc(READ_SIZE, 0xee);
+    const cursor = await SegmentCursor.open(path, 'v1', FILE_HEADER_SIZE, 1000, fs);
+    expect(cursor.readsInto).toBe(true);
+    const read = await cursor.read(bytes.byteLength, 2n, into);
+    expect(read.status).toBe('data');
+    expect(read.buffer).toBe(into);
+    expect(read.frames.buffer).toBe(into.buffer);
+    expect(read.frames).toEqual(encodeMessages(all.filter((m) => m.index >= 2n)));
+    expect(fs.readsInto).toBe(1);
+    expect(await cursor.read(bytes.byteLength, 2n, into)).toMatchObject({ status: 'end' });
+    await cursor.close();
+  });
+
+  it('never hands out bytes of the buffer beyond those read, whatever an earlier read left in it', async () => {
+    const long = segmentBytes([all]);
+    const short = segmentBytes([[msg(1), msg(2)]]);
+    const fs = readIntoFileSystem();
+    const into = Buffer.allocUnsafe(READ_SIZE);
+    let cursor = await SegmentCursor.open(await file(long), 'v1', FILE_HEADER_SIZE, 1000, fs);
+    await cursor.read(long.byteLength, 0n, into);
+    await cursor.close();
+    cursor = await SegmentCursor.open(await file(short), 'v1', FILE_HEADER_SIZE, 1000, fs);
+    const { frames } = await cursor.read(short.byteLength, 0n, into);
+    expect(frames).toEqual(encodeMessages([msg(1), msg(2)]));
+    await cursor.close();
+    // Also for the original's raw frames.
+    const legacy = encodeMessages([msg(1), msg(2)]);
+    cursor = await SegmentCursor.open(await file(legacy), 'legacy', 0, 1000, fs);
+    expect((await cursor.read(legacy.byteLength, 0n, into)).frames).toEqual(legacy);
+    await cursor.close();
+  });
+
+  it('checks every record read into the buffer: a corrupt one is CORRUPT_SEGMENT, none of its bytes handed out', async () => {
+    const bytes = segmentBytes(groups);
+    const bad = FILE_HEADER_SIZE + RECORD_HEADER_SIZE + encodeMessages(groups[0]!).byteLength;
+    bytes[bad + RECORD_HEADER_SIZE + 3]! ^= 0x10;
+    const path = await file(bytes);
+    const cursor = await SegmentCursor.open(path, 'v1', FILE_HEADER_SIZE, 1000, readIntoFileSystem());
+    const into = Buffer.alloc(READ_SIZE);
+    const first = await cursor.read(bytes.byteLength, 0n, into);
+    expect(first.frames).toEqual(encodeMessages(groups[0]!));
+    await expect(cursor.read(bytes.byteLength, 0n, into)).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', segment: path, offset: bad });
+    await cursor.close();
+  });
+
+  it('reads a fresh buffer when the handle cannot read into one, or the read does not fit it', async () => {
+    const bytes = segmentBytes(groups);
+    const path = await file(bytes);
+    const into = Buffer.alloc(READ_SIZE);
+    let cursor = await SegmentCursor.open(path, 'v1', FILE_HEADER_SIZE, 1000, handles(nodeFileSystem, false));
+    expect(cursor.readsInto).toBe(false);
+    let read = await cursor.read(bytes.byteLength, 0n, into);
+    expect(read.buffer).not.toBe(into);
+    expect(read.frames.buffer).not.toBe(into.buffer);
+    expect(read.frames).toEqual(encodeMessages(all));
+    await cursor.close();
+
+    const big = msg(4, READ_SIZE + 100);
+    const large = segmentBytes([[big]]);
+    const fs = readIntoFileSystem();
+    cursor = await SegmentCursor.open(await file(large), 'v1', FILE_HEADER_SIZE, 2 * READ_SIZE, fs);
+    read = await cursor.read(large.byteLength, 0n, into);
+    expect(read.buffer).not.toBe(into);
+    expectSameBytes(read.frames, encodeMessages([big]));
     await cursor.close();
   });
 });

@@ -17,11 +17,31 @@ export interface CursorRead {
   /** Index of the last frame in `frames`; 0n when `frames` is empty. */
   lastIndex: bigint;
   /**
+   * The buffer the bytes were read into (`frames` is a view of it): the
+   * buffer given to {@link SegmentCursor.read} when it was used, else a
+   * fresh one (empty when nothing was read).
+   */
+  buffer: Buffer;
+  /**
    * `'data'`: records were consumed (more may follow); `'end'`: the cursor
    * is at `limit`; `'incomplete'`: the bytes before `limit` end inside a
    * record (or are a zero-filled tail), which starts at {@link SegmentCursor.position}.
    */
   status: 'data' | 'end' | 'incomplete';
+}
+
+/**
+ * What the cursor uses of a file handle beyond {@link FileHandle} when the
+ * handle has it: a read into a buffer the caller gives, so that a reader can
+ * reuse its buffers instead of allocating one per read. Resolves with the
+ * bytes read, up to `target.byteLength` (fewer at the end of the file).
+ */
+interface ReadsInto {
+  readInto(target: Uint8Array, position: number): Promise<number>;
+}
+
+function readsInto(fd: FileHandle): fd is FileHandle & ReadsInto {
+  return typeof (fd as Partial<ReadsInto>).readInto === 'function';
 }
 
 /**
@@ -71,30 +91,39 @@ export class SegmentCursor {
     return this.#lastIndex;
   }
 
+  /** Whether {@link read} can read into a buffer it is given (the file handle can). */
+  get readsInto(): boolean {
+    return readsInto(this.#fd);
+  }
+
   /**
    * Reads records between {@link position} and byte `limit` (exclusive) and
    * returns the frames with index >= `fromIndex`, up to about
-   * {@link READ_SIZE} bytes per call.
+   * {@link READ_SIZE} bytes per call. With `into`, the bytes are read into
+   * it when the file handle can and the read fits (see {@link readsInto}),
+   * and the frames are a view of it; the caller must not use `into` for
+   * anything else while it holds those frames. Every record is checked
+   * either way.
    */
-  async read(limit: number, fromIndex: bigint): Promise<CursorRead> {
+  async read(limit: number, fromIndex: bigint, into?: Buffer): Promise<CursorRead> {
     for (;;) {
-      if (this.#position >= limit) return { frames: EMPTY, lastIndex: 0n, status: 'end' };
+      if (this.#position >= limit) return { frames: EMPTY, lastIndex: 0n, status: 'end', buffer: EMPTY_BUFFER };
       const want = Math.min(limit - this.#position, Math.max(READ_SIZE, this.#need));
-      const buffer = await this.#readAt(this.#position, want);
-      const got = buffer.byteLength;
-      const result = this.format === 'v1' ? this.#parseRecords(buffer, got, fromIndex) : this.#parseFrames(buffer, got, fromIndex);
+      const { buffer, bytes } = await this.#readAt(this.#position, want, into);
+      const got = bytes.byteLength;
+      const result = this.format === 'v1' ? this.#parseRecords(bytes, got, fromIndex) : this.#parseFrames(bytes, got, fromIndex);
       if (result.consumed > 0) {
         this.#position += result.consumed;
         this.#need = 0;
-        return { frames: result.frames, lastIndex: result.lastIndex, status: 'data' };
+        return { frames: result.frames, lastIndex: result.lastIndex, status: 'data', buffer };
       }
       // Nothing whole in what was read: either the record is larger than the
       // read (read again, larger), or it runs past `limit` (or the file).
       if (result.zeroTail) {
-        if (await this.#zeroUntil(this.#position, limit)) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete' };
+        if (await this.#zeroUntil(this.#position, limit)) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete', buffer };
         throw corruptSegment(this.path, this.#position, this.format === 'v1' ? 'record header checksum mismatch' : 'frame index 0');
       }
-      if (got < want || result.need > limit - this.#position) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete' };
+      if (got < want || result.need > limit - this.#position) return { frames: EMPTY, lastIndex: 0n, status: 'incomplete', buffer };
       this.#need = result.need;
     }
   }
@@ -190,15 +219,25 @@ export class SegmentCursor {
     return done(at === 0 ? MESSAGE_HEADER_SIZE : 0);
   }
 
-  /** Up to `length` bytes at `position` (fewer at the end of the file), as a Buffer the caller owns. */
-  async #readAt(position: number, length: number): Promise<Buffer> {
-    const bytes = await this.#fd.read(position, length);
-    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  /**
+   * Up to `length` bytes at `position` (fewer at the end of the file): read
+   * into `into` when it fits and the handle can, else into a fresh buffer.
+   * `bytes` is what was read, a view of `buffer`.
+   */
+  async #readAt(position: number, length: number, into?: Buffer): Promise<{ buffer: Buffer; bytes: Buffer }> {
+    const fd = this.#fd;
+    if (into !== undefined && length <= into.byteLength && readsInto(fd)) {
+      const got = await fd.readInto(into.subarray(0, length), position);
+      return { buffer: into, bytes: into.subarray(0, got) };
+    }
+    const read = await fd.read(position, length);
+    const bytes = Buffer.isBuffer(read) ? read : Buffer.from(read.buffer, read.byteOffset, read.byteLength);
+    return { buffer: bytes, bytes };
   }
 
   async #zeroUntil(from: number, limit: number): Promise<boolean> {
     for (let at = from; at < limit; ) {
-      const bytes = await this.#readAt(at, Math.min(READ_SIZE, limit - at));
+      const { bytes } = await this.#readAt(at, Math.min(READ_SIZE, limit - at));
       if (bytes.byteLength === 0) return true;
       if (!isZero(bytes)) return false;
       at += bytes.byteLength;
@@ -218,3 +257,4 @@ interface Parsed {
 }
 
 const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);

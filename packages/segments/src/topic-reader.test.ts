@@ -1,7 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
+import { open } from 'node:fs/promises';
 import { encodeMessages, type Message } from '@msg/wire';
 import { sleep, waitFor } from '@msg/test-utils';
 import { collect, collectFrames, msg, openTestTopic, plain } from '../test/helpers.js';
+import { nodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
+import { READ_SIZE } from './segment-cursor.js';
 import type { TopicReader } from './topic-reader.js';
 
 /** Starts draining a reader in the background; `seen` fills as messages arrive. */
@@ -155,5 +158,141 @@ describe('TopicReader', () => {
     await topic.close();
     await done;
     expect(seen.map((m) => m.index)).toEqual([5n, 6n, 7n]);
+  });
+});
+
+/** The real file system, its handles also able to read into a buffer the caller gives (`readInto`). */
+function readIntoFileSystem(): FileSystem {
+  const wrapped = Object.create(nodeFileSystem) as FileSystem;
+  wrapped.open = async (path, options) => {
+    const handle = await nodeFileSystem.open(path, options);
+    const readInto = async (target: Uint8Array, position: number): Promise<number> => {
+      const bytes = await handle.read(position, target.byteLength);
+      target.set(bytes);
+      return bytes.byteLength;
+    };
+    const plain: FileHandle = {
+      size: () => handle.size(),
+      read: (position, length) => handle.read(position, length),
+      append: (data) => handle.append(data),
+      truncate: (length) => handle.truncate(length),
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
+    return Object.assign(plain, { readInto });
+  };
+  return wrapped;
+}
+
+/** `count` messages of 1000 bytes from index 1 (about 1 MB per 1000). */
+const thousandBytes = (count: number): Message[] => Array.from({ length: count }, (_, i) => msg(i + 1, 1000));
+
+describe('TopicReader handing chunks back', () => {
+  it('reads later chunks into the memory of chunks handed back with release(), each chunk exact', async () => {
+    const { topic } = await openTestTopic({ fs: readIntoFileSystem(), maxSegmentSize: 1536 * 1024 });
+    const messages = thousandBytes(4000);
+    for (let i = 0; i < messages.length; i += 500) await topic.appendBatch(messages.slice(i, i + 500));
+    expect(topic.segments().length).toBeGreaterThan(1);
+    const reader = topic.reader(0n);
+    const copies: Buffer[] = [];
+    const memory = new Set<ArrayBufferLike>();
+    for await (const chunk of reader.frames()) {
+      copies.push(Buffer.from(chunk));
+      memory.add(chunk.buffer);
+      reader.release(chunk);
+    }
+    expect(Buffer.concat(copies).equals(Buffer.from(encodeMessages(messages)))).toBe(true);
+    expect(copies.length).toBeGreaterThan(3);
+    expect(memory.size).toBeLessThanOrEqual(2);
+    await topic.close();
+  });
+
+  it('never reuses a chunk that was not handed back: chunks kept stay intact', async () => {
+    const { topic } = await openTestTopic({ fs: readIntoFileSystem() });
+    const messages = thousandBytes(3000);
+    await topic.appendBatch(messages);
+    const reader = topic.reader(0n);
+    const kept: Uint8Array[] = [];
+    let released: Uint8Array | undefined;
+    for await (const chunk of reader.frames()) {
+      // Hands back every other chunk: the ones kept must not be overwritten.
+      if (released === undefined) {
+        released = chunk;
+        reader.release(chunk);
+      } else {
+        kept.push(chunk);
+      }
+    }
+    const expected = Buffer.from(encodeMessages(messages));
+    const firstLength = released!.byteLength;
+    expect(Buffer.concat(kept).equals(expected.subarray(firstLength))).toBe(true);
+    expect(new Set(kept.map((chunk) => chunk.buffer)).size).toBe(kept.length);
+    await topic.close();
+  });
+
+  it('lends a chunk handed back twice out once, and ignores memory it did not lend', async () => {
+    const { topic } = await openTestTopic({ fs: readIntoFileSystem() });
+    await topic.appendBatch(thousandBytes(5000));
+    const reader = topic.reader(0n);
+    const iterator = reader.frames()[Symbol.asyncIterator]();
+    const first = (await iterator.next()).value as Uint8Array;
+    reader.release(first);
+    reader.release(first);
+    const foreign = Buffer.alloc(READ_SIZE);
+    reader.release(foreign);
+    reader.release(new Uint8Array(READ_SIZE));
+    const second = (await iterator.next()).value as Uint8Array;
+    const third = (await iterator.next()).value as Uint8Array;
+    expect(second.buffer).not.toBe(third.buffer);
+    expect([second.buffer, third.buffer]).not.toContain(foreign.buffer);
+    await reader.close();
+    await topic.close();
+  });
+
+  it('holds no memory for reuse while it waits for appends', async () => {
+    const { topic } = await openTestTopic({ fs: readIntoFileSystem() });
+    await topic.appendBatch(thousandBytes(2500));
+    const reader = topic.reader(0n, { streaming: true });
+    const iterator = reader.frames()[Symbol.asyncIterator]();
+    const lent: Uint8Array[] = [];
+    while (reader.nextIndex <= 2500n) lent.push((await iterator.next()).value as Uint8Array);
+    const pending = iterator.next();
+    await sleep(20); // the reader now waits for appends
+    for (const chunk of lent) reader.release(chunk);
+    await topic.append(msg(2501, 10));
+    const next = (await pending).value as Uint8Array;
+    expect(next).toEqual(encodeMessages([msg(2501, 10)]));
+    expect(lent.map((chunk) => chunk.buffer)).not.toContain(next.buffer);
+    await reader.close();
+    await topic.close();
+  });
+
+  it('checks every record read into reused memory: a corrupt one fails the read, and nothing of it is handed out', async () => {
+    const { topic } = await openTestTopic({ fs: readIntoFileSystem() });
+    const messages = thousandBytes(3000);
+    await topic.appendBatch(messages);
+    const [segment] = topic.segments();
+    const file = await open(segment!.path, 'r+');
+    const at = 2 * READ_SIZE + 5000;
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, at);
+    byte[0]! ^= 0x40;
+    await file.write(byte, 0, 1, at);
+    await file.close();
+    const reader = topic.reader(0n);
+    const copies: Buffer[] = [];
+    const read = (async () => {
+      for await (const chunk of reader.frames()) {
+        copies.push(Buffer.from(chunk));
+        reader.release(chunk);
+      }
+    })();
+    await expect(read).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', segment: segment!.path });
+    const got = Buffer.concat(copies);
+    const expected = Buffer.from(encodeMessages(messages));
+    expect(got.byteLength).toBeGreaterThan(READ_SIZE);
+    expect(got.byteLength).toBeLessThan(at);
+    expect(got.equals(expected.subarray(0, got.byteLength))).toBe(true);
+    await topic.close();
   });
 });

@@ -1,7 +1,7 @@
 import { BrokerError, frameDataLength, frameIndex, frameTopicID, frameType, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import { corruptSegment, SegmentError } from './errors.js';
 import { findSegment, isNotFound } from './segment.js';
-import { SegmentCursor } from './segment-cursor.js';
+import { READ_SIZE, SegmentCursor } from './segment-cursor.js';
 import type { FileSystem } from './file-system.js';
 import type { SegmentFormat } from './format.js';
 
@@ -90,6 +90,12 @@ export class TopicReader implements AsyncIterable<Message> {
   #closed = false;
   #busy = false;
   #wake: (() => void) | undefined;
+  /** Memory of chunks handed back, to read later chunks into (at most {@link MAX_SPARE}). */
+  readonly #spare: Buffer[] = [];
+  /** For each chunk lent out whose memory may be reused: the buffer it was read into, by the chunk's memory. */
+  readonly #lent = new WeakMap<ArrayBufferLike, Buffer>();
+  /** Whether the reader is waiting for appends (it then keeps no spare memory). */
+  #waiting = false;
 
   /** @internal Readers are made by `Topic.reader()`. */
   constructor(source: ReaderSource, fromIndex: bigint, options: TopicReaderOptions = {}) {
@@ -119,12 +125,33 @@ export class TopicReader implements AsyncIterable<Message> {
    * (22-byte header + data, back to back), up to about 1 MiB each, fresh
    * buffers the caller may keep (write them straight to an HTTP response).
    * The first chunk starts at the first message whose index is >= the start
-   * index.
+   * index. A caller done with a chunk may hand it back with
+   * {@link TopicReader.release}, so that a later chunk is read into its
+   * memory instead of a new buffer.
    */
   frames(): AsyncIterable<Uint8Array> {
     this.#claim();
     const chunks = this.#chunks();
     return { [Symbol.asyncIterator]: () => chunks };
+  }
+
+  /**
+   * Hands back a chunk of {@link TopicReader.frames} that the caller is done
+   * with (an HTTP response calls it once the chunk's bytes are written to the
+   * socket): the reader may read a later chunk into its memory, which saves
+   * allocating (and garbage collecting) a buffer per chunk. After the call
+   * the caller must not look at the chunk again. Chunks never handed back
+   * are simply the caller's. Memory is reused only where the topic's file
+   * handles can read into a given buffer, only for chunks of a full read
+   * (about 1 MiB), and not while the reader waits for appends; a chunk this
+   * reader did not lend, or one handed back twice, is ignored.
+   */
+  release(chunk: Uint8Array): void {
+    const buffer = this.#lent.get(chunk.buffer);
+    if (buffer === undefined) return;
+    this.#lent.delete(chunk.buffer);
+    if (this.#closed || this.#waiting || this.#spare.length >= MAX_SPARE) return;
+    this.#spare.push(buffer);
   }
 
   /**
@@ -249,13 +276,19 @@ export class TopicReader implements AsyncIterable<Message> {
       const stop = this.#stop;
       if (stop && stop.segment === segment) limit = Math.min(limit, stop.size);
       if (cursor.position < limit) {
-        const read = await cursor.read(limit, this.#nextIndex);
+        const into = this.#spare.pop();
+        const read = await cursor.read(limit, this.#nextIndex, into);
         if (this.#closed) return undefined;
         if (read.status === 'incomplete') throw corruptSegment(segment.path, cursor.position, 'record cut short');
-        if (read.frames.byteLength > 0) {
+        const frames = read.frames;
+        if (frames.byteLength > 0) {
           this.#nextIndex = read.lastIndex + 1n;
-          return read.frames;
+          if (cursor.readsInto && isWholeReadBuffer(read.buffer)) this.#lent.set(frames.buffer, read.buffer);
+          if (into !== undefined && read.buffer !== into) this.#spare.push(into);
+          return frames;
         }
+        // Nothing handed out: the memory read into (if it was ours) is free again.
+        if (into !== undefined) this.#spare.push(into);
         continue;
       }
       if (stop && stop.segment === segment) return undefined;
@@ -307,10 +340,14 @@ export class TopicReader implements AsyncIterable<Message> {
       this.#closed = true;
       return Promise.resolve();
     }
+    // A reader at the end may wait for long: it holds no spare memory meanwhile.
+    this.#waiting = true;
+    this.#spare.length = 0;
     return new Promise<void>((resolve) => {
       const wake = (): void => {
         this.#source.removeWaiter(wake);
         this.#wake = undefined;
+        this.#waiting = false;
         resolve();
       };
       this.#wake = wake;
@@ -319,9 +356,22 @@ export class TopicReader implements AsyncIterable<Message> {
   }
 
   async #release(): Promise<void> {
+    this.#spare.length = 0;
     this.#source.detach(this);
     await this.#leave();
   }
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Spare buffers a reader keeps for reuse: one being written out while the next is read, and one more. */
+const MAX_SPARE = 2;
+
+/**
+ * Whether `buffer` is memory a chunk may be read into again: a full read's
+ * buffer that is the whole of its memory (never a slice of memory shared
+ * with anything else).
+ */
+function isWholeReadBuffer(buffer: Buffer): boolean {
+  return buffer.byteLength === READ_SIZE && buffer.byteOffset === 0 && buffer.buffer.byteLength === READ_SIZE;
+}
