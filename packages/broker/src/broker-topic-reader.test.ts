@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { join } from 'node:path';
-import { isBrokerError } from '@msg/wire';
-import { Topic } from '@msg/segments';
+import { encodeMessages, isBrokerError } from '@msg/wire';
+import { nodeFileSystem, Topic, type FileHandle, type FileSystem } from '@msg/segments';
 import { makeTempDir } from '@msg/test-utils';
 import { BrokerTopicReader, type ReaderSource } from './broker-topic-reader.js';
 
@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.allSettled(opened.splice(0).map((t) => t.close()));
 });
 
-async function openTopic(options: { maxSegmentSize?: number } = {}): Promise<Topic> {
+async function openTopic(options: { maxSegmentSize?: number; fs?: FileSystem } = {}): Promise<Topic> {
   const topic = new Topic(join(await makeTempDir('msg-broker-reader-'), '7'), { sync: 'never', ...options });
   await topic.open();
   opened.push(topic);
@@ -148,4 +148,61 @@ describe('BrokerTopicReader', () => {
     await at.prime();
     expect((await texts(at)).map(([i]) => i)).toEqual(Array.from({ length: Number(7n - first) }, (_, k) => first + BigInt(k)));
   });
+
+  it('decodes u64 topic ids and indexes above 2^53 and every data length', async () => {
+    const topicID = 0xfedc_ba98_7654_3210n;
+    const topic = await openTopic();
+    const big = 2n ** 60n + 5n;
+    const messages = [
+      { type: 0xffff, topicID, index: big, data: new Uint8Array(0) },
+      { type: 2, topicID, index: big + 1n, data: new Uint8Array(70_000).fill(9) },
+    ];
+    await topic.appendBatch(messages);
+    const reader = new BrokerTopicReader({ open: () => topic.reader(0n), created: () => ({ promise: Promise.resolve(), cancel: () => undefined }) }, false);
+    const seen = [];
+    for await (const m of reader.messages()) seen.push({ ...m, data: Buffer.from(m.data) });
+    expect(seen).toEqual(messages.map((m) => ({ ...m, data: Buffer.from(m.data) })));
+  });
+
+  it('hands a chunk back to its topic reader, whose later chunks are then read into that memory', async () => {
+    const topic = await openTopic({ fs: readIntoFileSystem() });
+    const messages = Array.from({ length: 3000 }, (_, i) => message(BigInt(i + 1), 'x'.repeat(1000)));
+    await topic.appendBatch(messages);
+    const reader = new BrokerTopicReader({ open: () => topic.reader(0n), created: () => ({ promise: Promise.resolve(), cancel: () => undefined }) }, false);
+    reader.release(new Uint8Array(8)); // before it is attached: nothing to hand back to
+    const memory = new Set<ArrayBufferLike>();
+    const copies: Buffer[] = [];
+    for await (const chunk of reader) {
+      copies.push(Buffer.from(chunk));
+      memory.add(chunk.buffer);
+      reader.release(chunk);
+    }
+    expect(copies.length).toBeGreaterThan(2);
+    expect(memory.size).toBeLessThan(copies.length);
+    expect(Buffer.concat(copies).equals(Buffer.from(encodeMessages(messages)))).toBe(true);
+    reader.release(new Uint8Array(8)); // after close: ignored
+  });
 });
+
+/** The real file system, its handles also able to read into a buffer the caller gives (`readInto`). */
+function readIntoFileSystem(): FileSystem {
+  const wrapped = Object.create(nodeFileSystem) as FileSystem;
+  wrapped.open = async (path, options) => {
+    const handle = await nodeFileSystem.open(path, options);
+    const readInto = async (target: Uint8Array, position: number): Promise<number> => {
+      const bytes = await handle.read(position, target.byteLength);
+      target.set(bytes);
+      return bytes.byteLength;
+    };
+    const plain: FileHandle = {
+      size: () => handle.size(),
+      read: (position, length) => handle.read(position, length),
+      append: (data) => handle.append(data),
+      truncate: (length) => handle.truncate(length),
+      sync: () => handle.sync(),
+      close: () => handle.close(),
+    };
+    return Object.assign(plain, { readInto });
+  };
+  return wrapped;
+}

@@ -1,4 +1,4 @@
-import { MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
+import { frameDataLength, frameIndex, frameTopicID, frameType, MESSAGE_HEADER_SIZE, type Message } from '@msg/wire';
 import type { TopicReader } from '@msg/segments';
 
 /** Options of {@link Broker.openTopicReader}. */
@@ -102,18 +102,25 @@ export class BrokerTopicReader implements AsyncIterable<Uint8Array> {
     }
   }
 
+  /**
+   * Hands back a chunk of this reader that the caller is done with (its
+   * bytes written to the socket), so that the topic reader may read a later
+   * chunk into its memory instead of a new buffer (see `TopicReader.release`
+   * of `@msg/segments`). The caller must not look at the chunk again. Chunks
+   * not handed back stay the caller's; a chunk this reader did not hand out
+   * is ignored.
+   */
+  release(chunk: Uint8Array): void {
+    this.#inner?.release(chunk);
+  }
+
   /** Decoded messages, in index order; `data` is a view of the chunk read (no copy). */
   async *messages(): AsyncGenerator<Message, void, undefined> {
     for await (const chunk of this) {
-      const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      // The chunk holds whole frames (checked by the topic reader); @msg/wire reads their headers.
       for (let at = 0; at < chunk.byteLength; ) {
-        const end = at + MESSAGE_HEADER_SIZE + view.getUint32(at + 18);
-        yield {
-          type: view.getUint16(at),
-          topicID: view.getBigUint64(at + 2),
-          index: view.getBigUint64(at + 10),
-          data: chunk.subarray(at + MESSAGE_HEADER_SIZE, end),
-        };
+        const end = at + MESSAGE_HEADER_SIZE + frameDataLength(chunk, at);
+        yield { type: frameType(chunk, at), topicID: frameTopicID(chunk, at), index: frameIndex(chunk, at), data: chunk.subarray(at + MESSAGE_HEADER_SIZE, end) };
         at = end;
       }
     }
