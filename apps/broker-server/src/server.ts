@@ -1,9 +1,9 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '@msg/broker';
-import { createHandler, type Handler } from '@msg/http';
+import { createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler } from '@msg/http';
 import { createRaftHandler, HttpTransport, RaftNode } from 'raft-ts';
 import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
 import { urlOf, type ServerConfig } from './config.js';
@@ -41,6 +41,54 @@ export interface StartOptions {
   leaderWaitMs?: number;
 }
 
+/** Most entry bytes raft puts in one AppendEntries besides its first entry, and the size of an InstallSnapshot chunk. */
+const RAFT_BATCH_BYTES = 1024 * 1024;
+
+/**
+ * What a `/raft` body may hold beyond `maxBodyBytes`: an AppendEntries carries
+ * up to {@link RAFT_BATCH_BYTES} of entries besides one as large as the
+ * largest publish body, plus its framing (21 bytes an entry, at most 1024
+ * entries, two strings of at most 64 KiB), so `maxBodyBytes + 2 MiB` always
+ * fits what a leader sends.
+ */
+const RAFT_BODY_ALLOWANCE = 2 * RAFT_BATCH_BYTES;
+
+/** This process's soft limit on open file descriptors (Linux `/proc/self/limits`), `undefined` when unknown or unlimited. */
+async function openFileLimit(): Promise<number | undefined> {
+  const text = await readFile('/proc/self/limits', 'utf8').catch(() => '');
+  const match = /^Max open files\s+(\d+)\s/m.exec(text);
+  return match ? Number(match[1]) : undefined;
+}
+
+/**
+ * The client API's limits from `config`; a total connection or stream limit
+ * left unset is the default, lowered to fit `fileLimit`. Warns when the
+ * limits let clients take more descriptors than the process may open.
+ */
+function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: JsonLogger): Limits {
+  const fitted: { maxConnections?: number; maxStreams?: number } = fileLimit === undefined ? {} : fitToFileLimit(fileLimit);
+  const limits = new Limits({
+    maxConnections: config.maxConnections ?? fitted.maxConnections,
+    maxConnectionsPerClient: config.maxConnectionsPerClient,
+    maxStreams: config.maxStreams ?? fitted.maxStreams,
+    maxStreamsPerClient: config.maxStreamsPerClient,
+    streamStallMs: config.streamStallMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    requestTimeoutMs: config.requestTimeoutMs,
+  });
+  const needed = descriptorsNeeded(limits.settings);
+  if (fileLimit !== undefined && (needed === undefined || needed > fileLimit)) {
+    logger.warn('limits allow more open files than the process may have', {
+      fileLimit,
+      needed: needed ?? 'unbounded',
+      maxConnections: limits.settings.maxConnections,
+      maxStreams: limits.settings.maxStreams,
+      hint: 'lower --max-connections / --max-streams or raise the fd limit (ulimit -n)',
+    });
+  }
+  return limits;
+}
+
 /**
  * Starts one broker node from `config`:
  * 1. creates the data dir and binds the HTTP server (port 0: the OS picks
@@ -59,12 +107,15 @@ export interface StartOptions {
  */
 export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
+  const limits = limitsFor(config, await openFileLimit(), logger);
   let dispatch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let waiting: [IncomingMessage, ServerResponse][] = [];
-  const server = createServer((req, res) => {
+  const server = createServer(limits.serverOptions, (req, res) => {
     if (dispatch !== undefined) dispatch(req, res);
     else waiting.push([req, res]);
   });
+  // Before listening: every connection is counted, also those that arrive while raft opens.
+  limits.attach(server);
   await listenOn(server, config.listen.host, config.listen.port);
   const port = (server.address() as AddressInfo).port;
   const url = config.advertiseURL ?? urlOf(config.listen.host, port);
@@ -88,12 +139,15 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     electionTimeoutMs: config.electionTimeoutMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     snapshotThreshold: config.snapshotThreshold,
+    maxAppendBytes: RAFT_BATCH_BYTES,
+    snapshotChunkBytes: RAFT_BATCH_BYTES,
     logger,
   });
   broker.attachLog(raft);
-  const adapter = createBrokerAdapter(broker, raft, createRaftHandler(raft));
+  const adapter = createBrokerAdapter(broker, raft, createRaftHandler(raft, { maxBodyBytes: config.maxBodyBytes + RAFT_BODY_ALLOWANCE }));
   const handler = createHandler(adapter, {
     maxBodyBytes: config.maxBodyBytes,
+    limits,
     onInternalError: (error, req) => logger.error('internal error', { method: req.method, path: req.url, err: error }),
   });
 
@@ -140,6 +194,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     leader: raft.leader(),
     members: raft.urls(),
     sync: config.sync,
+    limits: limits.settings,
   });
 
   let closing = false;
