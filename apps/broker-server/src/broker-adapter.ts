@@ -10,8 +10,6 @@ export type AdapterBroker = Pick<
 
 /** What the adapter needs of the raft node besides what the broker already reads through its log. */
 export interface AdapterRaft {
-  /** The cluster id, `undefined` before the node initialized or joined. */
-  clusterId(): string | undefined;
   /** Voters and learners of the latest configuration. */
   config(): { voters: readonly string[]; learners: readonly string[] };
   /** What the node is doing (`leader`, `follower`, ...). */
@@ -36,9 +34,8 @@ export interface BrokerAdapter extends HandlerBroker {
 /**
  * Maps a `Broker` (and its raft node) onto @msg/http's `HandlerBroker`: the
  * broker's methods as they are (abort signals and the optional reader id of
- * heartbeats passed on), except `status` (adds the raft state,
- * the cluster id and the configuration; the `leave` command reads the
- * cluster id from `GET /status`).
+ * heartbeats passed on), except `status` (adds the raft state and the
+ * configuration; never the cluster id, which is in no public answer).
  */
 export function createBrokerAdapter(broker: AdapterBroker, raft: AdapterRaft, raftHandler?: RaftListener): BrokerAdapter {
   let stopped = false;
@@ -83,7 +80,6 @@ export function createBrokerAdapter(broker: AdapterBroker, raft: AdapterRaft, ra
     status: () => ({
       ...broker.status(),
       raftState: raft.state,
-      clusterId: raft.clusterId() ?? null,
       config: raft.config(),
     }),
     metrics: () => broker.metrics(),

@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util';
-import { HttpTransport, isRaftError, type LeaveResponse } from 'raft-ts';
+import { HttpTransport, isRaftError, PeerAuth, type LeaveResponse } from 'raft-ts';
 import { ConfigError } from './config.js';
 import { ExitCodes, type ExitCode } from './exit-codes.js';
+import { parseJoinToken, type JoinToken } from './join-token.js';
 
 /** What `broker-server leave` takes. */
 export interface LeaveOptions {
@@ -9,7 +10,9 @@ export interface LeaveOptions {
   member: string;
   /** URL of any member of the cluster; the request is forwarded to the leader. */
   cluster: string;
-  /** Cluster id; default: read from `GET <cluster>/status`. */
+  /** The cluster's join token: Leave is a peer RPC, signed with the secret it carries. */
+  token: JoinToken;
+  /** Cluster id; default: the token's. */
   clusterId?: string;
   /** Most milliseconds to keep retrying (no leader, a change in progress, unreachable). Default 30000. */
   timeoutMs?: number;
@@ -18,17 +21,22 @@ export interface LeaveOptions {
 /** The usage text of `broker-server leave`. */
 export function leaveUsage(): string {
   return [
-    'Usage: broker-server leave --member <url> --cluster <url> [--cluster-id <id>] [--timeout-ms <ms>]',
+    'Usage: broker-server leave --member <url> --cluster <url> --join-token <token> [--cluster-id <id>] [--timeout-ms <ms>]',
     '',
     'Removes the node <member> from the cluster that <cluster> (any member) belongs to.',
-    'Prints the new configuration as JSON on stdout.',
+    'The join token (or env MSG_JOIN_TOKEN) is the cluster\'s: `broker-server --print-join-token`',
+    'on a member prints it. Prints the new configuration as JSON on stdout.',
     'Exit codes: 0 removed, 64 usage error, 65 refused (unknown member, last voter,',
-    'other cluster), 69 cluster unreachable or no answer in time, 70 internal error.',
+    'other cluster), 69 cluster unreachable or no answer in time, 70 internal error,',
+    '77 the cluster refused the join token.',
   ].join('\n');
 }
 
-/** Parses the arguments after `leave`; throws `ConfigError` (`INVALID_CONFIG`) naming the bad flag. */
-export function parseLeaveArgs(argv: readonly string[]): LeaveOptions | 'help' {
+/**
+ * Parses the arguments after `leave` (the join token from `--join-token`, else
+ * `env.MSG_JOIN_TOKEN`); throws `ConfigError` (`INVALID_CONFIG`) naming the bad flag.
+ */
+export function parseLeaveArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): LeaveOptions | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
     values = parseArgs({
@@ -37,6 +45,7 @@ export function parseLeaveArgs(argv: readonly string[]): LeaveOptions | 'help' {
         member: { type: 'string' },
         cluster: { type: 'string' },
         'cluster-id': { type: 'string' },
+        'join-token': { type: 'string' },
         'timeout-ms': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -53,31 +62,41 @@ export function parseLeaveArgs(argv: readonly string[]): LeaveOptions | 'help' {
     if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) throw new ConfigError(`--${flag}`, 'expected an http:// URL');
     return new URL(value).origin;
   };
-  const options: LeaveOptions = { member: url('member'), cluster: url('cluster') };
+  const member = url('member');
+  const cluster = url('cluster');
+  const timeout = values['timeout-ms'];
+  const ms = typeof timeout === 'string' ? Number(timeout) : undefined;
+  if (ms !== undefined && (!Number.isSafeInteger(ms) || ms < 1)) throw new ConfigError('--timeout-ms', 'expected a positive integer');
+  const flag = values['join-token'];
+  const setting = typeof flag === 'string' ? '--join-token' : 'MSG_JOIN_TOKEN';
+  const text = typeof flag === 'string' ? flag : env.MSG_JOIN_TOKEN;
+  if (text === undefined || text === '') throw new ConfigError('--join-token', 'required (the cluster\'s join token; or env MSG_JOIN_TOKEN)');
+  const token = parseJoinToken(text);
+  if (typeof token === 'string') throw new ConfigError(setting, token);
+  const options: LeaveOptions = { member, cluster, token };
   const clusterId = values['cluster-id'];
   if (typeof clusterId === 'string') options.clusterId = clusterId;
-  const timeout = values['timeout-ms'];
-  if (typeof timeout === 'string') {
-    const ms = Number(timeout);
-    if (!Number.isSafeInteger(ms) || ms < 1) throw new ConfigError('--timeout-ms', 'expected a positive integer');
-    options.timeoutMs = ms;
-  }
+  if (ms !== undefined) options.timeoutMs = ms;
   return options;
 }
 
 /**
- * Removes `options.member` from the cluster: reads the cluster id from
- * `GET <cluster>/status` (unless given), then sends raft-ts's Leave RPC to
- * `options.cluster`, which forwards it to the leader. Retries retriable
+ * Removes `options.member` from the cluster: sends raft-ts's Leave RPC,
+ * signed with the token's secret and naming the token's cluster (unless
+ * `clusterId` is given), to `options.cluster`, which forwards it to the leader. Retries retriable
  * errors (`NO_LEADER`, `CONFIG_CHANGE_IN_PROGRESS`, `UNREACHABLE`, and
  * `NOT_LEADER` at the named leader) until `timeoutMs`. Resolves with the
  * configuration after the removal; rejects with the raft-ts `RaftError`
  * otherwise (`UNKNOWN_MEMBER`, `BAD_REQUEST` for the last voter,
- * `CLUSTER_MISMATCH`, ...).
+ * `CLUSTER_MISMATCH`, `UNAUTHENTICATED` for a token of another cluster, ...).
+ * A given `transport` must sign with the same secret.
  */
-export async function leaveCluster(options: LeaveOptions, transport = new HttpTransport()): Promise<LeaveResponse> {
+export async function leaveCluster(
+  options: LeaveOptions,
+  transport = new HttpTransport({ auth: new PeerAuth({ secret: options.token.secret }) }),
+): Promise<LeaveResponse> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  const clusterId = options.clusterId ?? (await readClusterId(options.cluster, deadline));
+  const clusterId = options.clusterId ?? options.token.clusterId;
   let target = options.cluster;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -93,20 +112,11 @@ export async function leaveCluster(options: LeaveOptions, transport = new HttpTr
   }
 }
 
-/** The cluster id from the broker's JSON status route. */
-async function readClusterId(cluster: string, deadline: number): Promise<string> {
-  const response = await fetch(`${cluster}/status`, { signal: AbortSignal.timeout(Math.max(1, deadline - Date.now())) });
-  const body = (await response.json()) as { clusterId?: unknown };
-  if (!response.ok || typeof body.clusterId !== 'string') {
-    throw new Error(`${cluster}/status did not name a cluster id (status ${response.status})`);
-  }
-  return body.clusterId;
-}
-
 /** The exit code of a failed `leave`. */
 export function leaveExitCode(error: unknown): ExitCode {
   if (error instanceof ConfigError) return ExitCodes.USAGE;
   if (isRaftError(error)) {
+    if (error.code === 'UNAUTHENTICATED') return ExitCodes.NOPERM;
     if (error.code === 'UNKNOWN_MEMBER' || error.code === 'BAD_REQUEST' || error.code === 'CLUSTER_MISMATCH') return ExitCodes.REFUSED;
     if (error.retriable) return ExitCodes.UNAVAILABLE;
     return ExitCodes.INTERNAL;
@@ -121,14 +131,19 @@ export function leaveExitCode(error: unknown): ExitCode {
  * Runs `broker-server leave ...`: prints the new configuration (JSON) on
  * `out` or the error on `err`, and returns the exit code.
  */
-export async function runLeave(argv: readonly string[], out: (text: string) => void, err: (text: string) => void): Promise<ExitCode> {
+export async function runLeave(
+  argv: readonly string[],
+  out: (text: string) => void,
+  err: (text: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ExitCode> {
   try {
-    const options = parseLeaveArgs(argv);
+    const options = parseLeaveArgs(argv, env);
     if (options === 'help') {
       out(`${leaveUsage()}\n`);
       return ExitCodes.OK;
     }
-    const transport = new HttpTransport();
+    const transport = new HttpTransport({ auth: new PeerAuth({ secret: options.token.secret }) });
     try {
       const result = await leaveCluster(options, transport);
       out(`${JSON.stringify({ removed: options.member, config: result.config })}\n`);

@@ -6,6 +6,8 @@ import { decodeMessages, type Message } from '@msg/wire';
 import { makeTempDir, waitFor } from '@msg/test-utils';
 import type { ServerConfig } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { newJoinToken } from './join-token.js';
+import { readJoinTokenFile } from './join-token-file.js';
 import { createLogger, type JsonLogger } from './logger.js';
 import { startServer, type RunningServer } from './server.js';
 
@@ -66,7 +68,9 @@ describe('startServer', () => {
         { index: b, data: 'hello-1' },
       ]);
       const status = (await (await fetch(`${server.url}/status`)).json()) as Record<string, unknown>;
-      expect(status).toMatchObject({ isLeader: true, raftState: 'leader', clusterId: server.raft.clusterId(), config: { voters: [server.url], learners: [] } });
+      expect(status).toMatchObject({ isLeader: true, raftState: 'leader', config: { voters: [server.url], learners: [] } });
+      // The cluster id is in no public answer.
+      expect(JSON.stringify(status)).not.toContain(server.raft.clusterId()!);
     } finally {
       await server.close();
     }
@@ -98,10 +102,12 @@ describe('startServer', () => {
   });
 
   it('joins a running node: the new member reads what the leader publishes, redirects publishes, and resumes after a restart', async () => {
-    const leader = await startServer(configFor(await makeTempDir()), memoryLogger().logger);
+    const leaderDir = await makeTempDir();
+    const leader = await startServer(configFor(leaderDir), memoryLogger().logger);
     let follower: RunningServer | undefined;
     try {
-      const followerConfig = configFor(await makeTempDir(), { join: [leader.url] });
+      const joinToken = (await readJoinTokenFile(leaderDir))!.token;
+      const followerConfig = configFor(await makeTempDir(), { join: [leader.url], joinToken });
       follower = await startServer(followerConfig, memoryLogger().logger);
       expect(follower.raft.config().voters).toEqual([leader.url, follower.url]);
       const index = await publish(leader.url, 1n, 'replicated');
@@ -135,7 +141,8 @@ describe('startServer', () => {
     await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
     const port = (probe.address() as { port: number }).port;
     await new Promise((resolve) => probe.close(resolve));
-    const error: unknown = await startServer(configFor(dir, { join: [`http://127.0.0.1:${port}`], electionTimeoutMs: 20, heartbeatIntervalMs: 5 }), logger).catch(
+    const joinToken = newJoinToken('0123456789abcdef0123456789abcdef');
+    const error: unknown = await startServer(configFor(dir, { join: [`http://127.0.0.1:${port}`], joinToken, electionTimeoutMs: 20, heartbeatIntervalMs: 5 }), logger).catch(
       (e: unknown) => e,
     );
     expect(error).toMatchObject({ name: 'ServerError', code: 'JOIN_FAILED' });

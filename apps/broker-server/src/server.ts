@@ -4,10 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '@msg/broker';
 import { createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler } from '@msg/http';
-import { createRaftHandler, HttpTransport, RaftNode } from 'raft-ts';
+import { Headers } from '@msg/wire';
+import { createRaftHandler, HttpTransport, isRaftError, PeerAuth, RaftNode } from 'raft-ts';
 import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
 import { urlOf, type ServerConfig } from './config.js';
 import type { JsonLogger } from './logger.js';
+import { clientListener, peerListener } from './peer-listener.js';
+import { openPeerTokens } from './peer-tokens.js';
+import { refusalLogger } from './refusal-log.js';
 import { ServerError } from './server-error.js';
 
 /** A running broker node: see {@link startServer}. */
@@ -16,6 +20,8 @@ export interface RunningServer {
   readonly url: string;
   /** The port the HTTP server is bound to. */
   readonly port: number;
+  /** With `config.peerListen`: the URL peers reach raft at (the peer listener). */
+  readonly peerURL: string | undefined;
   /** The broker (topics), for inspection. */
   readonly broker: Broker;
   /** The raft node, for inspection. */
@@ -91,14 +97,18 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
 
 /**
  * Starts one broker node from `config`:
- * 1. creates the data dir and binds the HTTP server (port 0: the OS picks
- *    one; the advertised URL is then `http://<host>:<port>`); requests that
- *    arrive before raft is open wait;
+ * 1. creates the data dir, reads the join token it keeps, and binds the HTTP
+ *    server (port 0: the OS picks one; the advertised URL is then
+ *    `http://<host>:<port>`), and with `config.peerListen` a peer listener
+ *    that alone serves `/raft/*`; requests that arrive before raft is open wait;
  * 2. opens the broker (`<dataDir>/broker`) and the raft node
  *    (`<dataDir>/raft`, the broker as its state machine, HTTP transport);
- * 3. a node with no cluster yet bootstraps a single-node cluster, or, with
- *    `config.join`, joins through the first URL that accepts it; a node
- *    that already belongs to a cluster resumes its place (`join` is ignored);
+ * 3. a node with no cluster yet bootstraps a single-node cluster (and writes
+ *    its join token to `<dataDir>/join-token`), or, with `config.join`,
+ *    joins through the first URL that accepts it (with `config.joinToken`,
+ *    which it keeps); a node that already belongs to a cluster resumes its
+ *    place (`join` is ignored). Every raft RPC, both ways, is signed with the
+ *    cluster secret the token carries; an unsigned one is refused 401;
  * 4. waits (bounded) for a leader to be known and logs
  *    `{"msg":"listening","url":...}`.
  *
@@ -108,15 +118,29 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
 export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
   const limits = limitsFor(config, await openFileLimit(), logger);
+  const auth = new PeerAuth();
+  const tokens = await openPeerTokens(auth, config.dataDir, config.joinToken, logger);
   let dispatch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   let waiting: [IncomingMessage, ServerResponse][] = [];
-  const server = createServer(limits.serverOptions, (req, res) => {
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     if (dispatch !== undefined) dispatch(req, res);
     else waiting.push([req, res]);
-  });
+  };
+  const peerServer = config.peerListen === undefined ? undefined : createServer(peerListener(serve));
+  let peerURL: string | undefined;
+  if (peerServer !== undefined && config.peerListen !== undefined) {
+    await listenOn(peerServer, config.peerListen.host, config.peerListen.port);
+    peerURL = config.peerAdvertiseURL ?? urlOf(config.peerListen.host, (peerServer.address() as AddressInfo).port);
+  }
+  const server = createServer(limits.serverOptions, peerURL === undefined ? serve : clientListener(serve, peerURL));
   // Before listening: every connection is counted, also those that arrive while raft opens.
   limits.attach(server);
-  await listenOn(server, config.listen.host, config.listen.port);
+  try {
+    await listenOn(server, config.listen.host, config.listen.port);
+  } catch (error) {
+    await closeServer(peerServer);
+    throw error;
+  }
   const port = (server.address() as AddressInfo).port;
   const url = config.advertiseURL ?? urlOf(config.listen.host, port);
 
@@ -129,7 +153,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
       ...(config.retentionMs > 0 ? { maxAgeMs: config.retentionMs } : {}),
     },
   });
-  const transport = new HttpTransport();
+  const transport = new HttpTransport({ auth });
   const raft = new RaftNode({
     dir: join(config.dataDir, 'raft'),
     url,
@@ -144,7 +168,8 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     logger,
   });
   broker.attachLog(raft);
-  const adapter = createBrokerAdapter(broker, raft, createRaftHandler(raft, { maxBodyBytes: config.maxBodyBytes + RAFT_BODY_ALLOWANCE }));
+  const raftHandler = createRaftHandler(raft, { maxBodyBytes: config.maxBodyBytes + RAFT_BODY_ALLOWANCE, auth, url, errorCodeHeader: Headers.errorCode, onRefused: refusalLogger(logger) });
+  const adapter = createBrokerAdapter(broker, raft, raftHandler);
   const handler = createHandler(adapter, {
     maxBodyBytes: config.maxBodyBytes,
     limits,
@@ -162,17 +187,21 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     for (const [req, res] of waiting) dispatch(req, res);
     waiting = [];
 
-    if (raft.clusterId() === undefined) {
+    const clusterId = raft.clusterId();
+    if (clusterId === undefined) {
       if (config.join.length === 0) {
         logger.info('bootstrapping a new single-node cluster', { url });
         await raft.initialize();
+        await tokens.afterBootstrap(raft.clusterId()!);
       } else {
-        await joinCluster(raft, config.join, logger);
+        const token = await tokens.beforeJoin();
+        await joinCluster(raft, config.join, token.clusterId, logger);
       }
-    } else if (config.join.length > 0) {
-      logger.info('resuming membership; --join ignored', { clusterId: raft.clusterId(), join: config.join });
     } else {
-      logger.info('resuming membership', { clusterId: raft.clusterId() });
+      const { voters, learners } = raft.config();
+      await tokens.onResume(clusterId, voters.length === 1 && voters[0] === url && learners.length === 0);
+      if (config.join.length > 0) logger.info('resuming membership; --join ignored', { clusterId, join: config.join });
+      else logger.info('resuming membership', { clusterId });
     }
     await leaderKnown(raft, options.leaderWaitMs ?? 3 * config.electionTimeoutMs);
   } catch (error) {
@@ -180,6 +209,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     for (const [, res] of waiting) res.destroy();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await closeServer(peerServer);
     if (raftOpen) await raft.close().catch((e: unknown) => logger.warn('raft close failed', { err: e }));
     if (brokerOpen) await broker.close().catch((e: unknown) => logger.warn('broker close failed', { err: e }));
     await transport.close().catch(() => undefined);
@@ -189,6 +219,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
   logger.info('listening', {
     url,
     listen: urlOf(config.listen.host, port),
+    ...(peerURL === undefined ? {} : { peerURL }),
     dataDir: config.dataDir,
     clusterId: raft.clusterId(),
     leader: raft.leader(),
@@ -201,18 +232,20 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
   return {
     url,
     port,
+    peerURL,
     broker,
     raft,
     async close() {
       if (closing) throw new ServerError('ALREADY_CLOSED', 'server already closed');
       closing = true;
-      await shutdown({ server, handler, adapter, broker, raft, transport, logger, drainMs: options.drainMs ?? 10_000 });
+      await shutdown({ server, peerServer, handler, adapter, broker, raft, transport, logger, drainMs: options.drainMs ?? 10_000 });
     },
   };
 }
 
 interface Parts {
   server: Server;
+  peerServer: Server | undefined;
   handler: Handler;
   adapter: BrokerAdapter;
   broker: Broker;
@@ -222,7 +255,7 @@ interface Parts {
   drainMs: number;
 }
 
-async function shutdown({ server, handler, adapter, broker, raft, transport, logger, drainMs }: Parts): Promise<void> {
+async function shutdown({ server, peerServer, handler, adapter, broker, raft, transport, logger, drainMs }: Parts): Promise<void> {
   logger.info('shutting down', { inFlight: adapter.inFlight, streams: handler.activeStreams });
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   adapter.stop();
@@ -236,12 +269,21 @@ async function shutdown({ server, handler, adapter, broker, raft, transport, log
   });
   server.closeAllConnections();
   await closed;
+  await closeServer(peerServer);
   await broker.close().catch((error: unknown) => {
     failure ??= error;
   });
   await transport.close().catch(() => undefined);
   if (failure !== undefined) throw failure instanceof Error ? failure : new Error('shutdown failed', { cause: failure });
   logger.info('stopped');
+}
+
+/** Closes `server` (when there is one) and every connection it has. */
+async function closeServer(server: Server | undefined): Promise<void> {
+  if (server === undefined || !server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
 }
 
 function listenOn(server: Server, host: string, port: number): Promise<void> {
@@ -255,19 +297,29 @@ function listenOn(server: Server, host: string, port: number): Promise<void> {
   });
 }
 
-/** Tries each URL in order; `RaftNode.join` itself retries retriable errors for up to 30 election timeouts. */
-async function joinCluster(raft: RaftNode, urls: readonly string[], logger: JsonLogger): Promise<void> {
+/**
+ * Tries each URL in order; `RaftNode.join` itself retries retriable errors for
+ * up to 30 election timeouts. A refused token (`UNAUTHENTICATED`) is not retried.
+ */
+async function joinCluster(raft: RaftNode, urls: readonly string[], clusterId: string, logger: JsonLogger): Promise<void> {
   let last: unknown;
   for (const target of urls) {
     logger.info('joining cluster', { via: target, url: raft.url });
     try {
-      await raft.join(target);
+      await raft.join(target, { clusterId });
       logger.info('joined cluster', { via: target, clusterId: raft.clusterId() });
       return;
     } catch (error) {
       last = error;
       logger.warn('join failed', { via: target, err: error });
     }
+  }
+  if (isRaftError(last, 'UNAUTHENTICATED')) {
+    throw new ServerError(
+      'JOIN_REFUSED',
+      `${urls.join(', ')} refused this node's join token (${last.message}): --join-token must be the token of that cluster (\`broker-server --print-join-token\` on a member prints it)`,
+      { cause: last },
+    );
   }
   throw new ServerError('JOIN_FAILED', `could not join through ${urls.join(', ')}: ${(last as Error | undefined)?.message ?? 'no URL'}`, { cause: last });
 }

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeMessages } from '@msg/wire';
 import { makeTempDir } from '@msg/test-utils';
+import { newJoinToken } from '../src/join-token.js';
 import { runMain } from './server-process.js';
 
 const FAST = ['--election-timeout-ms', '200', '--heartbeat-interval-ms', '40'];
@@ -101,11 +102,15 @@ describe('main.ts (the broker process)', () => {
     await stream.body?.cancel();
   });
 
-  it('leave: exits 64 without --member, 69 when the cluster is unreachable', async () => {
+  it('leave: exits 64 without --member or --join-token, 69 when the cluster is unreachable', async () => {
     const usage = runMain(['leave', '--cluster', 'http://127.0.0.1:1']);
     expect(await usage.exited).toBe(64);
     expect(usage.output.stderr).toContain('--member');
-    const down = runMain(['leave', '--member', 'http://127.0.0.1:2', '--cluster', 'http://127.0.0.1:1', '--timeout-ms', '500']);
+    const token = newJoinToken('0123456789abcdef0123456789abcdef').text;
+    const noToken = runMain(['leave', '--member', 'http://127.0.0.1:2', '--cluster', 'http://127.0.0.1:1']);
+    expect(await noToken.exited).toBe(64);
+    expect(noToken.output.stderr).toContain('--join-token');
+    const down = runMain(['leave', '--member', 'http://127.0.0.1:2', '--cluster', 'http://127.0.0.1:1', '--timeout-ms', '500', '--join-token', token]);
     expect(await down.exited).toBe(69);
   });
 });

@@ -2,10 +2,13 @@ import { describe, expect, it } from '@jest/globals';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { HttpTransport, RaftNode, createRaftHandler } from 'raft-ts';
+import { HttpTransport, PeerAuth, RaftNode, createRaftHandler } from 'raft-ts';
 import { makeTempDir, waitFor } from '@msg/test-utils';
 import { Broker } from '../src/broker.js';
 import { readAll, text } from './helpers.js';
+
+/** The secret the nodes of these clusters sign their RPCs with. */
+const CLUSTER_SECRET = Buffer.alloc(32, 2);
 
 interface Node {
   broker: Broker;
@@ -35,7 +38,8 @@ async function startNode(dir: string, options: { snapshotThreshold?: number; tra
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const broker = new Broker({ dir: join(dir, 'broker') });
-  const transport = new HttpTransport();
+  const auth = new PeerAuth({ secret: CLUSTER_SECRET });
+  const transport = new HttpTransport({ auth });
   const raft = new RaftNode({
     dir: join(dir, 'raft'),
     url,
@@ -46,7 +50,7 @@ async function startNode(dir: string, options: { snapshotThreshold?: number; tra
     ...raftOptions,
   });
   broker.attachLog(raft);
-  route.handler = createRaftHandler(raft);
+  route.handler = createRaftHandler(raft, { auth, url });
   await broker.open();
   await raft.open();
   return {

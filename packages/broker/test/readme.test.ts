@@ -1,14 +1,15 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HttpTransport, RaftNode } from 'raft-ts';
+import { randomBytes } from 'node:crypto';
+import { HttpTransport, PeerAuth, RaftNode } from 'raft-ts';
 import { makeTempDir } from '@msg/test-utils';
 import { Broker } from '../src/index.js';
 
 async function example(dataDir: string): Promise<{ index: bigint; seen: string[] }> {
   // README:begin
   const broker = new Broker({ dir: join(dataDir, 'broker') });
-  const transport = new HttpTransport(); // how the node reaches its peers
+  const transport = new HttpTransport({ auth: new PeerAuth({ secret: randomBytes(32) }) }); // how the node reaches its peers (signed)
   const node = new RaftNode({ dir: join(dataDir, 'raft'), url: 'http://127.0.0.1:8086', stateMachine: broker, transport });
   broker.attachLog(node);
   await broker.open(); // the state machine first: raft re-applies to it on open

@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HttpTransport, RaftNode, type LogEntry, type StateMachine } from '../src/index.js';
+import { HttpTransport, PeerAuth, RaftNode, type LogEntry, type StateMachine } from '../src/index.js';
 
 const args = process.argv.slice(2);
 function flag(name: string): string | undefined {
@@ -61,7 +61,7 @@ function sampler(): { stop: () => number } {
 const mib = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
 
 // A single-node cluster sends no RPC; the transport is there because a node needs one.
-const transport = new HttpTransport();
+const transport = new HttpTransport({ auth: new PeerAuth({ secret: Buffer.alloc(32, 1) }) });
 
 async function open(dir: string): Promise<{ node: RaftNode; ms: number }> {
   const node = new RaftNode({ dir, url: 'http://127.0.0.1:1', stateMachine: new NothingStateMachine(), transport, electionTimeoutMs: 100, sync, logCacheBytes: CACHE });

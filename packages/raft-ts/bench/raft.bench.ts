@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { HttpTransport, RaftError, RaftNode, createRaftHandler, type LogEntry, type RpcHandler, type StateMachine } from '../src/index.js';
+import { HttpTransport, PeerAuth, RaftError, RaftNode, createRaftHandler, type LogEntry, type RpcHandler, type StateMachine } from '../src/index.js';
 
 const args = process.argv.slice(2);
 function flag(name: string): string | undefined {
@@ -82,7 +82,9 @@ async function listen(server: Server): Promise<string> {
 /** Starts `size` nodes (HTTP servers on loopback, each with its own HttpTransport, fsync on) and returns them with the leader first. */
 async function startCluster(size: number, dir: string): Promise<Member[]> {
   const members: Member[] = [];
+  const secret = Buffer.alloc(32, 1); // the cluster secret (each node its own PeerAuth with it, as separate processes have)
   for (let i = 0; i < size; i++) {
+    const auth = new PeerAuth({ secret });
     const ref: { node?: RaftNode } = {};
     const node = (): RaftNode => {
       if (!ref.node) throw new RaftError('CLOSED', 'not started');
@@ -96,9 +98,9 @@ async function startCluster(size: number, dir: string): Promise<Member[]> {
       handleJoin: (r) => node().handleJoin(r),
       handleLeave: (r) => node().handleLeave(r),
     };
-    const server = createServer(createRaftHandler(rpc));
+    const server = createServer(createRaftHandler(rpc, { auth }));
     const url = await listen(server);
-    const transport = new HttpTransport();
+    const transport = new HttpTransport({ auth });
     ref.node = new RaftNode({ dir: join(dir, `node-${i}`), url, stateMachine: new CountingStateMachine(), transport, electionTimeoutMs: 1000 });
     await ref.node.open();
     members.push({ node: ref.node, server, transport });

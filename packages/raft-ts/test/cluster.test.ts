@@ -5,10 +5,13 @@ import { createServer } from 'node:http';
 import { describe, expect, it } from '@jest/globals';
 import { listen, makeTempDir, waitFor } from '@msg/test-utils';
 import { RaftError } from '../src/errors.js';
-import { HttpTransport, createRaftHandler } from '../src/http/index.js';
+import { HttpTransport, PeerAuth, createRaftHandler } from '../src/http/index.js';
 import { RaftNode } from '../src/raft-node.js';
 import type { RpcHandler } from '../src/transport.js';
 import { MemStateMachine } from './harness.js';
+
+/** The secret every member of these clusters signs its RPCs with. */
+const CLUSTER_SECRET = Buffer.alloc(32, 5);
 
 const encoder = new TextEncoder();
 
@@ -39,9 +42,10 @@ async function startMember(): Promise<Member> {
     handleJoin: (r) => (ref.member?.node ? ref.member.node.handleJoin(r) : closedNode()),
     handleLeave: (r) => (ref.member?.node ? ref.member.node.handleLeave(r) : closedNode()),
   };
-  const server = createServer(createRaftHandler(rpc));
+  const auth = new PeerAuth({ secret: CLUSTER_SECRET });
+  const server = createServer(createRaftHandler(rpc, { auth }));
   const { url, close } = await listen(server);
-  const transport = new HttpTransport();
+  const transport = new HttpTransport({ auth });
   const stop = async (): Promise<void> => {
     await close();
     await transport.close();

@@ -1,9 +1,10 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HttpTransport, RaftNode, createRaftHandler, type LogEntry, type StateMachine } from 'raft-ts';
+import { HttpTransport, PeerAuth, RaftNode, createRaftHandler, type LogEntry, type StateMachine } from 'raft-ts';
 
 /** A replicated key-value map: each command is the text `key=value`. */
 export class KeyValueMachine implements StateMachine {
@@ -36,13 +37,13 @@ export class KeyValueMachine implements StateMachine {
 }
 
 /** Starts a node whose RPCs are served under /raft by a loopback HTTP server. */
-async function startNode(dir: string, transport: HttpTransport): Promise<{ node: RaftNode; kv: KeyValueMachine; server: Server }> {
+async function startNode(dir: string, transport: HttpTransport, auth: PeerAuth): Promise<{ node: RaftNode; kv: KeyValueMachine; server: Server }> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`; // the node's identity
   const kv = new KeyValueMachine();
   const node = new RaftNode({ dir, url, stateMachine: kv, transport, electionTimeoutMs: 300 });
-  server.on('request', createRaftHandler(node)); // RaftNode is the RpcHandler; RPCs are served under /raft
+  server.on('request', createRaftHandler(node, { auth, url })); // RaftNode is the RpcHandler; only signed RPCs get through
   await node.open();
   return { node, kv, server };
 }
@@ -50,9 +51,10 @@ async function startNode(dir: string, transport: HttpTransport): Promise<{ node:
 /** Bootstraps a cluster on one node, lets a second join, and replicates two commands to both. */
 export async function example(): Promise<{ index: number; leader: string | undefined; maps: Map<string, string>[]; dir: string }> {
   const base = await mkdtemp(join(tmpdir(), 'raft-example-'));
-  const transport = new HttpTransport(); // how the nodes reach their peers (one process here: one transport)
-  const a = await startNode(join(base, 'a'), transport);
-  const b = await startNode(join(base, 'b'), transport);
+  const auth = new PeerAuth({ secret: randomBytes(32) }); // the cluster secret: every node of the cluster has it
+  const transport = new HttpTransport({ auth }); // how the nodes reach their peers (one process here: one transport)
+  const a = await startNode(join(base, 'a'), transport, auth);
+  const b = await startNode(join(base, 'b'), transport, auth);
   try {
     await a.node.initialize(); // a new single-node cluster: a elects itself
     while (!a.node.isLeader()) await new Promise((r) => setTimeout(r, 10));

@@ -7,7 +7,21 @@ import { RaftError, isRaftError } from '../errors.js';
 import type { RpcHandler } from '../transport.js';
 import { EntryType, type AppendEntriesRequest } from '../types.js';
 import { encodeAppendEntriesRequest } from './append-entries-codec.js';
-import { createRaftHandler, type RaftHandlerOptions } from './handler.js';
+import { createRaftHandler, type RaftHandlerOptions, type RaftRefusal } from './handler.js';
+import { RaftPaths, type RaftRpc } from './paths.js';
+import { PeerAuth } from './peer-auth.js';
+
+/** The cluster secret of these tests. */
+const SECRET = Buffer.alloc(32, 7);
+/** The peer that sends the test requests: its own PeerAuth with the same secret, as another node has. */
+const peer = new PeerAuth({ secret: SECRET });
+
+/** The RPC whose path segment ends `path` (the vote RPC for paths that name none: those are refused before the signature counts). */
+function rpcOf(path: string): RaftRpc {
+  const segment = path.split('?')[0]!.split('/').at(-1);
+  const found = (Object.keys(RaftPaths) as RaftRpc[]).find((rpc) => RaftPaths[rpc] === segment);
+  return found ?? 'requestVote';
+}
 
 /** A fake node: plain objects answering every RPC and recording what it was asked. */
 function fakeRpc(overrides: Partial<RpcHandler> = {}): RpcHandler & { calls: string[] } {
@@ -38,8 +52,8 @@ async function serve(handler: NodeHandler): Promise<string> {
   return url;
 }
 
-async function serveRaft(rpc: RpcHandler, options?: RaftHandlerOptions): Promise<string> {
-  return serve(createRaftHandler(rpc, options));
+async function serveRaft(rpc: RpcHandler, options: Partial<RaftHandlerOptions> = {}): Promise<string> {
+  return serve(createRaftHandler(rpc, { auth: new PeerAuth({ secret: SECRET }), ...options }));
 }
 
 interface Answer {
@@ -48,10 +62,20 @@ interface Answer {
   body: { error?: { code?: string; message: string; leaderURL?: string } } & Record<string, unknown>;
 }
 
-/** Sends one request and reads the whole JSON answer. */
-function send(url: string, path: string, body?: Uint8Array | string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+/**
+ * Sends one request, signed by {@link peer} for `url` unless `unsigned`, and
+ * reads the whole JSON answer.
+ */
+function send(
+  url: string,
+  path: string,
+  body?: Uint8Array | string,
+  options: { method?: string; headers?: Record<string, string>; unsigned?: boolean } = {},
+): Promise<Answer> {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : (body ?? new Uint8Array());
+  const signature = options.unsigned ? {} : peer.sign(rpcOf(path), url, bytes);
   return new Promise((resolve, reject) => {
-    const req = request(`${url}${path}`, { method: options.method ?? 'POST', headers: options.headers }, (res) => {
+    const req = request(`${url}${path}`, { method: options.method ?? 'POST', headers: { ...signature, ...options.headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
@@ -89,7 +113,7 @@ describe('createRaftHandler', () => {
   });
 
   it('serves paths whose prefix a router already stripped, as express does for app.use(\'/raft\', handler)', async () => {
-    const raft = createRaftHandler(fakeRpc());
+    const raft = createRaftHandler(fakeRpc(), { auth: new PeerAuth({ secret: SECRET }) });
     // What express 5 does for a mounted middleware: strip the mount path from req.url.
     const url = await serve((req, res) => {
       if (req.url?.startsWith('/cluster/raft/')) {
@@ -135,7 +159,10 @@ describe('createRaftHandler', () => {
     const { port } = new URL(url);
     // A raw client announces 1 GiB and sends only the headers: the answer must not wait for the body.
     const socket = connect(Number(port), '127.0.0.1');
-    socket.write('POST /raft/append HTTP/1.1\r\nhost: x\r\ncontent-length: 1073741824\r\n\r\n');
+    const signed = Object.entries(peer.sign('appendEntries', url, new Uint8Array()))
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
+    socket.write(`POST /raft/append HTTP/1.1\r\nhost: x\r\n${signed}content-length: 1073741824\r\n\r\n`);
     let text = '';
     socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
     await waitFor(() => text.includes('request body is larger than 1000 bytes'), { timeoutMs: 5000 });
@@ -150,7 +177,7 @@ describe('createRaftHandler', () => {
     const rpc = fakeRpc();
     const url = await serveRaft(rpc, { maxBodyBytes: 10_000 });
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${url}/raft/append`, { method: 'POST' }, (res) => {
+      const req = request(`${url}/raft/append`, { method: 'POST', headers: peer.sign('appendEntries', url, new Uint8Array()) }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
@@ -231,7 +258,6 @@ describe('createRaftHandler', () => {
   it('answers a RaftError of the node with its status, code, message and leaderURL', async () => {
     const cases: [RaftError, number][] = [
       [new RaftError('NOT_LEADER', 'not leader', { leaderURL: 'http://leader:1' }), 503],
-      [new RaftError('CLUSTER_MISMATCH', 'cluster a is not b'), 409],
       [new RaftError('BAD_REQUEST', 'entries do not follow prevLogIndex'), 400],
       [new RaftError('CLOSED', 'closed'), 503],
       [new RaftError('CORRUPT', 'log segment 3 offset 9'), 500],
@@ -248,7 +274,21 @@ describe('createRaftHandler', () => {
       const expected: Record<string, string> = { code: error.code, message: error.message };
       if (error.leaderURL !== undefined) expected.leaderURL = error.leaderURL;
       expect({ status: answer.status, error: answer.body.error }).toEqual({ status, error: expected });
+      expect(answer.headers['x-raft-error-code']).toBe(error.code);
     }
+  });
+
+  it('answers CLUSTER_MISMATCH without naming either cluster id', async () => {
+    const url = await serveRaft(
+      fakeRpc({
+        handleRequestVote: async () => {
+          throw new RaftError('CLUSTER_MISMATCH', 'request for cluster aaaa, this node is in bbbb');
+        },
+      }),
+    );
+    const answer = await send(url, '/raft/vote', JSON.stringify(vote));
+    expect({ status: answer.status, code: answer.body.error?.code }).toEqual({ status: 409, code: 'CLUSTER_MISMATCH' });
+    expect(JSON.stringify(answer.body)).not.toMatch(/aaaa|bbbb/);
   });
 
   it('answers 500 without a code when the node fails otherwise or answers something invalid', async () => {
@@ -282,8 +322,8 @@ describe('createRaftHandler', () => {
     expect((await send(url, '/raft/vote', JSON.stringify(vote))).status).toBe(200);
   });
 
-  it('uses a body a middleware already parsed, and refuses a body consumed without a trace', async () => {
-    const raft = createRaftHandler(fakeRpc());
+  it('uses raw bytes a middleware already read, and refuses a parsed body (its bytes cannot be verified) or one consumed without a trace', async () => {
+    const raft = createRaftHandler(fakeRpc(), { auth: new PeerAuth({ secret: SECRET }) });
     const url = await serve((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -295,11 +335,10 @@ describe('createRaftHandler', () => {
       });
     });
     const parsed = await send(url, '/raft/vote', JSON.stringify(vote), { headers: { 'x-parse': 'json' } });
-    expect(parsed).toMatchObject({ status: 200, body: { voteGranted: true } });
+    expect(parsed).toMatchObject({ status: 401, body: { error: { code: 'UNAUTHENTICATED' } } });
+    expect(parsed.body.error?.message).toMatch(/consumed before it could be verified/);
     const raw = await send(url, '/raft/append', encodeAppendEntriesRequest(append), { headers: { 'x-parse': 'raw' } });
     expect(raw).toMatchObject({ status: 200, body: { success: true } });
-    const binaryAsJson = await send(url, '/raft/append', JSON.stringify(vote), { headers: { 'x-parse': 'json' } });
-    expect(binaryAsJson).toMatchObject({ status: 400, body: { error: { code: 'BAD_REQUEST' } } });
     const lost = await send(url, '/raft/vote', JSON.stringify(vote));
     expect(lost.status).toBe(500);
     expect(lost.body.error?.message).toMatch(/consumed before the raft handler/);
@@ -309,11 +348,100 @@ describe('createRaftHandler', () => {
     for (const maxBodyBytes of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
       let thrown: unknown;
       try {
-        createRaftHandler(fakeRpc(), { maxBodyBytes });
+        createRaftHandler(fakeRpc(), { auth: peer, maxBodyBytes });
       } catch (error) {
         thrown = error;
       }
       expect(isRaftError(thrown, 'BAD_REQUEST')).toBe(true);
     }
+  });
+
+  it('refuses to be made without a PeerAuth: there is no unauthenticated mode', () => {
+    expect(() => createRaftHandler(fakeRpc(), {} as RaftHandlerOptions)).toThrow(/needs options.auth/);
+    expect(() => createRaftHandler(fakeRpc(), undefined as unknown as RaftHandlerOptions)).toThrow(/needs options.auth/);
+  });
+});
+
+describe('createRaftHandler peer authentication', () => {
+  it('answers 401 UNAUTHENTICATED to every RPC that is unsigned, forged, altered, replayed, stale or for another node, without calling the node', async () => {
+    const rpc = fakeRpc();
+    const refusals: RaftRefusal[] = [];
+    const self = 'http://self:1';
+    const url = await serveRaft(rpc, { url: () => self, errorCodeHeader: 'X-Broker-Error-Code', onRefused: (r) => refusals.push(r) });
+    const body = Buffer.from(JSON.stringify(vote));
+    const cases: [string, string, Record<string, string>][] = [];
+    for (const segment of Object.values(RaftPaths)) cases.push([`unsigned ${segment}`, segment, {}]);
+    cases.push(['another secret', 'vote', new PeerAuth({ secret: Buffer.alloc(32, 8) }).sign('requestVote', self, body)]);
+    cases.push(['signed for another rpc', 'vote', peer.sign('appendEntries', self, body)]);
+    cases.push(['signed for another node', 'vote', peer.sign('requestVote', 'http://other:1', body)]);
+    cases.push(['altered signature', 'vote', { ...peer.sign('requestVote', self, body), 'x-raft-signature': 'A'.repeat(43) }]);
+    cases.push(['malformed nonce', 'vote', { ...peer.sign('requestVote', self, body), 'x-raft-nonce': 'nope' }]);
+    const old = new PeerAuth({ secret: SECRET, now: () => Date.now() - 31_000 });
+    cases.push(['stale', 'vote', old.sign('requestVote', self, body)]);
+    const early = new PeerAuth({ secret: SECRET, now: () => Date.now() + 31_000 });
+    cases.push(['from the future', 'vote', early.sign('requestVote', self, body)]);
+    for (const [what, segment, headers] of cases) {
+      const answer = await send(url, `/raft/${segment}`, body, { unsigned: true, headers });
+      expect({ what, status: answer.status, code: answer.body.error?.code, header: answer.headers['x-broker-error-code'] }).toEqual({
+        what,
+        status: 401,
+        code: 'UNAUTHENTICATED',
+        header: 'UNAUTHENTICATED',
+      });
+    }
+    // An altered body.
+    const signed = peer.sign('requestVote', self, body);
+    const altered = await send(url, '/raft/vote', JSON.stringify({ ...vote, term: 99 }), { unsigned: true, headers: signed });
+    expect(altered.status).toBe(401);
+    // A genuine request is served once; the same request again is a replay.
+    const genuine = peer.sign('requestVote', self, body);
+    expect((await send(url, '/raft/vote', body, { unsigned: true, headers: genuine })).status).toBe(200);
+    const replayed = await send(url, '/raft/vote', body, { unsigned: true, headers: genuine });
+    expect({ status: replayed.status, message: replayed.body.error?.message }).toEqual({ status: 401, message: 'vote: the request was already received (replay)' });
+    expect(rpc.calls).toEqual(['vote']);
+    expect(refusals.map((r) => r.reason)).toEqual([
+      ...Object.values(RaftPaths).map(() => 'missing'),
+      'bad-signature',
+      'bad-signature',
+      'wrong-target',
+      'bad-signature',
+      'malformed',
+      'stale',
+      'stale',
+      'bad-signature',
+      'replay',
+    ]);
+    expect(refusals[0]).toMatchObject({ rpc: 'vote', remoteAddress: '127.0.0.1' });
+  });
+
+  it('lets join and leave through whatever node they were signed for (an operator may name any address of a member)', async () => {
+    const rpc = fakeRpc();
+    const url = await serveRaft(rpc, { url: 'http://self:1' });
+    const join = Buffer.from(JSON.stringify({ url: 'http://new:1' }));
+    const answer = await send(url, '/raft/join', join, { unsigned: true, headers: peer.sign('join', 'http://localhost:1', join) });
+    expect(answer.status).toBe(200);
+    expect(rpc.calls).toEqual(['join']);
+  });
+
+  it('refuses an unsigned request with a huge declared body at once, without reading the body', async () => {
+    const rpc = fakeRpc();
+    const url = await serveRaft(rpc, { maxBodyBytes: 1 << 30 });
+    const socket = connect(Number(new URL(url).port), '127.0.0.1');
+    socket.write('POST /raft/snapshot HTTP/1.1\r\nhost: x\r\ncontent-length: 1073741824\r\n\r\n');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    await waitFor(() => text.includes('UNAUTHENTICATED'), { timeoutMs: 5000 });
+    expect(text).toMatch(/^HTTP\/1\.1 401 /);
+    socket.destroy();
+    expect(rpc.calls).toEqual([]);
+  });
+
+  it('refuses everything while it has no secret, and serves once one is set', async () => {
+    const auth = new PeerAuth();
+    const url = await serveRaft(fakeRpc(), { auth });
+    const refused = await send(url, '/raft/vote', JSON.stringify(vote));
+    expect({ status: refused.status, message: refused.body.error?.message }).toEqual({ status: 401, message: 'vote: this node has no cluster secret yet' });
+    auth.setSecret(SECRET);
+    expect((await send(url, '/raft/vote', JSON.stringify(vote))).status).toBe(200);
   });
 });

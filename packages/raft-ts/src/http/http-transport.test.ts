@@ -15,6 +15,15 @@ import {
 } from '../types.js';
 import { createRaftHandler, type RaftHandlerOptions } from './handler.js';
 import { HttpTransport, type HttpTransportOptions } from './http-transport.js';
+import { PEER_URL_HEADER } from './paths.js';
+import { PeerAuth } from './peer-auth.js';
+
+/** The cluster secret of these tests; each handler and each transport has its own PeerAuth with it, as separate nodes do. */
+const SECRET = Buffer.alloc(32, 3);
+
+function auth(): PeerAuth {
+  return new PeerAuth({ secret: SECRET });
+}
 
 /** A fake node: plain objects that record each request and answer from it. */
 function fakeRpc(overrides: Partial<RpcHandler> = {}): RpcHandler & { received: unknown[] } {
@@ -59,12 +68,12 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
   return { url, connections: () => connections, open: () => open, close };
 }
 
-function serveRaft(rpc: RpcHandler, options?: RaftHandlerOptions): Promise<TestServer> {
-  return serve(createRaftHandler(rpc, options));
+function serveRaft(rpc: RpcHandler, options: Partial<RaftHandlerOptions> = {}): Promise<TestServer> {
+  return serve(createRaftHandler(rpc, { auth: auth(), ...options }));
 }
 
-function transport(options?: HttpTransportOptions): HttpTransport {
-  const t = new HttpTransport(options);
+function transport(options: Partial<HttpTransportOptions> = {}): HttpTransport {
+  const t = new HttpTransport({ auth: auth(), ...options });
   closers.push(() => t.close());
   return t;
 }
@@ -183,7 +192,8 @@ describe('HttpTransport', () => {
       const error = await rejection(t.appendEntries(server.url, heartbeat));
       expect({ code: error.code, message: error.message, leaderURL: error.leaderURL, retriable: error.retriable }).toEqual({
         code,
-        message: `the peer says ${code}`,
+        // The handler names no cluster id in a mismatch.
+        message: code === 'CLUSTER_MISMATCH' ? 'the request is for another cluster' : `the peer says ${code}`,
         leaderURL: code === 'NOT_LEADER' ? 'http://127.0.0.1:9' : undefined,
         retriable: RaftErrorCodes[code].retriable,
       });
@@ -307,7 +317,7 @@ describe('HttpTransport', () => {
 
   it('retries once on a fresh connection when a reused keep-alive connection was dropped', async () => {
     let requests = 0;
-    const handler = createRaftHandler(fakeRpc());
+    const handler = createRaftHandler(fakeRpc(), { auth: auth() });
     const server = await serve((req, res) => {
       requests++;
       // The second request arrives on the kept-alive connection: drop it unanswered, as a server
@@ -391,7 +401,7 @@ describe('HttpTransport', () => {
   });
 
   it('posts under the target URL\'s own path and a custom prefix', async () => {
-    const raft = createRaftHandler(fakeRpc(), { pathPrefix: '/cluster/raft' });
+    const raft = createRaftHandler(fakeRpc(), { auth: auth(), pathPrefix: '/cluster/raft' });
     const paths: string[] = [];
     const { url } = await serve((req, res) => {
       paths.push(req.url ?? '');
@@ -406,14 +416,14 @@ describe('HttpTransport', () => {
 
   it('fails calls in flight with CLOSED on close(), refuses later calls, and leaves no socket open', async () => {
     let requests = 0;
-    const handler = createRaftHandler(fakeRpc());
+    const handler = createRaftHandler(fakeRpc(), { auth: auth() });
     const server = await serve((req, res) => {
       // The first two calls are answered (their connections stay open, idle); the third never is.
       if (++requests <= 2) handler(req, res);
       else req.resume();
     });
     const url = server.url;
-    const t = new HttpTransport();
+    const t = new HttpTransport({ auth: auth() });
     await Promise.all([t.requestVote(url, vote), t.requestVote(url, vote)]);
     const call = rejection(t.requestVote(url, vote));
     await waitFor(() => requests === 3 && server.open() === 2);
@@ -427,7 +437,7 @@ describe('HttpTransport', () => {
   });
 
   it('closes through Symbol.asyncDispose, for await using', async () => {
-    const t = new HttpTransport();
+    const t = new HttpTransport({ auth: auth() });
     await t[Symbol.asyncDispose]();
     expect(t.closed).toBe(true);
   });
@@ -436,11 +446,93 @@ describe('HttpTransport', () => {
     for (const options of [{ timeoutMs: 0 }, { snapshotTimeoutMs: -1 }, { maxConnectionsPerPeer: 1.5 }, { maxResponseBytes: Number.NaN }]) {
       let thrown: unknown;
       try {
-        new HttpTransport(options);
+        new HttpTransport({ auth: auth(), ...options });
       } catch (error) {
         thrown = error;
       }
       expect(isRaftError(thrown, 'BAD_REQUEST')).toBe(true);
     }
+  });
+
+  it('refuses to be made without a PeerAuth: there is no unauthenticated mode', () => {
+    expect(() => new HttpTransport({} as HttpTransportOptions)).toThrow(/needs options.auth/);
+    expect(() => new HttpTransport(undefined as unknown as HttpTransportOptions)).toThrow(/needs options.auth/);
+  });
+});
+
+describe('HttpTransport peer authentication', () => {
+  it('signs every request: a peer with the same secret serves it, one with another secret refuses it with UNAUTHENTICATED (not retriable)', async () => {
+    const rpc = fakeRpc();
+    const ours = await serveRaft(rpc);
+    const theirs = await serveRaft(rpc, { auth: new PeerAuth({ secret: Buffer.alloc(32, 4) }) });
+    const t = transport();
+    await expect(t.requestVote(ours.url, vote)).resolves.toMatchObject({ voteGranted: true });
+    const refused = await rejection(t.join(theirs.url, { url: 'http://127.0.0.1:3' }));
+    expect({ code: refused.code, retriable: refused.retriable, message: refused.message }).toEqual({
+      code: 'UNAUTHENTICATED',
+      retriable: false,
+      message: 'join: the signature does not match',
+    });
+    expect(rpc.received).toEqual([vote]);
+  });
+
+  it('binds each signature to its target: a handler that knows its URL serves requests sent to it', async () => {
+    let self = '';
+    const rpc = fakeRpc();
+    const server = await serveRaft(rpc, { url: () => self });
+    self = server.url;
+    const t = transport();
+    await expect(t.appendEntries(`${server.url}/`, heartbeat)).resolves.toMatchObject({ success: true });
+    self = 'http://elsewhere:1';
+    expect((await rejection(t.appendEntries(server.url, heartbeat))).code).toBe('UNAUTHENTICATED');
+  });
+
+  it('fails with UNAUTHENTICATED, sending nothing, while its PeerAuth has no secret', async () => {
+    let requests = 0;
+    const { url } = await serve((req, res) => {
+      requests++;
+      res.end();
+    });
+    const t = transport({ auth: new PeerAuth() });
+    expect((await rejection(t.requestVote(url, vote))).code).toBe('UNAUTHENTICATED');
+    expect(requests).toBe(0);
+  });
+
+  it('sends to the peer listener a 404 names, directly from then on, and asks again once nothing listens there', async () => {
+    const rpc = fakeRpc();
+    let clientAddress = '';
+    // Closed by the test itself (not by afterEach).
+    const peerListener = await listen(createServer(createRaftHandler(rpc, { auth: auth(), url: () => clientAddress })));
+    let asked = 0;
+    const client = await serve((req, res) => {
+      asked++;
+      req.resume();
+      res.writeHead(404, { [PEER_URL_HEADER]: peerListener.url, 'content-type': 'application/json' }).end('{"error":{"message":"not here"}}');
+    });
+    clientAddress = client.url;
+    const t = transport();
+    await expect(t.requestVote(client.url, vote)).resolves.toMatchObject({ voteGranted: true });
+    await expect(t.appendEntries(client.url, heartbeat)).resolves.toMatchObject({ success: true });
+    expect(asked).toBe(1);
+    expect(rpc.received).toEqual([vote, heartbeat]);
+    await peerListener.close();
+    expect((await rejection(t.requestVote(client.url, vote))).code).toBe('UNREACHABLE');
+    // Forgotten: the next call asks the client address again (and follows it once only: a loop is an error).
+    const error = await rejection(t.requestVote(client.url, vote));
+    expect(asked).toBe(2);
+    expect(error.code).toBe('UNREACHABLE');
+  });
+
+  it('does not follow a second 404 with a peer URL within one call', async () => {
+    let asked = 0;
+    const loop = await serve((req, res) => {
+      asked++;
+      req.resume();
+      res.writeHead(404, { [PEER_URL_HEADER]: `http://127.0.0.1:${new URL(loopURL).port}` }).end();
+    });
+    const loopURL = loop.url;
+    const error = await rejection(transport().requestVote(loop.url, vote));
+    expect(error.code).toBe('UNREACHABLE');
+    expect(asked).toBe(2);
   });
 });

@@ -36,12 +36,19 @@ import {
   DEFAULT_RAFT_PATH_PREFIX,
   JSON_CONTENT_TYPE,
   normalizePathPrefix,
+  PEER_URL_HEADER,
   RaftPaths,
   type RaftRpc,
 } from './paths.js';
+import { PeerAuth } from './peer-auth.js';
 
 /** Options of {@link HttpTransport}. */
 export interface HttpTransportOptions {
+  /**
+   * Signs every request for the peers' handlers (required: peers are always
+   * authenticated). Give the node's handler the same instance.
+   */
+  auth: PeerAuth;
   /**
    * Milliseconds one call may take, from sending to the whole answer (time
    * spent waiting for a free connection included). Default 5000.
@@ -78,6 +85,9 @@ interface Peer {
 /** Errors a reused keep-alive socket gives when the server closed it while idle. */
 const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
+/** Errors that mean nothing listens at a learned peer address any more. */
+const GONE_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENOTFOUND']);
+
 /** Caps the cache of parsed targets (peers are few; this only bounds misuse). */
 const MAX_CACHED_PEERS = 1024;
 
@@ -109,6 +119,13 @@ function positive(name: string, value: number): number {
  * A request that fails on a reused keep-alive connection before any answer
  * (the peer closed it while idle) is sent once more on a fresh connection;
  * raft RPCs tolerate duplicates. Only `http:` targets are supported.
+ *
+ * Every request is signed with `options.auth` (a new nonce per attempt),
+ * bound to the target's URL; a peer that refuses the signature answers
+ * `UNAUTHENTICATED` (not retriable). A target that serves raft on a separate
+ * peer listener answers 404 with {@link PEER_URL_HEADER} at its client
+ * address: the request is sent there instead, once, and later requests to
+ * that target go there directly (until nothing listens there any more).
  */
 export class HttpTransport implements Transport {
   readonly #agent: Agent;
@@ -118,15 +135,21 @@ export class HttpTransport implements Transport {
   readonly #maxResponseBytes: number;
   readonly #prefix: string;
   readonly #peers = new Map<string, Peer>();
+  /** Peer listeners learned from {@link PEER_URL_HEADER}, by target. */
+  readonly #peerListeners = new Map<string, Peer>();
+  readonly #auth: PeerAuth;
   /** Fails each call in flight; used by close(). */
   readonly #inFlight = new Set<(error: RaftError) => void>();
   #closed = false;
 
   /**
    * Makes a transport; no I/O happens until the first call.
-   * @throws RaftError `BAD_REQUEST` when a numeric option is not a positive safe integer.
+   * @throws RaftError `BAD_REQUEST` when `auth` is not a `PeerAuth` or a numeric option is not a positive safe integer.
    */
-  constructor(options: HttpTransportOptions = {}) {
+  constructor(options: HttpTransportOptions) {
+    const auth = (options as Partial<HttpTransportOptions> | undefined)?.auth;
+    if (!(auth instanceof PeerAuth)) throw new RaftError('BAD_REQUEST', 'HttpTransport needs options.auth (a PeerAuth): peers are always authenticated');
+    this.#auth = auth;
     this.#timeoutMs = positive('timeoutMs', options.timeoutMs ?? 5000);
     this.#snapshotTimeoutMs = positive('snapshotTimeoutMs', options.snapshotTimeoutMs ?? 30_000);
     this.#maxResponseBytes = positive('maxResponseBytes', options.maxResponseBytes ?? 1024 * 1024);
@@ -200,6 +223,13 @@ export class HttpTransport implements Transport {
   #peer(target: string): Peer {
     const cached = this.#peers.get(target);
     if (cached) return cached;
+    const peer = this.#parse(target);
+    if (this.#peers.size >= MAX_CACHED_PEERS) this.#peers.clear();
+    this.#peers.set(target, peer);
+    return peer;
+  }
+
+  #parse(target: string): Peer {
     let url: URL;
     try {
       url = new URL(target);
@@ -207,13 +237,25 @@ export class HttpTransport implements Transport {
       throw new RaftError('BAD_REQUEST', `invalid target URL ${JSON.stringify(target)}`, { cause });
     }
     if (url.protocol !== 'http:') throw new RaftError('BAD_REQUEST', `unsupported target URL ${JSON.stringify(target)}: only http: is supported`);
-    const peer: Peer = {
+    return {
       hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
       port: url.port === '' ? 80 : Number(url.port),
       base: url.pathname.replace(/\/+$/, '') + this.#prefix,
     };
-    if (this.#peers.size >= MAX_CACHED_PEERS) this.#peers.clear();
-    this.#peers.set(target, peer);
+  }
+
+  /** The peer listener a 404 named, or `undefined` when the header is absent or not an `http:` URL. */
+  #learn(target: string, res: IncomingMessage): Peer | undefined {
+    const value = res.headers[PEER_URL_HEADER];
+    if (typeof value !== 'string') return undefined;
+    let peer: Peer;
+    try {
+      peer = this.#parse(value);
+    } catch {
+      return undefined;
+    }
+    if (this.#peerListeners.size >= MAX_CACHED_PEERS) this.#peerListeners.clear();
+    this.#peerListeners.set(target, peer);
     return peer;
   }
 
@@ -228,8 +270,7 @@ export class HttpTransport implements Transport {
   ): Promise<T> {
     if (this.#closed) return Promise.reject(new RaftError('CLOSED', 'transport closed'));
     if (signal?.aborted) return Promise.reject(new RaftError('ABORTED', `${rpc} to ${target} aborted`, { cause: signal.reason }));
-    const peer = this.#peer(target);
-    const path = `${peer.base}/${RaftPaths[rpc]}`;
+    const first = this.#peerListeners.get(target) ?? this.#peer(target);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       let current: ClientRequest | undefined;
@@ -255,8 +296,16 @@ export class HttpTransport implements Transport {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#inFlight.add(fail);
 
-      const onResponse = (res: IncomingMessage): void => {
+      const onResponse = (res: IncomingMessage, redirected: boolean): void => {
         const status = res.statusCode ?? 0;
+        if (status === 404 && !redirected) {
+          const listener = this.#learn(target, res);
+          if (listener !== undefined) {
+            res.resume();
+            attempt(listener, false, true);
+            return;
+          }
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (chunk: Buffer) => {
@@ -302,34 +351,43 @@ export class HttpTransport implements Transport {
         });
       };
 
-      const attempt = (mayRetry: boolean): void => {
+      const attempt = (peer: Peer, mayRetry: boolean, redirected: boolean): void => {
         let answered = false;
+        let headers: Record<string, string>;
+        try {
+          headers = this.#auth.sign(rpc, target, body);
+        } catch (error) {
+          fail(error instanceof RaftError ? error : new RaftError('UNAUTHENTICATED', `${rpc} to ${target}: cannot sign`, { cause: error }));
+          return;
+        }
         const req = httpRequest({
           agent: this.#agent,
           hostname: peer.hostname,
           port: peer.port,
-          path,
+          path: `${peer.base}/${RaftPaths[rpc]}`,
           method: 'POST',
-          headers: { 'content-type': contentType, 'content-length': body.byteLength, accept: JSON_CONTENT_TYPE },
+          headers: { 'content-type': contentType, 'content-length': body.byteLength, accept: JSON_CONTENT_TYPE, ...headers },
         });
         current = req;
         req.on('response', (res) => {
           answered = true;
-          onResponse(res);
+          onResponse(res, redirected);
         });
         req.on('error', (cause: NodeJS.ErrnoException) => {
           // Once an answer arrived, its own events (end, error, close) and the timer settle the call:
           // a peer that answers early (413) and closes may make the rest of the upload fail here.
           if (settled || answered) return;
           if (mayRetry && !answered && req.reusedSocket && cause.code !== undefined && STALE_SOCKET_CODES.has(cause.code)) {
-            attempt(false);
+            attempt(peer, false, redirected);
             return;
           }
+          // A learned peer listener that is gone: the next call asks the target's address again.
+          if (cause.code !== undefined && GONE_CODES.has(cause.code) && this.#peerListeners.get(target) === peer) this.#peerListeners.delete(target);
           fail(new RaftError('UNREACHABLE', `${rpc} to ${target} failed: ${cause.message}`, { cause }));
         });
         req.end(body);
       };
-      attempt(true);
+      attempt(first, true, first !== this.#peers.get(target));
     });
   }
 }

@@ -17,6 +17,13 @@ export const RaftPaths = {
 /** The name of one RPC: a key of {@link RaftPaths}. */
 export type RaftRpc = keyof typeof RaftPaths;
 
+/**
+ * Header of a 404 answer to a raft path at a node's client address when the
+ * node serves raft on a separate peer listener: that listener's URL.
+ * {@link HttpTransport} then sends the request there (and later ones too).
+ */
+export const PEER_URL_HEADER = 'x-raft-peer-url';
+
 /** Content type of the binary bodies (AppendEntries and InstallSnapshot requests). */
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
 
