@@ -11,12 +11,29 @@ export type PumpEnd =
   | 'stopped';
 
 /**
+ * What the pump uses of a reader beyond {@link TopicFrames} when the reader
+ * has it: `release(chunk)`, called from the chunk's write callback, once the
+ * socket is done with its bytes (not for a write that reported an error),
+ * after which the reader may reuse the chunk's memory for a later chunk.
+ */
+interface ReleasingFrames {
+  release(chunk: Uint8Array): void;
+}
+
+function releaseOf(frames: TopicFrames): ((chunk: Uint8Array) => void) | undefined {
+  const candidate = frames as TopicFrames & Partial<ReleasingFrames>;
+  return typeof candidate.release === 'function' ? (chunk) => candidate.release!(chunk) : undefined;
+}
+
+/**
  * Copies a reader's chunks into a response, one chunk at a time:
  * - backpressure: when `res.write()` returns false nothing more is pulled
  *   until the socket drains, so a client that does not read holds at most
  *   the socket's buffers plus one chunk;
  * - writes made in one tick are corked together and flushed on the next
  *   tick (one syscall for many small chunks, no added latency);
+ * - a reader with `release(chunk)` gets each chunk back once its bytes are
+ *   written, so it can read later chunks into the same memory;
  * - the reader is closed exactly once, however the pump ends;
  * - a reader error after the headers went out destroys the response (the
  *   client sees a broken chunked body, never a clean end) and rethrows.
@@ -57,6 +74,7 @@ export class FramePump {
     };
     res.on('close', onClose);
     const iterator = this.#frames[Symbol.asyncIterator]();
+    const release = releaseOf(this.#frames);
     try {
       for (;;) {
         if (this.#gone || res.destroyed) return 'gone';
@@ -73,7 +91,13 @@ export class FramePump {
         if (chunk.byteLength === 0) continue;
         this.#cork();
         this.#onBytes(chunk.byteLength);
-        if (!res.write(chunk)) {
+        const written =
+          release === undefined
+            ? res.write(chunk)
+            : res.write(chunk, (error) => {
+                if (error === null || error === undefined) release(chunk);
+              });
+        if (!written) {
           await this.#until(
             new Promise<void>((resolve) => {
               res.once('drain', resolve);

@@ -221,4 +221,88 @@ describe('streaming GET /messaging/messages', () => {
     expect(s.handler.metrics.streamedBytes).toBe(25);
     await waitFor(() => s.handler.metrics.requests('stream', 200) === 1);
   });
+
+  it('hands each chunk back to a reader that takes them (release) only once its bytes are written', async () => {
+    const chunks = 12;
+    const size = 1024 * 1024;
+    let yielded = 0;
+    const released: Uint8Array[] = [];
+    const frames: TopicFrames & { release(chunk: Uint8Array): void } = {
+      async *[Symbol.asyncIterator]() {
+        for (let i = 0; i < chunks; i++) {
+          yielded++;
+          yield new Uint8Array(size).fill(i + 1);
+        }
+      },
+      close: () => undefined,
+      // A reader reuses the memory at once: had the pump handed a chunk back
+      // before its bytes were written, the client would see the garbage.
+      release: (chunk) => {
+        released.push(chunk);
+        chunk.fill(0xff);
+      },
+    };
+    const s = await startServer(fakeBroker({ openTopicReader: () => frames }));
+    const res = await openStream(`${s.url}/messaging/messages?topicID=1&index=0`);
+    const parts: Buffer[] = [];
+    let events = 0;
+    res.on('data', (chunk: Buffer) => {
+      parts.push(chunk);
+      // A slow client: the socket fills, so writes wait in the pump.
+      if (++events % 8 === 0) {
+        res.pause();
+        setTimeout(() => res.resume(), 5);
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      res.on('end', resolve);
+      res.on('error', reject);
+    });
+    const body = Buffer.concat(parts);
+    expect(body.byteLength).toBe(chunks * size);
+    for (let i = 0; i < chunks; i++) expect(body.subarray(i * size, (i + 1) * size).equals(Buffer.alloc(size, i + 1))).toBe(true);
+    expect(yielded).toBe(chunks);
+    expect(released).toHaveLength(chunks);
+    expect(new Set(released).size).toBe(chunks);
+  });
+
+  it('hands back no chunk whose bytes are still being sent, also when the client goes away in the middle of one', async () => {
+    const size = 64 * 1024 * 1024; // far more than the socket buffers hold: the chunk goes out in many writes
+    let closed = 0;
+    const frames: TopicFrames & { release(chunk: Uint8Array): void } = {
+      async *[Symbol.asyncIterator]() {
+        for (let i = 0; i < 4 && closed === 0; i++) yield new Uint8Array(size).fill(1);
+      },
+      close: () => {
+        closed++;
+      },
+      release: (chunk) => {
+        chunk.fill(0xff); // reused at once
+      },
+    };
+    const s = await startServer(fakeBroker({ openTopicReader: () => frames }));
+    const socket = connect(s.port, '127.0.0.1');
+    socket.write('GET /messaging/messages?topicID=1&index=0 HTTP/1.1\r\nHost: x\r\n\r\n');
+    const parts: Buffer[] = [];
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        parts.push(chunk);
+        received += chunk.byteLength;
+        // A slow reader of 8 MiB, then gone.
+        socket.pause();
+        setTimeout(() => socket.resume(), 1);
+        if (received > 8 * 1024 * 1024) {
+          socket.destroy();
+          resolve();
+        }
+      });
+    });
+    await waitFor(() => closed === 1);
+    const bytes = Buffer.concat(parts);
+    const head = bytes.indexOf('\r\n\r\n') + 4;
+    const body = bytes.subarray(bytes.indexOf('\r\n', head) + 2);
+    expect(body.byteLength).toBeGreaterThan(4 * 1024 * 1024);
+    expect(body.indexOf(0xff)).toBe(-1);
+  });
 });
