@@ -220,6 +220,10 @@ export class Broker implements StateMachine {
   #readersDirty = false;
   #newTopics = false;
   #lastCheckpointAt = 0;
+  /** The applied index of the last checkpoint started (`meta.appliedIndex` once it is durable). */
+  #checkpointedUpTo = 0;
+  /** Resolves (never rejects) once every checkpoint started so far is durable or failed. */
+  #checkpointsDone: Promise<void> = Promise.resolve();
   #checkpointTimer: unknown;
   #retentionTimer: unknown;
   #waiters = new Map<bigint, Set<Waiter>>();
@@ -327,6 +331,7 @@ export class Broker implements StateMachine {
     this.#topics = topics;
     this.#readers = cloneReaders(meta.readers);
     this.#applied = meta.appliedIndex;
+    this.#checkpointedUpTo = meta.appliedIndex;
     this.#lastCheckpointAt = this.#clock.now();
     this.#state = 'open';
     this.#scheduleRetention();
@@ -565,7 +570,10 @@ export class Broker implements StateMachine {
         for (const id of created) this.#wake(id);
         for (const id of reported) await this.#reclaimRead(id);
         if (this.#checkpointIntervalMs === 0 || this.#clock.now() - this.#lastCheckpointAt >= this.#checkpointIntervalMs) {
-          await this.#checkpoint();
+          const { durable } = await this.#startCheckpoint();
+          // Not waited for (but with 0): raft's log holds these entries durably already, and the next apply need not wait for an fsync.
+          if (this.#checkpointIntervalMs === 0) await durable;
+          else this.#onCheckpointFailure(durable);
         } else {
           this.#scheduleCheckpoint();
         }
@@ -650,6 +658,8 @@ export class Broker implements StateMachine {
 
   async #restore(snapshot: AsyncIterable<Uint8Array>, index: number | 'header' | 'max'): Promise<number> {
     return this.#exclusive(async () => {
+      // A checkpoint still fsyncing would write its meta over the restored one.
+      await this.#checkpointsDone;
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
       if (this.#failure) throw this.#failure;
       const fs = this.#fs;
@@ -730,6 +740,7 @@ export class Broker implements StateMachine {
       this.#readers = cloneReaders(header.readers);
       this.#anonymousAt.clear();
       this.#applied = applied;
+      this.#checkpointedUpTo = applied;
       this.#dirtyTopics.clear();
       this.#readersDirty = false;
       this.#newTopics = false;
@@ -942,11 +953,19 @@ export class Broker implements StateMachine {
     this.#checkpointTimer = this.#clock.setTimeout(() => {
       this.#checkpointTimer = undefined;
       if (this.#state !== 'open') return;
-      this.#exclusive(() => (this.#state === 'open' && !this.#failure ? this.#checkpoint() : Promise.resolve())).catch((error: unknown) => {
-        // #checkpoint failed the broker (for good: never retried); the error says so.
-        this.#logger.error('checkpoint failed', { error: describe(error) });
+      let durable: Promise<void> | undefined;
+      const started = this.#exclusive(async () => {
+        if (this.#state === 'open' && !this.#failure) durable = (await this.#startCheckpoint()).durable;
       });
+      this.#onCheckpointFailure(started.then(() => durable));
     }, this.#checkpointIntervalMs);
+  }
+
+  /** Logs the failure of a checkpoint nobody waits for (it failed the broker, for good: never retried; the error says so). */
+  #onCheckpointFailure(checkpoint: Promise<void>): void {
+    checkpoint.catch((error: unknown) => {
+      this.#logger.error('checkpoint failed', { error: describe(error) });
+    });
   }
 
   /**
@@ -956,31 +975,73 @@ export class Broker implements StateMachine {
    * Any failure fails the broker for good, before `meta` is written.
    */
   async #checkpoint(): Promise<void> {
+    await (await this.#startCheckpoint()).durable;
+  }
+
+  /**
+   * {@link Broker.#checkpoint} in two steps, for a caller inside `#exclusive`
+   * (no apply under way): resolves once the state as of now is fixed (the
+   * applied index, the readers, and each written topic's point, taken by
+   * `Topic.startCheckpoint()`: no fsync waited for); its `durable` resolves
+   * once those topics are fsynced and `meta` records them, after the
+   * checkpoint before it. Applies go on meanwhile. Any failure fails the
+   * broker for good, before `meta` is written.
+   */
+  async #startCheckpoint(): Promise<{ durable: Promise<void> }> {
     if (this.#failure) throw this.#failure;
-    const meta = this.#meta!;
-    if (this.#applied === meta.appliedIndex && !this.#readersDirty && this.#dirtyTopics.size === 0) return;
+    if (this.#applied === this.#checkpointedUpTo && !this.#readersDirty && this.#dirtyTopics.size === 0) return { durable: this.#checkpointsDone };
     const applied = this.#applied;
     const readers = cloneReaders(this.#readers);
-    const dirty = [...this.#dirtyTopics];
-    const topics = new Map<bigint, TopicCheckpoint>();
+    const dirty = this.#dirtyTopics;
+    const newTopics = this.#newTopics;
+    const ids = [...this.#topics.keys()];
+    this.#dirtyTopics = new Set();
+    this.#readersDirty = false;
+    this.#newTopics = false;
+    this.#checkpointedUpTo = applied;
+    this.#lastCheckpointAt = this.#clock.now();
+    let points: Map<bigint, Promise<TopicCheckpoint>>;
     try {
-      for (const [id, topic] of this.#topics) {
-        const previous = meta.topics.get(id);
-        topics.set(id, previous !== undefined && !this.#dirtyTopics.has(id) ? previous : await timed(this.#fsync, () => topic.checkpoint()));
-      }
-      if (this.#newTopics) await fsyncPath(this.#stateDir, this.#fsync, false, this.#fs);
-      const next: BrokerMeta = { state: meta.state, appliedIndex: applied, readers, topics };
-      await writeMeta(this.#dir, next, this.#fsync, this.#fs);
-      this.#meta = next;
+      const starts = [...dirty].map(async (id) => {
+        const { durable } = await this.#topics.get(id)!.startCheckpoint();
+        const point = timed(this.#fsync, () => durable);
+        point.catch(() => undefined); // awaited below, after the previous checkpoint: not unhandled meanwhile
+        return [id, point] as const;
+      });
+      points = new Map(await Promise.all(starts));
     } catch (error) {
       throw this.#fail(error, 'checkpoint');
     }
-    for (const id of dirty) this.#dirtyTopics.delete(id);
-    this.#readersDirty = false;
-    this.#newTopics = false;
-    this.#lastCheckpointAt = this.#clock.now();
-    this.#counters.checkpoints++;
+    const previous = this.#checkpointsDone;
+    const durable = (async () => {
+      await previous;
+      if (this.#failure) throw this.#failure;
+      try {
+        const meta = this.#meta!;
+        const topics = new Map<bigint, TopicCheckpoint>();
+        for (const id of ids) {
+          const point = points.get(id);
+          const recorded = point === undefined ? meta.topics.get(id) : await point;
+          // Every topic is written (dirty) before a checkpoint records it; one recorded nowhere would be deleted on open.
+          if (recorded === undefined) throw new Error(`topic ${id} has no checkpoint to record`);
+          topics.set(id, recorded);
+        }
+        if (newTopics) await fsyncPath(this.#stateDir, this.#fsync, false, this.#fs);
+        const next: BrokerMeta = { state: meta.state, appliedIndex: applied, readers, topics };
+        await writeMeta(this.#dir, next, this.#fsync, this.#fs);
+        this.#meta = next;
+      } catch (error) {
+        throw this.#fail(error, 'checkpoint');
+      }
+      this.#counters.checkpoints++;
+    })();
+    this.#checkpointsDone = durable.then(
+      () => undefined,
+      () => undefined,
+    );
+    return { durable };
   }
+
 
   /**
    * Fails the broker for good (see {@link Broker.failure}) with the first

@@ -212,4 +212,30 @@ describe('Broker storage failures', () => {
     expect(t.broker.appliedIndex()).toBe(0);
     expect(t.broker.status().topics[0]!.firstIndex).toBe(1n); // nothing reclaimed
   });
+
+  it('applies and acknowledges on while a checkpoint is fsyncing, and records the checkpoint once its fsyncs are done', async () => {
+    const fs = new FaultyFileSystem();
+    const clock = new FakeClock(1_000);
+    await using t = await openTestBroker({ fs, clock, checkpointIntervalMs: 1000 });
+    await t.broker.publish(text(1n, 'first'));
+    clock.advance(1000); // the checkpoint timer
+    await waitFor(() => t.broker.appliedIndex() === 1);
+    fs.holdSyncs();
+    clock.advance(1000); // the next apply starts a checkpoint
+    try {
+      // The checkpoint after this apply fsyncs the topic (held): the publish is acknowledged all the same.
+      const second = t.broker.publish(text(1n, 'second'));
+      const answer = await Promise.race([second.then(() => 'acknowledged'), new Promise((resolve) => setTimeout(() => resolve('held back'), 1000))]);
+      expect(answer).toBe('acknowledged');
+      expect(fs.heldSyncs).toBeGreaterThan(0);
+      expect(t.broker.appliedIndex()).toBe(1); // not durable yet: meta still says 1
+      expect(await t.broker.publish(text(1n, 'third'))).toBe(3n);
+    } finally {
+      fs.releaseSyncs();
+    }
+    await waitFor(() => t.broker.appliedIndex() === 2); // the checkpoint started by the second apply
+    clock.advance(1000); // the timer's, for the third
+    await waitFor(() => t.broker.appliedIndex() === 3);
+    expect((await readAll((await t.broker.openTopicReader(1n, 0n)).messages())).map(([, m]) => m)).toEqual(['first', 'second', 'third']);
+  });
 });

@@ -21,6 +21,24 @@ interface Fault {
 export class FaultyFileSystem extends NodeFileSystem {
   readonly calls: { op: string; path: string }[] = [];
   readonly #faults: Fault[] = [];
+  #held: (() => void)[] | undefined;
+
+  /** Holds every later fsync of a file (not of a folder) until {@link FaultyFileSystem.releaseSyncs}. */
+  holdSyncs(): void {
+    this.#held ??= [];
+  }
+
+  /** Lets the held fsyncs go on, and stops holding. */
+  releaseSyncs(): void {
+    const held = this.#held ?? [];
+    this.#held = undefined;
+    for (const go of held) go();
+  }
+
+  /** How many fsyncs wait for {@link FaultyFileSystem.releaseSyncs}. */
+  get heldSyncs(): number {
+    return this.#held?.length ?? 0;
+  }
 
   /** Makes the next `times` calls of `op` on a path that `matches` fail with EIO. */
   failNext(op: FaultOp, matches: (path: string) => boolean, times = 1): void {
@@ -47,6 +65,8 @@ export class FaultyFileSystem extends NodeFileSystem {
     const append = handle.append.bind(handle);
     handle.sync = async () => {
       this.#hit('sync', path);
+      const held = this.#held;
+      if (held) await new Promise<void>((resolve) => held.push(resolve));
       await sync();
     };
     handle.append = async (data: Uint8Array) => {

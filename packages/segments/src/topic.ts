@@ -159,6 +159,8 @@ export class Topic {
   #failure: SegmentError | undefined;
   #queue: PendingWrite[] = [];
   #flushing: Promise<void> | undefined;
+  /** The fsyncs of the checkpoints under way (never rejects): a handle they use is not closed before they end. */
+  #syncing: Promise<void> = Promise.resolve();
   /** Serializes every operation on the active file (writes, fsyncs, rolls, close). */
   #io: Promise<void> = Promise.resolve();
   /** Serializes reclamations. */
@@ -278,6 +280,7 @@ export class Topic {
       await Promise.all([...this.#readers].map((reader) => reader.close()));
       this.#wakeAll();
       this.#state = 'closed';
+      await this.#syncing;
       await this.#closeFiles();
     }
   }
@@ -394,22 +397,59 @@ export class Topic {
    * the active segment ends. Hand it to `open({ durable })` or
    * `open({ rollBackTo })` after a restart. A failed fsync fails the topic
    * (`WRITE_FAILED`, for good: it is never retried, since the data it
-   * covered may be lost whatever a later fsync says).
+   * covered may be lost whatever a later fsync says). The point covers the
+   * appends acknowledged before the call; later appends are not held back
+   * while its fsyncs run (see {@link Topic.startCheckpoint}).
    */
   async checkpoint(): Promise<TopicCheckpoint> {
+    return (await this.startCheckpoint()).durable;
+  }
+
+  /**
+   * {@link Topic.checkpoint} in its two steps. Resolves, quickly and without
+   * I/O, once the point is fixed: every append acknowledged before this call,
+   * none made after it. Its `durable` resolves with that point once the
+   * fsyncs that cover it are done (after those of an earlier checkpoint),
+   * or rejects with the topic's `WRITE_FAILED`. Appends go on meanwhile: a
+   * caller that records the point elsewhere (a broker's meta) need not hold
+   * its writers back for the length of an fsync.
+   */
+  async startCheckpoint(): Promise<{ point: TopicCheckpoint; durable: Promise<TopicCheckpoint> }> {
     this.#assertWritable();
     await this.#flushing;
-    return this.#serial(async () => {
+    const previous = this.#syncing;
+    // Under the write lock: the point, and what must be synced to cover it.
+    const captured = await this.#serial(async () => {
+      if (this.#failure) throw this.#failure;
+      const active = this.#segments.at(-1);
+      const point: TopicCheckpoint = active ? { lastIndex: this.#lastIndex, segment: basename(active.path), size: active.size } : { lastIndex: this.#lastIndex, size: 0 };
+      const sealed = this.#unsyncedSealed.splice(0);
+      const dir = this.#dirUnsynced;
+      this.#dirUnsynced = false;
+      const fd = this.#dirty ? this.#fd : undefined;
+      this.#dirty = false;
+      return { point, sealed, dir, fd };
+    });
+    const durable = (async () => {
+      await previous;
       if (this.#failure) throw this.#failure;
       try {
-        await this.#syncSealed();
+        // Through the handles that wrote them (a reclaimed file is synced all the same: harmless).
+        for (const { handle } of captured.sealed) await handle.sync();
+        if (captured.dir) await this.#fs.syncDir(this.dir);
+        await captured.fd?.sync();
       } catch (error) {
         throw this.#fail(error);
+      } finally {
+        await Promise.allSettled(captured.sealed.map(({ handle }) => handle.close()));
       }
-      await this.#syncActive();
-      const active = this.#segments.at(-1);
-      return active ? { lastIndex: this.#lastIndex, segment: basename(active.path), size: active.size } : { lastIndex: this.#lastIndex, size: 0 };
-    });
+      return captured.point;
+    })();
+    this.#syncing = durable.then(
+      () => undefined,
+      () => undefined,
+    );
+    return { point: captured.point, durable };
   }
 
   /**
@@ -577,7 +617,10 @@ export class Topic {
       this.#fd = undefined;
       // Under 'never' the handle stays open until a sync or checkpoint has synced it.
       if (this.#sync === 'never' && this.#dirty) this.#unsyncedSealed.push({ path: this.#segments.at(-1)!.path, handle: fd });
-      else await fd.close();
+      else {
+        await this.#syncing; // a checkpoint may be syncing it
+        await fd.close();
+      }
     }
     const createdAt = this.#clock.now();
     const path = join(this.dir, String(startIndex));
@@ -602,21 +645,6 @@ export class Topic {
     this.#writeEnd = FILE_HEADER_SIZE;
     this.#dirty = true;
     this.#wakeAll();
-  }
-
-  /** Under `'never'`: fsyncs the segments sealed unsynced (a reclaimed one is skipped) and the folder. */
-  async #syncSealed(): Promise<void> {
-    while (this.#unsyncedSealed.length > 0) {
-      // Through the handle that wrote it (a reclaimed file is synced all the same: harmless).
-      const { handle } = this.#unsyncedSealed[0]!;
-      await handle.sync();
-      this.#unsyncedSealed.shift();
-      await handle.close();
-    }
-    if (this.#dirUnsynced) {
-      this.#dirUnsynced = false;
-      await this.#fs.syncDir(this.dir);
-    }
   }
 
   async #syncActive(): Promise<void> {

@@ -107,3 +107,81 @@ describe('Topic.open({ rollBackTo })', () => {
     await expect(again.open({ rollBackTo: { ...point, size: point.size + 10 } })).rejects.toMatchObject({ code: 'CORRUPT_SEGMENT', offset: point.size });
   });
 });
+
+/** The real file system whose fsyncs wait until {@link GatedFileSystem.release} while `gated` is set. */
+class GatedFileSystem extends NodeFileSystem {
+  gated = false;
+  readonly closedWhileSyncing: string[] = [];
+  #waiting: (() => void)[] = [];
+  #syncing = new Map<string, number>();
+
+  /** Lets every waiting fsync go on (and the later ones, until `gated` is set again). */
+  release(): void {
+    this.gated = false;
+    for (const go of this.#waiting.splice(0)) go();
+  }
+
+  get waitingSyncs(): number {
+    return this.#waiting.length;
+  }
+
+  override async open(path: string, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, options);
+    const sync = handle.sync.bind(handle);
+    const close = handle.close.bind(handle);
+    handle.sync = async () => {
+      this.#syncing.set(path, (this.#syncing.get(path) ?? 0) + 1);
+      try {
+        if (this.gated) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+        await sync();
+      } finally {
+        this.#syncing.set(path, this.#syncing.get(path)! - 1);
+      }
+    };
+    handle.close = async () => {
+      if ((this.#syncing.get(path) ?? 0) > 0) this.closedWhileSyncing.push(basename(path));
+      await close();
+    };
+    return handle;
+  }
+}
+
+describe('Topic.checkpoint while appends go on', () => {
+  it('does not hold appends back during its fsync, and covers exactly what was appended before the call', async () => {
+    const fs = new GatedFileSystem();
+    const topic = await openTopic(fs);
+    await topic.append(msg(1, 100));
+    fs.gated = true;
+    const checkpoint = topic.checkpoint();
+    // The fsync is under way (and held): an append made now completes all the same.
+    for (let i = 0; i < 50 && fs.waitingSyncs === 0; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    expect(fs.waitingSyncs).toBe(1);
+    const appended = await Promise.race([topic.append(msg(2, 100)).then(() => 'appended'), new Promise((resolve) => setTimeout(() => resolve('held back'), 1000))]);
+    expect(appended).toBe('appended');
+    fs.release();
+    const point = await checkpoint;
+    expect(point.lastIndex).toBe(1n);
+    expect(point.size).toBeLessThan(topic.segments().at(-1)!.size);
+    // The next checkpoint covers the later append.
+    expect((await topic.checkpoint()).lastIndex).toBe(2n);
+    await topic.close();
+  });
+
+  it('never closes a handle while a checkpoint fsyncs it: not on a roll, not on close', async () => {
+    const fs = new GatedFileSystem();
+    const topic = await openTopic(fs, { maxSegmentSize: 150 });
+    await topic.append(msg(1, 100));
+    fs.gated = true;
+    const checkpoint = topic.checkpoint();
+    for (let i = 0; i < 50 && fs.waitingSyncs === 0; i++) await new Promise((resolve) => setTimeout(resolve, 2));
+    // This append rolls to segment 2 while segment 1 is being synced.
+    const append = topic.append(msg(2, 100));
+    const closing = append.then(() => topic.close());
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    fs.release();
+    await checkpoint;
+    await append;
+    await closing;
+    expect(fs.closedWhileSyncing).toEqual([]);
+  });
+});
