@@ -1,272 +1,476 @@
-// Benchmarks of issue 4, against real broker processes on loopback (fsync on, temp dirs):
-// - publish throughput (msgs/s) and ack latency p50/p99, one message per request and batches of
-//   100, with 1, 16 and 64 concurrent publishers, on one node and on three nodes;
-// - replay MB/s (GET a ~100 MB topic from index 0), publish-to-stream latency p50/p99;
-// - the ceiling: a minimal node:http server answering 200 to 100-byte POSTs, same load generator.
-// The load generator (@msg/test-utils' load-generator.ts) runs in its own process. Every child is killed by its PID.
-// Run: pnpm bench (or `node --conditions=@msg/source --import tsx bench/broker.bench.ts` here).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { request, Agent } from 'node:http';
-import { tmpdir } from 'node:os';
+// The broker bench of issue 14: every figure against real broker processes
+// (`src/main.ts` under tsx, `--sync always`, loopback, temp data folders, default
+// snapshot and checkpoint thresholds), each next to a ceiling measured in the
+// same run and the server CPU it cost per message. 100-byte messages unless
+// noted. The load generator (@msg/test-utils' load-generator.ts) and the
+// latency probe (stream-latency.ts) each run in their own process; every child
+// is killed by its PID and every data folder removed.
+//
+// Sections (BENCH_ONLY=<comma list> runs some of them):
+//   ceiling     bare node:http under the same load generator; the disk's fsync rate
+//   publish     single-message publish, 1 node, 1/16/64 publishers, ratio to the bare ceiling
+//   cluster     the same on 3 nodes, ratio to the 1-node figure of this run
+//   batch       batches of 100 messages, 1 and 3 nodes
+//   latency     publish-to-stream latency at a paced 1,000 msg/s (open loop), 1 and 3 nodes
+//   replay      GET of a 500k-message topic from index 0, median of 3
+//   size        cost model: 100 B, 1 KiB, 64 KiB messages, 16 publishers
+//   publishers  cost model: 1, 4, 16, 64, 256 publishers
+//   topics      cost model: 1, 100, 10,000 topics written at once, 64 publishers
+// Knobs: BENCH_QUICK=1 (short windows, a smoke run), BENCH_ONLY, BENCH_SECONDS
+// (measured window per throughput case, default 4), BENCH_LATENCY_SECONDS
+// (default 60).
+//
+// Server CPU: utime + stime of each broker from /proc/<pid>/stat, sampled when
+// the load generator announces that its measured window opens (after its
+// warm-up) and closes, divided by the messages acknowledged in that window.
+// For the latency probe the window runs from the first scheduled publish to
+// the last arrival. /proc counts in 10 ms ticks: over a 4 s window that is
+// well under 1% of what a busy broker uses.
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadGeneratorPath, type LoadResult } from '@msg/test-utils/load-generator';
-import { encodeMessages, MessageDecoder, type Message } from '@msg/wire';
+import { encodeMessages, encodedLength } from '@msg/wire';
+import { activity, brokerProblems, closeAgent, httpRequest, settle, startCluster, status, stopBroker, type Broker, type BrokerStatusView } from './brokers.js';
+import { measureFsync, startBareServer } from './ceilings.js';
+import { cleanUp, cpuMs, kill, rssBytes, runScript, tempDir } from './processes.js';
+import type { ProbeResult } from './stream-latency.js';
+import { fmt, ratio, render, table, target, type Table } from './table.js';
 
-const app = join(import.meta.dirname, '..');
-const root = join(app, '..', '..');
-const tsx = join(root, 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
-const main = join(app, 'src', 'main.ts');
-
-const WARMUP_MS = 1000;
-const DURATION_MS = 3000;
-const BATCH = 100;
+const QUICK = process.env.BENCH_QUICK === '1';
+const WARMUP_MS = QUICK ? 300 : 1000;
+const DURATION_MS = QUICK ? 1000 : Math.round(Number(process.env.BENCH_SECONDS ?? 4) * 1000);
+const LATENCY_MS = Math.round(Number(process.env.BENCH_LATENCY_SECONDS ?? (QUICK ? 5 : 60)) * 1000);
+const LATENCY_RATE = 1000;
+const REPLAY_MESSAGES = QUICK ? 50_000 : 500_000;
 const BODY_BYTES = 100;
-const REPLAY_BYTES = 100 * 1024 * 1024;
+const BATCH = 100;
+const CEILING_CONNECTIONS = [1, 4, 16, 64, 256];
+const PUBLISH_CONNECTIONS = [1, 16, 64];
+const PUBLISH_PATH = '/messaging/messages?type=1&topicID=1';
 
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
+const SECTIONS = ['ceiling', 'publish', 'cluster', 'batch', 'latency', 'replay', 'size', 'publishers', 'topics'] as const;
+type Section = (typeof SECTIONS)[number];
+const only = (process.env.BENCH_ONLY ?? '')
+  .split(',')
+  .map((s) => s.trim())
+  .filter((s) => s !== '');
+for (const name of only) if (!(SECTIONS as readonly string[]).includes(name)) throw new Error(`BENCH_ONLY: unknown section ${name}; known: ${SECTIONS.join(', ')}`);
+const want = (section: Section): boolean => only.length === 0 || only.includes(section);
 
-function killAll(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+const probePath = join(import.meta.dirname, 'stream-latency.ts');
+const progress = (text: string): void => {
+  activity.now = text;
+  process.stderr.write(`  · ${text}\n`);
+};
+const sum = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
+/** Figures later sections compare with: bare ceiling req/s and 1-node publish msg/s, by connection count. */
+const ceilingRps = new Map<number, number>();
+const oneNodeRps = new Map<number, number>();
+const tables: Table[] = [];
+const failures: string[] = [];
+
+/** One load-generator run and the CPU the watched servers spent in its measured window. */
+interface Measured {
+  load: LoadResult;
+  /** Server CPU over the measured window, summed over the watched processes, ms. */
+  cpuMs: number;
+  /** Answers 200 in the window. */
+  ok: number;
 }
-process.on('exit', killAll);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(signal, () => {
-    killAll();
-    process.exit(130);
+
+async function measure(pids: readonly number[], options: Record<string, unknown>): Promise<Measured> {
+  const full = { mode: 'post', warmupMs: WARMUP_MS, durationMs: DURATION_MS, progress: true, ...options };
+  let before: number[] = [];
+  let after: number[] = [];
+  const load = await runScript<LoadResult>(loadGeneratorPath, full, Number(full.warmupMs) + Number(full.durationMs) + 30_000, (event) => {
+    if (event === 'measuring') before = pids.map(cpuMs);
+    else if (event === 'measured') after = pids.map(cpuMs);
   });
+  const used = before.length === pids.length && after.length === pids.length ? sum(after.map((a, i) => a - before[i]!)) : NaN;
+  return { load, cpuMs: used, ok: Math.max(0, load.requests - load.errors) };
 }
 
-interface Broker {
-  url: string;
-  port: number;
-  child: ChildProcess;
+/** Server CPU per message, µs. */
+const cpuPer = (m: Measured, messagesPerRequest = 1): number => (m.cpuMs * 1000) / (m.ok * messagesPerRequest);
+/** msg/s of acknowledged messages. */
+const okRate = (m: Measured, messagesPerRequest = 1): number => (m.ok * messagesPerRequest) / m.load.seconds;
+/** The load generator's own CPU, as a share of one core. */
+const genNote = (m: Measured): string => `gen ${fmt((m.load.ownCpuMs / (m.load.seconds * 1000)) * 100)}% core`;
+const errorNote = (m: Measured): string => `${m.load.errors > 0 ? `, ${m.load.errors} errors` : ''}${m.load.requests === 0 ? ', NO ANSWER within the window' : ''}`;
+
+// ---- 1. ceilings -------------------------------------------------------------------------------
+
+async function ceilings(): Promise<void> {
+  const t = table('1. Ceilings (same load generator, same run)', ['ceiling', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'note']);
+  const bare = await startBareServer();
+  try {
+    for (const conns of CEILING_CONNECTIONS) {
+      progress(`bare node:http, ${conns} connections`);
+      const m = await measure([bare.pid], { port: bare.port, connections: conns, bodyBytes: BODY_BYTES, path: '/' });
+      ceilingRps.set(conns, okRate(m));
+      t.rows.push(['bare node:http, 200 to a 100-byte POST', String(conns), fmt(okRate(m)), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpuPer(m), 1), genNote(m) + errorNote(m)]);
+    }
+  } finally {
+    await kill(bare.child);
+  }
+  progress('disk fsync rate');
+  const f = measureFsync(await tempDir(), QUICK ? 1000 : 2000, BODY_BYTES);
+  t.rows.push(['disk: append 100 B + fdatasync, loop', '1', fmt(f.perSecond), fmt(f.p50Ms, 3), fmt(f.p99Ms, 3), '-', `fsyncs/s; max ${fmt(f.maxMs, 2)} ms over ${fmt(f.count)} fsyncs`]);
+  t.notes.push(`req/s of the fsync row is fsyncs/s; a broker that fsyncs once per message cannot pass it (group commit can).`);
+  tables.push(t);
 }
 
-async function startBroker(dir: string, join_: string[] = []): Promise<Broker> {
-  const args = ['--conditions=@msg/source', '--import', tsx, main, '--data-dir', dir, '--listen', '127.0.0.1:0', '--sync', 'always', '--log-level', 'info'];
-  for (const url of join_) args.push('--join', url);
-  const child = spawn(process.execPath, args, { cwd: app, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.add(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let buffered = '';
-    const timer = setTimeout(() => reject(new Error(`broker in ${dir} did not start`)), 60_000);
-    child.stderr.setEncoding('utf8').on('data', (text: string) => {
-      buffered += text;
-      for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
-        const line = buffered.slice(0, at);
-        buffered = buffered.slice(at + 1);
-        if (!line.includes('"listening"')) continue;
-        const entry = JSON.parse(line) as { msg: string; url?: string };
-        if (entry.msg === 'listening' && entry.url) {
-          clearTimeout(timer);
-          resolve(entry.url);
-        }
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`broker exited (${code}) before listening`));
-    });
-  });
-  return { url, port: Number(new URL(url).port), child };
-}
+// ---- 2, 3, 4. publish throughput ---------------------------------------------------------------
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  process.kill(child.pid!, 'SIGKILL');
-  await exited;
-  children.delete(child);
-}
+const PUBLISH_COLUMNS = ['case', 'conns', 'msg/s', 'p50 ms', 'p99 ms', 'CPU µs/msg', 'ceiling', 'ratio', 'target', 'note'];
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'msg-bench-'));
-  dirs.push(dir);
-  return dir;
-}
-
-function runLoad(options: Record<string, unknown>): Promise<LoadResult> {
-  const child = spawn(process.execPath, ['--import', tsx, loadGeneratorPath, JSON.stringify({ warmupMs: WARMUP_MS, durationMs: DURATION_MS, ...options })], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  children.add(child);
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (text: string) => (out += text));
-  return new Promise((resolve, reject) => {
-    child.once('close', (code) => {
-      children.delete(child);
-      if (code !== 0) reject(new Error(`load generator exited ${code}`));
-      else resolve(JSON.parse(out) as LoadResult);
-    });
-  });
+async function publishSingle(nodes: readonly Broker[], label: string, t: Table, compare: 'bare' | 'one-node'): Promise<void> {
+  const pids = nodes.map((n) => n.pid);
+  for (const conns of PUBLISH_CONNECTIONS) {
+    progress(`${label}: single publish, ${conns} publishers`);
+    const m = await measure(pids, { port: nodes[0]!.port, connections: conns, bodyBytes: BODY_BYTES, path: PUBLISH_PATH });
+    const rate = okRate(m);
+    let ceiling: number | undefined;
+    let verdict = '';
+    if (compare === 'bare') {
+      oneNodeRps.set(conns, rate);
+      ceiling = ceilingRps.get(conns);
+      if (conns === 64) verdict = target('≥ 0.6x bare', ceiling === undefined ? undefined : rate >= 0.6 * ceiling);
+    } else {
+      ceiling = oneNodeRps.get(conns);
+      if (conns === 16) verdict = target('≥ 0.5x 1 node', ceiling === undefined ? undefined : rate >= 0.5 * ceiling);
+    }
+    t.rows.push([`${label}, 1 msg/request`, String(conns), fmt(rate), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpuPer(m), 0), fmt(ceiling), ratio(ceiling === undefined ? undefined : rate / ceiling), verdict, genNote(m) + errorNote(m)]);
+  }
 }
 
 const batchBody = Buffer.from(
   encodeMessages(Array.from({ length: BATCH }, (_, i) => ({ type: 1, topicID: 2n, index: 0n, data: new Uint8Array(BODY_BYTES).fill(97 + (i % 26)) }))),
 ).toString('base64');
 
-interface Row {
-  case: string;
-  conns: number | string;
-  msgsPerSec: string;
-  reqPerSec: string;
-  p50: string;
-  p99: string;
-  note: string;
-}
-const rows: Row[] = [];
-const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-');
-
-async function publishCases(label: string, leader: Broker): Promise<void> {
-  for (const conns of [1, 16, 64]) {
-    const single = await runLoad({ mode: 'post', port: leader.port, connections: conns, bodyBytes: BODY_BYTES, path: '/messaging/messages?type=1&topicID=1' });
-    rows.push({ case: `${label} publish 1 msg/req`, conns, msgsPerSec: fmt(single.rps), reqPerSec: fmt(single.rps), p50: fmt(single.p50Ms, 2), p99: fmt(single.p99Ms, 2), note: single.errors ? `${single.errors} errors` : '' });
-    const batch = await runLoad({ mode: 'post', port: leader.port, connections: conns, bodyBase64: batchBody, path: '/messaging/batch' });
-    rows.push({ case: `${label} publish batch ${BATCH}`, conns, msgsPerSec: fmt(batch.rps * BATCH), reqPerSec: fmt(batch.rps), p50: fmt(batch.p50Ms, 2), p99: fmt(batch.p99Ms, 2), note: batch.errors ? `${batch.errors} errors` : '' });
+async function publishBatches(nodes: readonly Broker[], label: string, t: Table): Promise<void> {
+  const pids = nodes.map((n) => n.pid);
+  for (const conns of PUBLISH_CONNECTIONS) {
+    progress(`${label}: batch of ${BATCH}, ${conns} publishers`);
+    const m = await measure(pids, { port: nodes[0]!.port, connections: conns, bodyBase64: batchBody, path: '/messaging/batch' });
+    t.rows.push([`${label}, batch of ${BATCH}`, String(conns), fmt(okRate(m, BATCH)), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpuPer(m, BATCH), 1), '-', '-', '', `${fmt(okRate(m))} req/s, ${genNote(m)}${errorNote(m)}`]);
   }
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 4 });
-
-function post(url: string, body: Uint8Array): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { 'content-length': body.byteLength } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
+async function oneNode(batchTable: Table): Promise<void> {
+  const [node] = await startCluster(1);
+  try {
+    if (want('publish')) {
+      const t = table('2. Single-message publish, 1 node (ratio: to the bare node:http ceiling at the same connection count)', PUBLISH_COLUMNS);
+      await publishSingle([node!], '1 node', t, 'bare');
+      t.notes.push('CPU µs/msg: the broker process over the measured window. gen: the load generator\'s own CPU (it shares the 2 cores).');
+      tables.push(t);
+    }
+    if (want('batch')) await publishBatches([node!], '1 node', batchTable);
+  } finally {
+    await stopBroker(node!);
+  }
 }
 
-/** Publishes ~`bytes` of 1000-byte messages to `topicID` in batches of 1000 (about 1 MB per request, 4 in flight). */
-async function fill(url: string, topicID: bigint, bytes: number): Promise<number> {
-  const perMessage = 1000;
-  const body = encodeMessages(Array.from({ length: 1000 }, () => ({ type: 1, topicID, index: 0n, data: new Uint8Array(perMessage).fill(120) })));
-  const requests = Math.ceil(bytes / (perMessage * 1000));
+async function threeNodes(batchTable: Table): Promise<void> {
+  progress('starting a 3-node cluster');
+  const nodes = await startCluster(3);
+  try {
+    if (want('cluster')) {
+      const t = table('3. Single-message publish, 3 nodes, to the leader (ratio: to the 1-node figure of this run)', PUBLISH_COLUMNS);
+      await publishSingle(nodes, '3 nodes', t, 'one-node');
+      t.notes.push('CPU µs/msg: the three brokers together, per message acknowledged.');
+      if (oneNodeRps.size === 0) t.notes.push('The 1-node section did not run (BENCH_ONLY): no ratio.');
+      tables.push(t);
+    }
+    if (want('batch')) await publishBatches(nodes, '3 nodes', batchTable);
+  } finally {
+    for (const node of nodes) await stopBroker(node);
+  }
+}
+
+// ---- 5. publish-to-stream latency --------------------------------------------------------------
+
+const LATENCY_COLUMNS = ['case', 'measure', 'p50 ms', 'p99 ms', 'p999 ms', 'max ms', 'CPU µs/msg', 'target', 'note'];
+
+async function latencyCase(label: string, nodes: readonly Broker[], publishTo: Broker, streamFrom: Broker, targetMs: number, t: Table): Promise<void> {
+  progress(`${label}: ${LATENCY_RATE} msg/s for ${LATENCY_MS / 1000} s`);
+  // Checkpoint counters and CPU are read when the schedule starts (after the probe's warm-up) and once it is done.
+  let checkpointsBefore: Promise<BrokerStatusView[]> | undefined;
+  let before: number[] = [];
+  let after: number[] = [];
+  const checkpointsNow = (): Promise<BrokerStatusView[]> => Promise.all(nodes.map(status));
+  const r = await runScript<ProbeResult>(
+    probePath,
+    { publishPort: publishTo.port, streamPort: streamFrom.port, topicID: '77', rate: LATENCY_RATE, durationMs: LATENCY_MS, bodyBytes: BODY_BYTES, maxInFlight: 256, warmupMs: QUICK ? 500 : 2000, warmupTopicID: '78' },
+    LATENCY_MS + 90_000,
+    (event) => {
+      if (event === 'measuring') {
+        before = nodes.map((n) => cpuMs(n.pid));
+        checkpointsBefore = checkpointsNow();
+      } else if (event === 'measured') after = nodes.map((n) => cpuMs(n.pid));
+    },
+  );
+  const cpu = before.length === nodes.length && after.length === nodes.length ? (sum(after.map((a, i) => a - before[i]!)) * 1000) / r.sent : NaN;
+  const startViews = checkpointsBefore ? await checkpointsBefore : undefined;
+  const endViews = await checkpointsNow();
+  const checkpoints = endViews.map((v, i) => v.counters.checkpoints - (startViews?.[i]?.counters.checkpoints ?? NaN));
+  const fsyncs = endViews.map((v, i) => v.fsync.count - (startViews?.[i]?.fsync.count ?? NaN));
+  const windowEnd = r.t0EpochMs + LATENCY_MS + 1000;
+  const inWindow = (e: { atMs: number }): boolean => e.atMs >= r.t0EpochMs && e.atMs <= windowEnd;
+  const snapshotEvents = nodes.flatMap((n) => n.snapshots.filter(inWindow).map((e) => ({ node: n, e })));
+  const taken = nodes.map((n) => n.snapshots.filter((e) => inWindow(e) && e.msg === 'raft: snapshot taken').length);
+  const lost = r.sent - r.seen;
+  t.rows.push([
+    label,
+    'publish to stream',
+    fmt(r.endToEnd.p50, 2),
+    fmt(r.endToEnd.p99, 2),
+    fmt(r.endToEnd.p999, 2),
+    fmt(r.endToEnd.max, 1),
+    fmt(cpu, 0),
+    target(`p99 < ${targetMs} ms`, r.endToEnd.p99 < targetMs && lost === 0),
+    `${fmt(r.seen)}/${fmt(r.sent)} seen${r.errors ? `, ${r.errors} publish errors` : ''}`,
+  ]);
+  t.rows.push([label, 'publish ack', fmt(r.ack.p50, 2), fmt(r.ack.p99, 2), fmt(r.ack.p999, 2), fmt(r.ack.max, 1), '', '', `${fmt(r.acked)} acked`]);
+  t.rows.push([label, 'probe timer lag', fmt(r.sendLag.p50, 2), fmt(r.sendLag.p99, 2), fmt(r.sendLag.p999, 2), fmt(r.sendLag.max, 1), '', '', 'due time to the probe issuing the POST (its own lateness)']);
+  const names = nodes.map(
+    (n, i) =>
+      `${n.name}${n === publishTo ? ' (publish)' : ''}${n === streamFrom && n !== publishTo ? ' (stream)' : ''}: ${taken[i]} snapshots, ${checkpoints[i]} checkpoints, ${fmt(fsyncs[i])} broker fsyncs (slowest since start ${fmt(endViews[i]!.fsync.maxMs, 1)} ms)`,
+  );
+  t.notes.push(`${label} during the window: ${names.join('; ')}`);
+  const stalls = r.worst.map((w) => {
+    const at = r.t0EpochMs + w.atMs;
+    const near = snapshotEvents.filter(({ e }) => Math.abs(e.atMs - at) <= 1500).map(({ node, e }) => `${e.msg.replace('raft: ', '')} on ${node.name} at ${e.atMs - at >= 0 ? '+' : ''}${fmt(e.atMs - at)} ms`);
+    return `${fmt(w.ms, 1)} ms at t=${fmt(w.atMs / 1000, 1)} s${near.length > 0 ? ` (${near.join(', ')})` : ''}`;
+  });
+  t.notes.push(`${label} worst stalls: ${stalls.join('; ')}`);
+}
+
+async function latency(): Promise<void> {
+  const t = table(`5. Publish-to-stream latency, open loop at ${fmt(LATENCY_RATE)} msg/s for ${fmt(LATENCY_MS / 1000)} s (timed from each message's due time)`, LATENCY_COLUMNS);
+  {
+    const [node] = await startCluster(1);
+    try {
+      await latencyCase('1 node', [node!], node!, node!, 5, t);
+    } finally {
+      await stopBroker(node!);
+    }
+  }
+  {
+    progress('starting a 3-node cluster');
+    const nodes = await startCluster(3);
+    try {
+      await latencyCase('3 nodes, leader to follower', nodes, nodes[0]!, nodes[1]!, 10, t);
+    } finally {
+      for (const node of nodes) await stopBroker(node);
+    }
+  }
+  t.notes.push('Default snapshot (10,000 entries) and checkpoint (1 s) thresholds. CPU µs/msg: all brokers, first due time to last arrival.');
+  tables.push(t);
+}
+
+// ---- 6. replay ---------------------------------------------------------------------------------
+
+/** Publishes `count` messages of `bytes` to `topicID` through /messaging/batch, 1000 per request, 4 in flight. */
+async function fill(broker: Broker, topicID: bigint, count: number, bytes: number): Promise<number> {
+  const perRequest = 1000;
+  const body = encodeMessages(Array.from({ length: perRequest }, () => ({ type: 1, topicID, index: 0n, data: new Uint8Array(bytes).fill(120) })));
+  const requests = Math.ceil(count / perRequest);
   let next = 0;
+  const start = performance.now();
   const worker = async (): Promise<void> => {
     while (next < requests) {
       next++;
-      const status = await post(`${url}/messaging/batch`, body);
-      if (status !== 200) throw new Error(`fill: batch answered ${status}`);
+      const res = await httpRequest(`${broker.url}/messaging/batch`, 'POST', body);
+      if (res.status !== 200) throw new Error(`fill: batch answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`);
     }
   };
   await Promise.all(Array.from({ length: 4 }, worker));
-  return requests * 1000;
+  return (performance.now() - start) / 1000;
 }
 
-/** GETs the whole topic once; MB/s of the response body (frames included). */
-function replay(url: string, topicID: bigint): Promise<{ bytes: number; seconds: number }> {
-  return new Promise((resolve, reject) => {
-    const start = performance.now();
-    let bytes = 0;
-    request(`${url}/messaging/messages?topicID=${topicID}&index=0`, { agent }, (res) => {
-      res.on('data', (chunk: Buffer) => (bytes += chunk.length));
-      res.on('end', () => resolve({ bytes, seconds: (performance.now() - start) / 1000 }));
-      res.on('error', reject);
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
-/**
- * Publish-to-stream latency: a streaming GET on `streamURL`, then messages published one at a time
- * to `publishURL`; each latency is from sending the POST to the message arriving on the stream.
- */
-async function streamLatency(publishURL: string, streamURL: string, topicID: bigint, durationMs: number): Promise<{ n: number; p50: number; p99: number }> {
-  const decoder = new MessageDecoder();
-  let waiting: ((m: Message) => void) | undefined;
-  const streamAgent = new Agent({ keepAlive: false });
-  const req = request(`${streamURL}/messaging/messages?topicID=${topicID}&index=0&streaming=true`, { agent: streamAgent });
-  await new Promise<void>((resolve, reject) => {
-    req.on('response', (res) => {
-      res.on('data', (chunk: Buffer) => {
-        for (const message of decoder.push(chunk)) waiting?.(message);
-      });
-      resolve();
-    });
-    req.on('error', reject);
-    req.end();
-  });
-  const latencies: number[] = [];
-  const data = new Uint8Array(BODY_BYTES).fill(98);
-  const until = performance.now() + durationMs;
-  for (let i = 0; i < 20_000 && performance.now() < until; i++) {
-    const sent = performance.now();
-    const arrived = new Promise<void>((resolve) => {
-      waiting = () => resolve();
-    });
-    const status = await post(`${publishURL}/messaging/messages?type=1&topicID=${topicID}`, data);
-    if (status !== 200) throw new Error(`publish answered ${status}`);
-    await arrived;
-    latencies.push(performance.now() - sent);
+async function replay(): Promise<void> {
+  const t = table('6. Replay over HTTP: GET from index 0, non-streaming, one reader', ['case', 'messages', 'msg/s', 'MB/s', 'read s', 'CPU µs/msg', 'target', 'note']);
+  const [node] = await startCluster(1);
+  try {
+    progress(`replay: publishing ${fmt(REPLAY_MESSAGES)} messages`);
+    const fillSeconds = await fill(node!, 9n, REPLAY_MESSAGES, BODY_BYTES);
+    await settle([node!]);
+    progress('replay: 3 reads');
+    const m = await measure([node!.pid], { mode: 'get', port: node!.port, connections: 1, warmupMs: 0, durationMs: 120_000, maxRequests: 3, path: '/messaging/messages?topicID=9&index=0' });
+    const frame = encodedLength({ type: 1, topicID: 9n, index: 0n, data: new Uint8Array(BODY_BYTES) });
+    const perRead = m.load.bytes / Math.max(1, m.load.requests);
+    const seconds = m.load.p50Ms / 1000;
+    const rate = REPLAY_MESSAGES / seconds;
+    const complete = perRead === REPLAY_MESSAGES * frame;
+    t.rows.push([
+      `1 node, ${BODY_BYTES}-byte messages, median of ${m.load.requests}`,
+      fmt(REPLAY_MESSAGES),
+      fmt(rate),
+      fmt(perRead / 1e6 / seconds, 0),
+      fmt(seconds, 3),
+      fmt((m.cpuMs * 1000) / (REPLAY_MESSAGES * m.load.requests), 2),
+      target('≥ 2M msg/s', rate >= 2_000_000 && complete),
+      `${complete ? '' : `read ${fmt(perRead)} bytes, expected ${fmt(REPLAY_MESSAGES * frame)}; `}reads ${fmt(m.load.p50Ms, 0)} ms median, ${fmt(m.load.maxMs, 0)} ms max; filled in ${fmt(fillSeconds, 1)} s (${fmt(REPLAY_MESSAGES / fillSeconds)} msg/s by batches of 1000)${errorNote(m)}`,
+    ]);
+    t.notes.push('MB/s counts frame bytes (22-byte header + data). CPU: the broker over the three reads.');
+  } finally {
+    await stopBroker(node!);
   }
-  req.destroy();
-  streamAgent.destroy();
-  latencies.sort((a, b) => a - b);
-  const pick = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { n: latencies.length, p50: pick(0.5), p99: pick(0.99) };
+  tables.push(t);
 }
 
-const CEILING_SERVER = `
-const http = require('node:http');
-const server = http.createServer((req, res) => { req.resume(); req.on('end', () => { res.writeHead(200, { 'content-length': 0 }); res.end(); }); });
-server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
-`;
+// ---- 7. cost models ----------------------------------------------------------------------------
 
-async function ceiling(): Promise<void> {
-  const child = spawn(process.execPath, ['-e', CEILING_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  children.add(child);
-  const port = await new Promise<number>((resolve) => child.stdout.setEncoding('utf8').once('data', (text: string) => resolve(Number(text.trim()))));
-  for (const conns of [1, 16, 64]) {
-    const r = await runLoad({ mode: 'post', port, connections: conns, bodyBytes: BODY_BYTES, path: '/' });
-    rows.push({ case: 'ceiling: bare node:http 200 to 100-byte POST', conns, msgsPerSec: '-', reqPerSec: fmt(r.rps), p50: fmt(r.p50Ms, 2), p99: fmt(r.p99Ms, 2), note: r.errors ? `${r.errors} errors` : '' });
+async function sizes(): Promise<void> {
+  const t = table('7a. Cost model: message size, 16 publishers, 1 node', ['size', 'msg/s', 'MB/s', 'p50 ms', 'p99 ms', 'CPU µs/msg', 'CPU ns/byte', 'vs 100 B', 'note']);
+  let base: number | undefined;
+  for (const size of [100, 1024, 64 * 1024]) {
+    const [node] = await startCluster(1);
+    try {
+      progress(`size ${size} B, 16 publishers`);
+      const m = await measure([node!.pid], { port: node!.port, connections: 16, bodyBytes: size, path: '/messaging/messages?type=1&topicID=3' });
+      const cpu = cpuPer(m);
+      base ??= cpu;
+      t.rows.push([`${fmt(size)} B`, fmt(okRate(m)), fmt((okRate(m) * size) / 1e6, 1), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpu, 0), fmt((cpu * 1000) / size, 1), ratio(cpu / base), `RSS ${fmt(rssBytes(node!.pid) / 1e6)} MB, ${genNote(m)}${errorNote(m)}`]);
+    } finally {
+      await stopBroker(node!);
+    }
   }
-  await stop(child);
+  t.notes.push('A fresh broker per size. vs 100 B: CPU per message against the 100-byte case.');
+  tables.push(t);
 }
 
-async function run(): Promise<void> {
+async function publishers(): Promise<void> {
+  const t = table('7b. Cost model: publisher count, 1 node, 100-byte messages', ['publishers', 'msg/s', 'p50 ms', 'p99 ms', 'CPU µs/msg', 'ceiling', 'ratio', 'note']);
+  for (const conns of [1, 4, 16, 64, 256]) {
+    const [node] = await startCluster(1);
+    try {
+      progress(`${conns} publishers`);
+      const m = await measure([node!.pid], { port: node!.port, connections: conns, bodyBytes: BODY_BYTES, path: PUBLISH_PATH });
+      const ceiling = ceilingRps.get(conns);
+      t.rows.push([String(conns), fmt(okRate(m)), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpuPer(m), 0), fmt(ceiling), ratio(ceiling === undefined ? undefined : okRate(m) / ceiling), genNote(m) + errorNote(m)]);
+    } finally {
+      await stopBroker(node!);
+    }
+  }
+  t.notes.push('A fresh broker per count. ceiling: bare node:http at the same connection count (section 1).');
+  tables.push(t);
+}
+
+/** Creates topics 1..n with one message each, through batches of up to 1000 (one topic per message). */
+async function createTopics(broker: Broker, n: number): Promise<number> {
+  const start = performance.now();
+  for (let first = 1; first <= n; first += 1000) {
+    const last = Math.min(n, first + 999);
+    const body = encodeMessages(Array.from({ length: last - first + 1 }, (_, i) => ({ type: 1, topicID: BigInt(first + i), index: 0n, data: new Uint8Array(BODY_BYTES).fill(116) })));
+    const res = await httpRequest(`${broker.url}/messaging/batch`, 'POST', body);
+    if (res.status !== 200) throw new Error(`creating topics ${first}..${last}: ${res.status} ${res.body.toString('utf8').slice(0, 200)}`);
+  }
+  return (performance.now() - start) / 1000;
+}
+
+const openFds = (pid: number): number => {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+};
+
+/** The soft limit on open files of a process (`Max open files` of /proc/<pid>/limits). */
+const fdLimit = (pid: number): string => {
+  try {
+    return /^Max open files\s+(\S+)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'))?.[1] ?? '?';
+  } catch {
+    return '?';
+  }
+};
+
+async function topics(): Promise<void> {
+  const t = table('7c. Cost model: topics written at once, 64 publishers, round-robin over the topics, 1 node', ['topics', 'msg/s', 'p50 ms', 'p99 ms', 'CPU µs/msg', 'vs 1 topic', 'RSS MB', 'fds', 'note']);
+  let base: number | undefined;
+  let limit = '?';
+  for (const n of [1, 100, 10_000]) {
+    const [node] = await startCluster(1);
+    limit = fdLimit(node!.pid);
+    try {
+      progress(`${fmt(n)} topics: creating`);
+      const created = await createTopics(node!, n);
+      progress(`${fmt(n)} topics, 64 publishers`);
+      const s0 = await status(node!);
+      const m = await measure([node!.pid], { port: node!.port, connections: 64, bodyBytes: BODY_BYTES, path: '/messaging/messages?type=1&topicID={n}', pathVariants: n });
+      const s1 = await status(node!);
+      const cpu = cpuPer(m);
+      base ??= cpu;
+      const checkpoints = `${s1.counters.checkpoints - s0.counters.checkpoints} checkpoints, ${fmt(s1.fsync.count - s0.fsync.count)} broker fsyncs taking ${fmt(s1.fsync.totalMs - s0.fsync.totalMs)} ms`;
+      t.rows.push([fmt(n), fmt(okRate(m)), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpu, 0), ratio(cpu / base), fmt(rssBytes(node!.pid) / 1e6), fmt(openFds(node!.pid)), `created in ${fmt(created, 1)} s; ${checkpoints}; ${genNote(m)}${errorNote(m)}`]);
+    } finally {
+      await stopBroker(node!);
+    }
+  }
+  t.notes.push('A fresh broker per count; the topics are created (one message each) before the load, so the window measures writes, not creation. RSS and open fds: the broker at the end. Checkpoints and broker fsyncs (from /status): over the whole load run, warm-up included.');
+  t.notes.push(`The brokers' open-file limit: ${limit}.`);
+  tables.push(t);
+}
+
+// ---- main --------------------------------------------------------------------------------------
+
+async function section(name: string, run: () => Promise<void>): Promise<void> {
+  process.stderr.write(`[bench] ${name}\n`);
+  const printed = tables.length;
+  try {
+    await run();
+  } catch (error) {
+    failures.push(`${name}: ${(error as Error).stack ?? String(error)}`);
+    process.stderr.write(`[bench] ${name} FAILED: ${(error as Error).message}\n`);
+  }
+  for (const t of tables.slice(printed)) console.log(render(t));
+}
+
+async function main(): Promise<void> {
   const started = performance.now();
-  await ceiling();
+  const load0 = loadavg();
+  console.log(
+    `@msg/broker-server bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${load0.map((l) => l.toFixed(2)).join(' ')}` +
+      `\nfsync on (--sync always), loopback, ${WARMUP_MS / 1000} s warm-up + ${DURATION_MS / 1000} s measured per throughput case, ${BODY_BYTES}-byte messages unless noted${QUICK ? ' (BENCH_QUICK)' : ''}`,
+  );
+  if (want('ceiling')) await section('ceiling', ceilings);
+  const batchTable = table(`4. Batch publish, ${BATCH} messages per request`, PUBLISH_COLUMNS);
+  if (want('publish') || want('batch')) await section('publish (1 node)', () => oneNode(batchTable));
+  if (want('cluster') || want('batch')) await section('cluster (3 nodes)', () => threeNodes(batchTable));
+  if (want('batch')) {
+    batchTable.notes.push('CPU µs/msg: every broker of the case, per message acknowledged.');
+    console.log(render(batchTable));
+  }
+  if (want('latency')) await section('latency', latency);
+  if (want('replay')) await section('replay', replay);
+  if (want('size')) await section('size', sizes);
+  if (want('publishers')) await section('publishers', publishers);
+  if (want('topics')) await section('topics', topics);
 
-  // One node.
-  const single = await startBroker(await tempDir());
-  await publishCases('1 node', single);
-  const lat1 = await streamLatency(single.url, single.url, 3n, 3000);
-  rows.push({ case: '1 node publish-to-stream latency', conns: 1, msgsPerSec: '-', reqPerSec: '-', p50: fmt(lat1.p50, 2), p99: fmt(lat1.p99, 2), note: `${lat1.n} msgs` });
-  const filled = await fill(single.url, 9n, REPLAY_BYTES);
-  const r = await replay(single.url, 9n);
-  rows.push({ case: '1 node replay ~100 MB from index 0', conns: 1, msgsPerSec: fmt(filled / r.seconds), reqPerSec: '-', p50: '-', p99: '-', note: `${fmt(r.bytes / 1e6 / r.seconds, 1)} MB/s (${fmt(r.bytes / 1e6, 1)} MB in ${fmt(r.seconds, 2)} s)` });
-  await stop(single.child);
-
-  // Three nodes on loopback.
-  const n1 = await startBroker(await tempDir());
-  const n2 = await startBroker(await tempDir(), [n1.url]);
-  const n3 = await startBroker(await tempDir(), [n1.url]);
-  await publishCases('3 nodes', n1);
-  const lat3 = await streamLatency(n1.url, n2.url, 3n, 3000);
-  rows.push({ case: '3 nodes publish(leader)-to-stream(follower) latency', conns: 1, msgsPerSec: '-', reqPerSec: '-', p50: fmt(lat3.p50, 2), p99: fmt(lat3.p99, 2), note: `${lat3.n} msgs` });
-  for (const node of [n3, n2, n1]) await stop(node.child);
-
-  const headers: (keyof Row)[] = ['case', 'conns', 'msgsPerSec', 'reqPerSec', 'p50', 'p99', 'note'];
-  const titles: Record<keyof Row, string> = { case: 'case', conns: 'conns', msgsPerSec: 'msgs/s', reqPerSec: 'req/s', p50: 'p50 ms', p99: 'p99 ms', note: 'note' };
-  const widths = headers.map((h) => Math.max(titles[h].length, ...rows.map((row) => String(row[h]).length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  console.log(`\n@msg/broker-server bench (fsync on, loopback, ${DURATION_MS / 1000} s per case after ${WARMUP_MS / 1000} s warm-up, ${BODY_BYTES}-byte messages)`);
-  console.log(line(headers.map((h) => titles[h])));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  for (const row of rows) console.log(line(headers.map((h) => String(row[h]))));
-  console.log(`\ntotal ${fmt((performance.now() - started) / 1000, 0)} s`);
+  if (brokerProblems.length > 0) {
+    const byMsg = new Map<string, { n: number; first: string }>();
+    for (const { broker, during, event } of brokerProblems) {
+      const key = `${event.level} ${event.msg}`;
+      const seen = byMsg.get(key);
+      if (seen) seen.n++;
+      else byMsg.set(key, { n: 1, first: `${broker.name} during "${during}": ${event.line.slice(0, 400)}` });
+    }
+    console.log(`\nBroker warnings and errors (${brokerProblems.length} lines):`);
+    for (const [key, { n, first }] of byMsg) console.log(`  ${n} × ${key}\n      first: ${first}`);
+  } else console.log('\nNo broker logged a warning or an error.');
+  for (const failure of failures) console.log(`\nSECTION FAILED: ${failure}`);
+  console.log(`\ntotal ${fmt((performance.now() - started) / 1000)} s; load average now ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 }
 
 try {
-  await run();
+  await main();
 } finally {
-  killAll();
-  agent.destroy();
-  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  closeAgent();
+  await cleanUp();
 }
+if (failures.length > 0) process.exitCode = 1;
