@@ -2,12 +2,14 @@
 // Starts a local three-node broker cluster for trying things out:
 //   n1 http://127.0.0.1:8086, n2 http://127.0.0.1:8087, n3 http://127.0.0.1:8088,
 // data in <repo>/data/cluster/n1..n3, logs (JSON lines) in <repo>/data/cluster/n1..n3.log.
-// n2 and n3 join n1 on their first start; later starts resume (same data dirs).
+// n2 and n3 join n1 on their first start, with the join token n1 wrote to data/cluster/n1/join-token
+// (peers always authenticate their raft RPCs with the secret it carries); later starts resume (same
+// data dirs, each node keeps its token).
 // Extra arguments are given to every node (e.g. `-- --sync never`).
 // Ctrl-C (SIGINT) or SIGTERM is forwarded to each node by its PID; a second one kills them.
 // Needs the workspace installed (`npm start` or `node scripts/pnpm.mjs install` once).
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,9 +35,11 @@ function start(name, port, join_) {
   const url = `http://127.0.0.1:${port}`;
   const args = ['--conditions=@msg/source', '--import', tsx, main, '--data-dir', join(base, name), '--listen', `127.0.0.1:${port}`];
   if (join_) args.push('--join', join_);
+  // The token goes in the environment, not the command line (which other users may read in ps).
+  const env = join_ && !existsSync(join(base, name, 'join-token')) ? { ...process.env, MSG_JOIN_TOKEN: readFileSync(join(base, 'n1', 'join-token'), 'utf8').trim() } : process.env;
   args.push(...extra);
   const log = createWriteStream(join(base, `${name}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawn(process.execPath, args, { cwd: root, env, stdio: ['ignore', 'inherit', 'pipe'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
   const listening = new Promise((resolve, reject) => {
     let buffered = '';
@@ -71,7 +75,7 @@ process.on('SIGTERM', () => stop('SIGTERM'));
 
 try {
   const first = start('n1', ports[0]);
-  // A first start waits for n1's new cluster before the others join it; a restart starts all three at once.
+  // A first start waits for n1's new cluster (and its join token) before the others join it; a restart starts all three at once.
   if (!resuming) await first;
   await Promise.all([first, start('n2', ports[1], `http://127.0.0.1:${ports[0]}`), start('n3', ports[2], `http://127.0.0.1:${ports[0]}`)]);
   console.log('three-node cluster running (Ctrl-C stops it):');

@@ -86,6 +86,8 @@ export interface StartOptions {
   port?: number;
   /** URLs to `--join` (each becomes one flag). */
   join?: readonly string[];
+  /** The cluster's join token (`--join-token`), needed with `join` on a first start: see `readJoinToken`. */
+  joinToken?: string;
   /** Extra command-line flags. */
   args?: readonly string[];
   /** Extra environment variables. */
@@ -136,6 +138,7 @@ export function serverCommand(args: readonly string[]): { command: string; args:
 export async function startBroker(options: StartOptions): Promise<BrokerProcess> {
   const args = ['--data-dir', options.dataDir, '--listen', `127.0.0.1:${options.port ?? 0}`, '--log-level', 'debug'];
   for (const url of options.join ?? []) args.push('--join', url);
+  if (options.joinToken !== undefined) args.push('--join-token', options.joinToken);
   args.push(...(options.args ?? []));
   const { command, args: argv } = serverCommand(args);
   const child = spawn(command, argv, { cwd: root, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });

@@ -1,3 +1,5 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { makeTempDir, waitFor } from '@msg/test-utils';
 import { request } from './http-request.js';
 import { startBroker, type BrokerProcess, type Lifetime } from './broker-process.js';
@@ -71,17 +73,27 @@ export interface ClusterOptions {
 }
 
 /**
+ * The join token a node that bootstrapped its cluster keeps in
+ * `<dataDir>/join-token` (what `--print-join-token` prints): give it to a
+ * node that joins (`--join-token`) and to `leave`.
+ */
+export async function readJoinToken(dataDir: string): Promise<string> {
+  return (await readFile(join(dataDir, 'join-token'), 'utf8')).trim();
+}
+
+/**
  * Starts `size` brokers in fresh temp dirs: node 1 initializes a cluster, the
- * others `--join` it one after another. Resolves once the leader lists every
- * node and every node agrees on the leader.
+ * others `--join` it one after another with its join token. Resolves once
+ * the leader lists every node and every node agrees on the leader.
  */
 export async function startCluster(size: number, options: ClusterOptions = {}): Promise<BrokerProcess[]> {
   const args = [...FAST_RAFT_ARGS, ...(options.args ?? [])];
   const first = await startBroker({ dataDir: await makeTempDir('msg-it-n1-'), args, lifetime: options.lifetime });
   const nodes = [first];
   await waitForLeader(nodes);
+  const joinToken = size > 1 ? await readJoinToken(first.dataDir) : undefined;
   for (let i = 2; i <= size; i++) {
-    nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-n${i}-`), join: [first.url], args, lifetime: options.lifetime }));
+    nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-n${i}-`), join: [first.url], joinToken, args, lifetime: options.lifetime }));
     await waitForMembers(nodes, nodes.map((n) => n.url));
   }
   await waitForLeader(nodes);

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { Client } from '@msg/client';
 import { makeTempDir } from '@msg/test-utils';
 import { runServerCommand, startBroker } from '../src/broker-process.js';
-import { FAST_RAFT_ARGS, startCluster, status, waitForLeader, waitForLog, waitForMembers } from '../src/cluster.js';
+import { FAST_RAFT_ARGS, readJoinToken, startCluster, status, waitForLeader, waitForLog, waitForMembers } from '../src/cluster.js';
 import { readTopic, waitForTopicIndex } from '../src/topic.js';
 
 const TOPIC = 11n;
@@ -30,7 +30,8 @@ describe('cluster membership', () => {
       texts('before', 30),
     );
 
-    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
+    const joinToken = await readJoinToken(nodes[0]!.dataDir);
+    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: nodes.map((n) => n.url), joinToken, args: FAST_RAFT_ARGS });
     const all = [...nodes, fourth];
     await waitForMembers(all, all.map((n) => n.url));
     const client = new Client({ urls: [nodes[0]!.url], pingIntervalMs: 0 });
@@ -51,7 +52,7 @@ describe('cluster membership', () => {
     const served = await waitForTopicIndex(fourth.url, TOPIC, after);
     expect(served.bytes.equals(reference.bytes)).toBe(true);
 
-    // Restarted with the same --join (as a script would), it resumes its place: still four members.
+    // Restarted with the same --join (as a script would; no token needed, it kept it), it resumes its place: still four members.
     expect(await fourth.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     const again = await startBroker({ dataDir: fourth.dataDir, port: fourth.port, join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
     const members = [...nodes, again];
@@ -71,7 +72,8 @@ describe('cluster membership', () => {
     for (let from = 0; from < 1500; from += 100) last = await publishTexts([leader.url], texts('early', 1500).slice(from, from + 100));
     await waitForLog(leader, (l) => l.msg === 'raft: snapshot taken' && Number(l.index) > 1100, 'a snapshot past index 1100 on the leader');
 
-    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: [leader.url], args: [...FAST_RAFT_ARGS, ...args] });
+    const joinToken = await readJoinToken(nodes[0]!.dataDir);
+    const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: [leader.url], joinToken, args: [...FAST_RAFT_ARGS, ...args] });
     const { bytes, messages } = await waitForTopicIndex(fourth.url, TOPIC, last, 60_000);
     expect(fourth.logs.some((l) => l.msg === 'raft: snapshot installed')).toBe(true);
     expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual(texts('early', 1500));
@@ -86,7 +88,8 @@ describe('cluster membership', () => {
     const staying = nodes.filter((n) => n !== leaving);
     await publishTexts([leader.url], texts('before', 10));
 
-    const result = await runServerCommand(['leave', '--member', leaving.url, '--cluster', staying[0]!.url]);
+    const token = await readJoinToken(nodes[0]!.dataDir);
+    const result = await runServerCommand(['leave', '--member', leaving.url, '--cluster', staying[0]!.url, '--join-token', token]);
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
     const printed = JSON.parse(result.stdout) as { removed: string; config: { voters: string[] } };
     expect(printed.removed).toBe(leaving.url);
@@ -123,7 +126,8 @@ describe('cluster membership', () => {
     const staying = nodes.filter((n) => n !== leader);
     await publishTexts([leader.url], texts('before', 10));
 
-    const result = await runServerCommand(['leave', '--member', leader.url, '--cluster', staying[0]!.url]);
+    const token = await readJoinToken(nodes[0]!.dataDir);
+    const result = await runServerCommand(['leave', '--member', leader.url, '--cluster', staying[0]!.url, '--join-token', token]);
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
     await waitForMembers(staying, staying.map((n) => n.url));
     const successor = await waitForLeader(staying);
@@ -142,7 +146,8 @@ describe('cluster membership', () => {
 
   it('refuses to remove a node that is not a member, with exit code 65', async () => {
     const nodes = await startCluster(1);
-    const result = await runServerCommand(['leave', '--member', 'http://127.0.0.1:9', '--cluster', nodes[0]!.url, '--timeout-ms', '5000']);
+    const token = await readJoinToken(nodes[0]!.dataDir);
+    const result = await runServerCommand(['leave', '--member', 'http://127.0.0.1:9', '--cluster', nodes[0]!.url, '--timeout-ms', '5000', '--join-token', token]);
     // 65: refused (unknown member), as `leave --help` documents.
     expect(result.code).toBe(65);
     expect(result.stderr.length).toBeGreaterThan(0);
