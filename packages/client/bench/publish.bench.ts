@@ -65,14 +65,18 @@ interface Broker {
   url: string;
   port: number;
   child: ChildProcess;
+  /** Its data folder (where a bootstrapping broker writes the cluster's join token). */
+  dir: string;
 }
 
-async function startBroker(join_: string[] = []): Promise<Broker> {
+/** Starts a broker; one that joins (`join_`) gets the cluster's join token in MSG_JOIN_TOKEN. */
+async function startBroker(join_: string[] = [], joinToken?: string): Promise<Broker> {
   const dir = await mkdtemp(join(tmpdir(), 'msg-client-bench-'));
   dirs.push(dir);
   const args = [...BROKER_NODE_ARGS, main, '--data-dir', dir, '--listen', '127.0.0.1:0', '--sync', 'always', '--log-level', 'info'];
   for (const url of join_) args.push('--join', url);
-  const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const env = joinToken === undefined ? process.env : { ...process.env, MSG_JOIN_TOKEN: joinToken };
+  const child = spawn(process.execPath, args, { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   const url = await new Promise<string>((resolve, reject) => {
     let buffered = '';
@@ -95,7 +99,7 @@ async function startBroker(join_: string[] = []): Promise<Broker> {
       reject(new Error(`broker exited (${code}) before listening`));
     });
   });
-  return { url, port: Number(new URL(url).port), child };
+  return { url, port: Number(new URL(url).port), child, dir };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -268,7 +272,9 @@ function print(): void {
 async function runSetup(nodes: number): Promise<void> {
   const first = await startBroker();
   const brokers = [first];
-  for (let i = 1; i < nodes; i++) brokers.push(await startBroker([first.url]));
+  // Peers authenticate with the cluster secret: the others join with the token the first one wrote.
+  const token = nodes > 1 ? readFileSync(join(first.dir, 'join-token'), 'utf8').trim() : undefined;
+  for (let i = 1; i < nodes; i++) brokers.push(await startBroker([first.url], token));
   if (nodes > 1) await waitForMembers(first, nodes);
   const pids = brokers.map((b) => b.child.pid!);
   const setup = `${nodes} node${nodes > 1 ? 's' : ''}`;
