@@ -235,8 +235,9 @@ describe('limits against exhaustion (a broker under ulimit -n 1024)', () => {
       // Every publish of the legitimate clients succeeded, all through the flood, on fresh connections as on a kept one.
       expect(published.failed).toEqual([]);
       expect(kept.failed).toEqual([]);
-      // One after another while the flood lasts (a few seconds; longer on a loaded machine).
-      expect(published.ok).toBeGreaterThanOrEqual(5);
+      // One after another while the flood lasts (a few seconds). A fresh connection may wait for the kernel's
+      // 1 s SYN retry: 1000 connects at once overflow the listen backlog (511), the broker's limits aside.
+      expect(published.ok).toBeGreaterThanOrEqual(2);
       expect(kept.ok).toBeGreaterThanOrEqual(5);
       // The broker stayed well inside its descriptors: connections, stream readers and its own files.
       expect(sampler.max).toBeLessThan(FILE_LIMIT - 64);
