@@ -52,6 +52,13 @@ export interface TopicFrames extends AsyncIterable<Uint8Array> {
    * rely on it and stops waiting either way.
    */
   close(): void | Promise<void>;
+  /**
+   * Optional: takes back a chunk this reader yielded, once the response is
+   * done with its bytes (from the chunk's write callback; never for a write
+   * that failed). The reader may then read later chunks into its memory
+   * instead of allocating new ones.
+   */
+  release?(chunk: Uint8Array): void;
 }
 
 /** Options of {@link HandlerBroker.openTopicReader}. */

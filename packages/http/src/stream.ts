@@ -11,21 +11,6 @@ export type PumpEnd =
   | 'stopped';
 
 /**
- * What the pump uses of a reader beyond {@link TopicFrames} when the reader
- * has it: `release(chunk)`, called from the chunk's write callback, once the
- * socket is done with its bytes (not for a write that reported an error),
- * after which the reader may reuse the chunk's memory for a later chunk.
- */
-interface ReleasingFrames {
-  release(chunk: Uint8Array): void;
-}
-
-function releaseOf(frames: TopicFrames): ((chunk: Uint8Array) => void) | undefined {
-  const candidate = frames as TopicFrames & Partial<ReleasingFrames>;
-  return typeof candidate.release === 'function' ? (chunk) => candidate.release!(chunk) : undefined;
-}
-
-/**
  * Copies a reader's chunks into a response, one chunk at a time:
  * - backpressure: when `res.write()` returns false nothing more is pulled
  *   until the socket drains, so a client that does not read holds at most
@@ -74,7 +59,8 @@ export class FramePump {
     };
     res.on('close', onClose);
     const iterator = this.#frames[Symbol.asyncIterator]();
-    const release = releaseOf(this.#frames);
+    const frames = this.#frames;
+    const release = frames.release === undefined ? undefined : (chunk: Uint8Array) => frames.release!(chunk);
     try {
       for (;;) {
         if (this.#gone || res.destroyed) return 'gone';

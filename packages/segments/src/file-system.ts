@@ -18,6 +18,12 @@ export interface FileHandle {
    * The result is a fresh buffer the caller may keep and modify.
    */
   read(position: number, length: number): Promise<Uint8Array>;
+  /**
+   * Optional: reads up to `target.byteLength` bytes at `position` into
+   * `target` (a buffer the caller reuses: no allocation per read); resolves
+   * with the count, fewer at the end of the file. Readers use it when there.
+   */
+  readInto?(target: Uint8Array, position: number): Promise<number>;
   /** Writes `data` at the end of the file (not durable until {@link FileHandle.sync}). */
   append(data: Uint8Array): Promise<void>;
   /** Cuts the file to `length` bytes (not durable until {@link FileHandle.sync}). */
@@ -105,13 +111,17 @@ class NodeHandle implements FileHandle {
   }
   async read(position: number, length: number): Promise<Uint8Array> {
     const buffer = Buffer.allocUnsafe(length);
+    return buffer.subarray(0, await this.readInto(buffer, position));
+  }
+  async readInto(target: Uint8Array, position: number): Promise<number> {
+    const length = target.byteLength;
     let got = 0;
     while (got < length) {
-      const { bytesRead } = await this.#fh.read(buffer, got, length - got, position + got);
+      const { bytesRead } = await this.#fh.read(target, got, length - got, position + got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
-    return buffer.subarray(0, got);
+    return got;
   }
   async append(data: Uint8Array): Promise<void> {
     let done = 0;
