@@ -1,6 +1,13 @@
-import { afterEach, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import { listen, waitFor } from '@msg/test-utils';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { RaftError, RaftErrorCodes, isRaftError, type RaftErrorCode } from '../errors.js';
 import type { RpcHandler } from '../transport.js';
 import {
@@ -394,7 +401,7 @@ describe('HttpTransport', () => {
       t.installSnapshot(url, { ...chunk, offset: Number.NaN }),
       t.join(url, { url: 5 } as unknown as JoinRequest),
       t.requestVote('not a url', vote),
-      t.requestVote('https://127.0.0.1:1', vote),
+      t.requestVote('ftp://127.0.0.1:1', vote),
     ];
     for (const call of invalid) expect((await rejection(call)).code).toBe('BAD_REQUEST');
     expect(requests).toBe(0);
@@ -534,5 +541,79 @@ describe('HttpTransport peer authentication', () => {
     const error = await rejection(transport().requestVote(loop.url, vote));
     expect(error.code).toBe('UNREACHABLE');
     expect(asked).toBe(2);
+  });
+});
+
+/** PEM files of a throwaway CA and certificates it signed, made with the `openssl` command line. */
+interface TestPki {
+  ca: string;
+  issue(name: string): { cert: string; key: string; serial: string };
+}
+
+function makePki(dir: string, name: string): TestPki {
+  const run = (args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  run(['req', '-x509', ...ec, '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-days', '2', '-subj', `/CN=${name} CA`]);
+  writeFileSync(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  return {
+    ca: readFileSync(join(dir, `${name}-ca.crt`), 'utf8'),
+    issue(cn) {
+      const serial = randomBytes(8).toString('hex').toUpperCase().replace(/^0/, '1');
+      run(['req', ...ec, '-keyout', `${cn}.key`, '-out', `${cn}.csr`, '-subj', `/CN=${cn}`]);
+      run(['x509', '-req', '-in', `${cn}.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-set_serial', `0x${serial}`, '-days', '2', '-extfile', 'ext.cnf', '-out', `${cn}.crt`]);
+      return { cert: readFileSync(join(dir, `${cn}.crt`), 'utf8'), key: readFileSync(join(dir, `${cn}.key`), 'utf8'), serial };
+    },
+  };
+}
+
+describe('HttpTransport over TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'raft-tls-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const pki = makePki(dir, 'cluster');
+  const other = makePki(dir, 'other');
+  const server = pki.issue('server');
+
+  /** A raft handler on https, requiring client certificates signed by `ca`; records the serial of each client certificate. */
+  async function serveTls(ca: string): Promise<{ url: string; clients: string[] }> {
+    const clients: string[] = [];
+    const raft = createRaftHandler(fakeRpc(), { auth: auth() });
+    const https = createHttpsServer({ cert: server.cert, key: server.key, ca, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      clients.push((req.socket as TLSSocket).getPeerCertificate().serialNumber);
+      raft(req, res);
+    });
+    const { url, close } = await listen(https);
+    closers.push(close);
+    return { url: url.replace(/^http:/, 'https:'), clients };
+  }
+
+
+  it('sends to https: targets verified with tls.ca, presenting tls.cert and tls.key', async () => {
+    const peer = await serveTls(pki.ca);
+    const client = pki.issue('client-a');
+    const t = transport({ tls: { ca: pki.ca, cert: client.cert, key: client.key } });
+    await expect(t.requestVote(peer.url, vote)).resolves.toEqual({ term: 5, voteGranted: true });
+    expect(peer.clients).toEqual([client.serial]);
+  });
+
+  it('is UNREACHABLE when the peer refuses its certificate (another CA) or its own certificate is not signed by tls.ca', async () => {
+    const peer = await serveTls(pki.ca);
+    const stranger = other.issue('stranger');
+    const refused = transport({ tls: { ca: pki.ca, cert: stranger.cert, key: stranger.key } });
+    await expect(refused.requestVote(peer.url, vote)).rejects.toMatchObject({ code: 'UNREACHABLE' });
+    const client = pki.issue('client-b');
+    const distrusting = transport({ tls: { ca: other.ca, cert: client.cert, key: client.key } });
+    await expect(distrusting.requestVote(peer.url, vote)).rejects.toMatchObject({ code: 'UNREACHABLE' });
+    expect(peer.clients).toEqual([]);
+  });
+
+  it('setTls() presents the new certificate on later requests', async () => {
+    const peer = await serveTls(pki.ca);
+    const before = pki.issue('client-c');
+    const after = pki.issue('client-d');
+    const t = transport({ tls: { ca: pki.ca, cert: before.cert, key: before.key } });
+    await t.requestVote(peer.url, vote);
+    t.setTls({ ca: pki.ca, cert: after.cert, key: after.key });
+    await t.requestVote(peer.url, vote);
+    expect(peer.clients).toEqual([before.serial, after.serial]);
   });
 });

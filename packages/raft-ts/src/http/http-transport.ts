@@ -1,4 +1,6 @@
 import { Agent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import { RaftError } from '../errors.js';
 import type { Transport } from '../transport.js';
 import type {
@@ -42,6 +44,16 @@ import {
 } from './paths.js';
 import { PeerAuth } from './peer-auth.js';
 
+/** PEM material the transport uses for `https:` targets (see {@link HttpTransportOptions.tls}). */
+export interface TransportTls {
+  /** The CAs that sign the peers' certificates. Default: Node's trusted CAs. */
+  ca?: string | Buffer | readonly (string | Buffer)[] | undefined;
+  /** The certificate (chain) presented to peers that ask for one (mutual TLS); needs `key`. */
+  cert?: string | Buffer | undefined;
+  /** The private key of `cert`. */
+  key?: string | Buffer | undefined;
+}
+
 /** Options of {@link HttpTransport}. */
 export interface HttpTransportOptions {
   /**
@@ -63,6 +75,13 @@ export interface HttpTransportOptions {
    * not apply to it; give it `keepAlive: true`.
    */
   agent?: Agent;
+  /**
+   * CA, certificate and key for `https:` targets: peers are verified against
+   * `ca` and shown `cert` (mutual TLS when they ask for it). `https:`
+   * requests always go through a keep-alive agent the transport owns;
+   * {@link HttpTransport.setTls} replaces it.
+   */
+  tls?: TransportTls;
   /** The path prefix the peers' handlers serve under. Default `'/raft'`. */
   pathPrefix?: string;
   /**
@@ -80,6 +99,8 @@ interface Peer {
   port: number;
   /** The target URL's own path (no trailing slash) followed by the prefix. */
   base: string;
+  /** An `https:` target. */
+  https: boolean;
 }
 
 /** Errors a reused keep-alive socket gives when the server closed it while idle. */
@@ -118,7 +139,8 @@ function positive(name: string, value: number): number {
  *
  * A request that fails on a reused keep-alive connection before any answer
  * (the peer closed it while idle) is sent once more on a fresh connection;
- * raft RPCs tolerate duplicates. Only `http:` targets are supported.
+ * raft RPCs tolerate duplicates. `http:` and `https:` targets are supported
+ * (`https:` with {@link HttpTransportOptions.tls}).
  *
  * Every request is signed with `options.auth` (a new nonce per attempt),
  * bound to the target's URL; a peer that refuses the signature answers
@@ -130,6 +152,10 @@ function positive(name: string, value: number): number {
 export class HttpTransport implements Transport {
   readonly #agent: Agent;
   readonly #ownsAgent: boolean;
+  readonly #maxSockets: number;
+  #httpsAgent: HttpsAgent;
+  /** Agents replaced by setTls(): their sockets end as peers close them, or at close(). */
+  readonly #retired = new Set<HttpsAgent>();
   readonly #timeoutMs: number;
   readonly #snapshotTimeoutMs: number;
   readonly #maxResponseBytes: number;
@@ -157,6 +183,31 @@ export class HttpTransport implements Transport {
     const maxSockets = positive('maxConnectionsPerPeer', options.maxConnectionsPerPeer ?? 32);
     this.#ownsAgent = options.agent === undefined;
     this.#agent = options.agent ?? new Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
+    this.#maxSockets = maxSockets;
+    this.#httpsAgent = this.#tlsAgent(options.tls ?? {});
+  }
+
+  /**
+   * Uses `tls` for `https:` requests from now on (a certificate rotation):
+   * later requests go over new connections made with it; requests in flight
+   * finish on theirs. Options that Node refuses (an unparsable PEM) throw
+   * here and leave the current ones in use.
+   */
+  setTls(tls: TransportTls): void {
+    const next = this.#tlsAgent(tls);
+    const previous = this.#httpsAgent;
+    this.#httpsAgent = next;
+    // Idle connections made with the old certificate are not reused; busy ones end with their request.
+    for (const sockets of Object.values(previous.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+    this.#retired.add(previous);
+    if (this.#closed) previous.destroy();
+  }
+
+  #tlsAgent(tls: TransportTls): HttpsAgent {
+    // Parse the PEM now (createSecureContext throws on a bad one), not on the first request.
+    const options = { ca: tls.ca as string | Buffer | (string | Buffer)[] | undefined, cert: tls.cert, key: tls.key };
+    createSecureContext(options);
+    return new HttpsAgent({ keepAlive: true, maxSockets: this.#maxSockets, scheduling: 'lifo', ...options });
   }
 
   /** Whether {@link HttpTransport.close} was called. */
@@ -208,6 +259,9 @@ export class HttpTransport implements Transport {
     const error = new RaftError('CLOSED', 'transport closed');
     for (const fail of [...this.#inFlight]) fail(error);
     if (this.#ownsAgent) this.#agent.destroy();
+    this.#httpsAgent.destroy();
+    for (const agent of this.#retired) agent.destroy();
+    this.#retired.clear();
   }
 
   /** Same as {@link HttpTransport.close}, for `await using`. */
@@ -236,15 +290,19 @@ export class HttpTransport implements Transport {
     } catch (cause) {
       throw new RaftError('BAD_REQUEST', `invalid target URL ${JSON.stringify(target)}`, { cause });
     }
-    if (url.protocol !== 'http:') throw new RaftError('BAD_REQUEST', `unsupported target URL ${JSON.stringify(target)}: only http: is supported`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new RaftError('BAD_REQUEST', `unsupported target URL ${JSON.stringify(target)}: only http: and https: are supported`);
+    }
+    const https = url.protocol === 'https:';
     return {
       hostname: url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname,
-      port: url.port === '' ? 80 : Number(url.port),
+      port: url.port === '' ? (https ? 443 : 80) : Number(url.port),
       base: url.pathname.replace(/\/+$/, '') + this.#prefix,
+      https,
     };
   }
 
-  /** The peer listener a 404 named, or `undefined` when the header is absent or not an `http:` URL. */
+  /** The peer listener a 404 named, or `undefined` when the header is absent or not an `http:` or `https:` URL. */
   #learn(target: string, res: IncomingMessage): Peer | undefined {
     const value = res.headers[PEER_URL_HEADER];
     if (typeof value !== 'string') return undefined;
@@ -360,8 +418,8 @@ export class HttpTransport implements Transport {
           fail(error instanceof RaftError ? error : new RaftError('UNAUTHENTICATED', `${rpc} to ${target}: cannot sign`, { cause: error }));
           return;
         }
-        const req = httpRequest({
-          agent: this.#agent,
+        const req = (peer.https ? httpsRequest : httpRequest)({
+          agent: peer.https ? this.#httpsAgent : this.#agent,
           hostname: peer.hostname,
           port: peer.port,
           path: `${peer.base}/${RaftPaths[rpc]}`,

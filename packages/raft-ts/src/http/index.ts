@@ -1,4 +1,4 @@
-export { HttpTransport, type HttpTransportOptions } from './http-transport.js';
+export { HttpTransport, type HttpTransportOptions, type TransportTls } from './http-transport.js';
 export { createRaftHandler, DEFAULT_MAX_BODY_BYTES, type RaftHandlerOptions, type RaftRefusal } from './handler.js';
 export {
   PeerAuth,
