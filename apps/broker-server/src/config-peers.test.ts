@@ -49,7 +49,7 @@ describe('loadConfig: peers', () => {
       peerAdvertiseURL: 'http://127.0.0.1:9086',
     });
     expect((await run(['--peer-listen', '127.0.0.1:0'])).peerAdvertiseURL).toBeUndefined();
-    expect(await run(['--peer-listen', '0.0.0.0:9086', '--peer-advertise-url', 'http://10.0.0.1:9086/'])).toMatchObject({
+    expect(await run(['--peer-listen', '0.0.0.0:9086', '--peer-advertise-url', 'http://10.0.0.1:9086/', '--insecure'])).toMatchObject({
       peerAdvertiseURL: 'http://10.0.0.1:9086',
     });
     expect((await failure(['--peer-listen', '0.0.0.0:9086'])).setting).toBe('--peer-listen');

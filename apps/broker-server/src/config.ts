@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { parseJoinToken, type JoinToken } from './join-token.js';
+import { exposureProblem } from './safe-defaults.js';
 
 /** Every setting of a broker node, after defaults, config file, environment and flags are merged. */
 export interface ServerConfig {
@@ -60,6 +61,23 @@ export interface ServerConfig {
   peerListen?: { host: string; port: number } | undefined;
   /** The URL peers reach the peer listener at. Default `http://<peerListen>` (`undefined` with port 0: known once bound). */
   peerAdvertiseURL?: string | undefined;
+  /** The client listener's certificate, key and (mutual TLS) client CA files (`--tls-cert`, `--tls-key`, `--tls-ca`); `undefined`: plain HTTP. */
+  tls?: TlsFiles | undefined;
+  /**
+   * What secures raft traffic: on the peer listener the `--peer-tls-*` files
+   * (which need `--peer-listen`), else the client listener's; the transport
+   * presents this certificate to peers and verifies theirs against its CA.
+   */
+  peerTls?: TlsFiles | undefined;
+  /** `--insecure`: serve a non-loopback address without TLS or client authentication. Default false. */
+  insecure?: boolean;
+}
+
+/** PEM files of one listener (absolute paths). With `ca`, clients must present a certificate signed by it (mutual TLS). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string | undefined;
 }
 
 /** A setting that failed validation; `setting` names it as the user wrote it (flag, variable or file key). */
@@ -131,13 +149,23 @@ const Schema = z
       .optional(),
     peerListen: z.string().trim().transform(hostPort).optional(),
     peerAdvertiseURL: httpURL.optional(),
+    tlsCert: z.string().trim().min(1).optional(),
+    tlsKey: z.string().trim().min(1).optional(),
+    tlsCa: z.string().trim().min(1).optional(),
+    peerTlsCert: z.string().trim().min(1).optional(),
+    peerTlsKey: z.string().trim().min(1).optional(),
+    peerTlsCa: z.string().trim().min(1).optional(),
+    insecure: z
+      .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
+      .transform((v) => v === true || v === 'true' || v === '1')
+      .default(false),
   })
   .strict();
 
 type Key = keyof z.input<typeof Schema>;
 
 /** Flags (`--data-dir`), environment variables (`MSG_DATA_DIR`) and config-file keys (`dataDir`) of each setting. */
-export const SETTINGS: Record<Key, { flag: string; env: string; help: string; multiple?: boolean }> = {
+export const SETTINGS: Record<Key, { flag: string; env: string; help: string; multiple?: boolean; boolean?: boolean }> = {
   dataDir: { flag: 'data-dir', env: 'MSG_DATA_DIR', help: 'data folder (default ./data)' },
   listen: { flag: 'listen', env: 'MSG_LISTEN', help: 'host:port to bind (default 127.0.0.1:8086)' },
   advertiseURL: { flag: 'advertise-url', env: 'MSG_ADVERTISE_URL', help: 'URL peers and clients use (default http://<listen>)' },
@@ -161,13 +189,20 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
   joinToken: { flag: 'join-token', env: 'MSG_JOIN_TOKEN', help: 'the join token of the cluster to --join (printed by --print-join-token on a member)' },
   peerListen: { flag: 'peer-listen', env: 'MSG_PEER_LISTEN', help: 'host:port serving /raft/* apart from the client API (default: on --listen)' },
   peerAdvertiseURL: { flag: 'peer-advertise-url', env: 'MSG_PEER_ADVERTISE_URL', help: 'URL peers reach --peer-listen at (default http://<peer-listen>)' },
+  tlsCert: { flag: 'tls-cert', env: 'MSG_TLS_CERT', help: 'PEM certificate (chain) file: serve the client API over HTTPS (with --tls-key)' },
+  tlsKey: { flag: 'tls-key', env: 'MSG_TLS_KEY', help: 'PEM private key file of --tls-cert' },
+  tlsCa: { flag: 'tls-ca', env: 'MSG_TLS_CA', help: 'PEM CA file: clients must present a certificate it signed (mutual TLS)' },
+  peerTlsCert: { flag: 'peer-tls-cert', env: 'MSG_PEER_TLS_CERT', help: 'PEM certificate file of the peer listener and of this node to peers (default: --tls-cert)' },
+  peerTlsKey: { flag: 'peer-tls-key', env: 'MSG_PEER_TLS_KEY', help: 'PEM private key file of --peer-tls-cert' },
+  peerTlsCa: { flag: 'peer-tls-ca', env: 'MSG_PEER_TLS_CA', help: 'PEM CA file of the cluster: peers must present a certificate it signed (default: --tls-ca)' },
+  insecure: { flag: 'insecure', env: 'MSG_INSECURE', help: 'serve a non-loopback address without TLS or client authentication (flag without value)', boolean: true },
 };
 
 const keys = Object.keys(SETTINGS) as Key[];
 
-/** The base URL of `host:port` (IPv6 hosts bracketed). */
-export function urlOf(host: string, port: number): string {
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+/** The base URL of `host:port` (IPv6 hosts bracketed), `http:` unless `scheme` says `https`. */
+export function urlOf(host: string, port: number, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** What `loadConfig` returns: a config to run with, a request for help, or one to print the join token kept in `dataDir`. */
@@ -179,7 +214,7 @@ export function usage(): string {
   lines.push(`  ${'--config <file>'.padEnd(30)} JSON config file (env MSG_CONFIG)`);
   for (const key of keys) {
     const s = SETTINGS[key];
-    lines.push(`  ${`--${s.flag} <value>`.padEnd(30)} ${s.help} (env ${s.env}, key ${key})`);
+    lines.push(`  ${`--${s.flag}${s.boolean ? '' : ' <value>'}`.padEnd(30)} ${s.help} (env ${s.env}, key ${key})`);
   }
   lines.push(`  ${'--print-join-token'.padEnd(30)} print the join token kept in --data-dir and exit`);
   lines.push(`  ${'--help'.padEnd(30)} print this text`);
@@ -197,7 +232,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     help: { type: 'boolean' },
     'print-join-token': { type: 'boolean' },
   };
-  for (const key of keys) options[SETTINGS[key].flag] = { type: 'string', ...(SETTINGS[key].multiple ? { multiple: true } : {}) };
+  for (const key of keys) options[SETTINGS[key].flag] = { type: SETTINGS[key].boolean ? 'boolean' : 'string', ...(SETTINGS[key].multiple ? { multiple: true } : {}) };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -263,7 +298,8 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (value.advertiseURL === undefined && (host === '0.0.0.0' || host === '::')) {
     throw new ConfigError(sourceOf.get('listen') ?? 'listen', 'binding a wildcard address needs --advertise-url');
   }
-  const advertiseURL = value.advertiseURL ?? (port === 0 ? undefined : urlOf(host, port));
+  const { tls, peerTls } = tlsFiles(value, sourceOf, cwd);
+  const advertiseURL = value.advertiseURL ?? (port === 0 ? undefined : urlOf(host, port, tls ? 'https' : 'http'));
   const dataDir = resolve(cwd, value.dataDir);
   if (parsed.values['print-join-token'] === true) return { kind: 'print-join-token', dataDir };
   const peer = value.peerListen;
@@ -273,9 +309,43 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   if (peer === undefined && value.peerAdvertiseURL !== undefined) {
     throw new ConfigError(sourceOf.get('peerAdvertiseURL') ?? 'peerAdvertiseURL', 'needs --peer-listen');
   }
-  const peerAdvertiseURL = value.peerAdvertiseURL ?? (peer === undefined || peer.port === 0 ? undefined : urlOf(peer.host, peer.port));
+  const peerAdvertiseURL = value.peerAdvertiseURL ?? (peer === undefined || peer.port === 0 ? undefined : urlOf(peer.host, peer.port, peerTls ? 'https' : 'http'));
+  // Checked by name: the client-authentication setting is `authFile`.
+  const auth = (value as { authFile?: unknown }).authFile !== undefined;
+  const exposed = exposureProblem('client', { host, tls: tls !== undefined, auth, insecure: value.insecure });
+  if (exposed !== undefined) throw new ConfigError(sourceOf.get('listen') ?? 'listen', exposed);
+  const peerExposed = peer && exposureProblem('peer', { host: peer.host, tls: peerTls !== undefined, auth, insecure: value.insecure });
+  if (peerExposed) throw new ConfigError(sourceOf.get('peerListen') ?? 'peerListen', peerExposed);
+  const { tlsCert: _c, tlsKey: _k, tlsCa: _a, peerTlsCert: _pc, peerTlsKey: _pk, peerTlsCa: _pa, ...rest } = value;
   return {
     kind: 'run',
-    config: { ...value, dataDir, advertiseURL, peerAdvertiseURL, join: value.join.filter((url) => url !== advertiseURL) },
+    config: { ...rest, dataDir, advertiseURL, peerAdvertiseURL, tls, peerTls, join: value.join.filter((url) => url !== advertiseURL) },
   };
+}
+
+/**
+ * The TLS files of the client listener and of peer traffic: a certificate
+ * needs its key and the other way round, a CA needs both, the `--peer-tls-*`
+ * files need `--peer-listen`; peer traffic falls back to the client files.
+ */
+function tlsFiles(
+  value: { tlsCert?: string | undefined; tlsKey?: string | undefined; tlsCa?: string | undefined; peerTlsCert?: string | undefined; peerTlsKey?: string | undefined; peerTlsCa?: string | undefined; peerListen?: unknown },
+  sourceOf: ReadonlyMap<Key, string>,
+  cwd: string,
+): { tls: TlsFiles | undefined; peerTls: TlsFiles | undefined } {
+  const pair = (cert: string | undefined, key: string | undefined, ca: string | undefined, keys: [Key, Key, Key], flags: string): TlsFiles | undefined => {
+    if (cert === undefined && key === undefined && ca === undefined) return undefined;
+    if (cert === undefined || key === undefined) {
+      const given = keys.find((k) => sourceOf.has(k)) ?? keys[0];
+      throw new ConfigError(sourceOf.get(given) ?? given, `TLS needs both ${flags} (a certificate and its private key)`);
+    }
+    return { cert: resolve(cwd, cert), key: resolve(cwd, key), ca: ca === undefined ? undefined : resolve(cwd, ca) };
+  };
+  const tls = pair(value.tlsCert, value.tlsKey, value.tlsCa, ['tlsCert', 'tlsKey', 'tlsCa'], '--tls-cert and --tls-key');
+  const own = pair(value.peerTlsCert, value.peerTlsKey, value.peerTlsCa, ['peerTlsCert', 'peerTlsKey', 'peerTlsCa'], '--peer-tls-cert and --peer-tls-key');
+  if (own !== undefined && value.peerListen === undefined) {
+    const given = (['peerTlsCert', 'peerTlsKey', 'peerTlsCa'] as const).find((k) => sourceOf.has(k)) ?? 'peerTlsCert';
+    throw new ConfigError(sourceOf.get(given) ?? given, 'needs --peer-listen (without it raft shares the client listener and its --tls-* files)');
+  }
+  return { tls, peerTls: own ?? tls };
 }
