@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { Paths, type BrokerError } from '@msg/wire';
-import type { HandlerBroker, RaftListener } from './broker.js';
+import { BrokerError, Paths, Query, parseU64 } from '@msg/wire';
+import { authenticatedIdentity, markAuthenticated, type AuthStats, type Authorizer, type Permission } from './auth.js';
+import type { HandlerBroker, PublishMessage, RaftListener } from './broker.js';
 import { DEFAULT_MAX_BODY_BYTES } from './body.js';
 import { Limits } from './limits.js';
 import type { HandlerMetrics, RouteName } from './metrics.js';
@@ -42,6 +43,17 @@ export interface HandlerOptions {
    * is what counts the connections and sets the timeouts.
    */
   limits?: Limits;
+  /**
+   * Who may use the client API (default: none, the API is open). With it,
+   * every client route (`/health`, `/ready` and `/raft/*` aside) needs a
+   * credential the authorizer knows (else 401 `UNAUTHENTICATED`, with
+   * `WWW-Authenticate: Bearer`) with the route's permission (else 403
+   * `FORBIDDEN`): publish on the topic (every message's, for a batch),
+   * subscribe on the topic (stream GETs and heartbeats), admin (`/status`,
+   * `/metrics`); ping needs any credential. Checked before the stream
+   * limits, so a refused request takes no stream slot.
+   */
+  authorizer?: Authorizer;
 }
 
 /** A broker's HTTP API: see {@link createHandler}. */
@@ -88,12 +100,22 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
     ((error, request) => {
       console.error(`@msg/http: internal error answering ${request.method} ${request.url}`, error);
     });
-  const routes = new Routes(broker, { maxBodyBytes, onInternalError });
+  const authorizer = options.authorizer;
+  let gate: Gate | undefined;
+  const routes = new Routes(broker, {
+    maxBodyBytes,
+    onInternalError,
+    authorizeBatch: authorizer === undefined ? undefined : (req, messages) => gate?.authorizeBatch(req, messages),
+  });
+  if (authorizer !== undefined) {
+    gate = new Gate(authorizer, routes);
+    routes.metrics.auth = hasStats(authorizer) ? authorizer : NO_AUTH_STATS;
+  }
   const limits = options.limits ?? new Limits();
   routes.metrics.limits = limits;
   const raft = options.raftHandler ?? broker.raftHandler;
   const guard = new Guard(limits, routes);
-  const app = createApp(raft, routes, guard);
+  const app = createApp(raft, routes, guard, gate);
 
   const fastPath = options.fastPath ?? true;
   const publish = routes.publish;
@@ -105,12 +127,17 @@ export function createHandler(broker: HandlerBroker, options: HandlerOptions = {
         if (guard.refuseConnection(req, res, start)) return;
         const [path, query] = splitURL(req.url ?? '/');
         if (path === Paths.messages) {
-          if (req.method === 'POST') return void publish(req, res, query, start);
+          if (req.method === 'POST') {
+            if (gate?.refuse(req, res, path, query, start)) return;
+            return void publish(req, res, query, start);
+          }
           if (req.method === 'GET') {
+            if (gate?.refuse(req, res, path, query, start)) return;
             if (guard.refuseStream(req, res, start)) return;
             return void stream(req, res, query, start);
           }
         } else if (path === Paths.batch && req.method === 'POST') {
+          if (gate?.refuse(req, res, path, query, start)) return;
           return void batch(req, res, query, start);
         } else if (raft !== undefined && path.startsWith(RAFT_PREFIX)) {
           // Raft's RPCs between brokers: every AppendEntries of the cluster, so no express either. The
@@ -176,8 +203,103 @@ class Guard {
   }
 }
 
+/** What a request needs of the authorizer: nothing, any identity, or a permission (on the `topicID` query parameter). */
+type Requirement = 'open' | 'identity' | { permission: Permission; topic: boolean };
+
+const PUBLISH: Requirement = { permission: 'publish', topic: true };
+const SUBSCRIBE: Requirement = { permission: 'subscribe', topic: true };
+const ADMIN: Requirement = { permission: 'admin', topic: false };
+
+/** The requirement of each path of the routes table, by method (`'*'`: any other). */
+const REQUIREMENTS: ReadonlyMap<string, Readonly<Record<string, Requirement>>> = new Map<string, Readonly<Record<string, Requirement>>>([
+  [Paths.messages, { POST: PUBLISH, GET: SUBSCRIBE, HEAD: SUBSCRIBE, '*': 'identity' }],
+  // A batch's topics are checked once its body is decoded (Gate.authorizeBatch).
+  [Paths.batch, { '*': 'identity' }],
+  [Paths.heartbeat, { POST: SUBSCRIBE, '*': 'identity' }],
+  [Paths.ping, { '*': 'identity' }],
+  [Paths.health, { '*': 'open' }],
+  [Paths.ready, { '*': 'open' }],
+  [Paths.metrics, { '*': ADMIN }],
+  [Paths.status, { '*': ADMIN }],
+]);
+
+/** Authorizer stats of an authorizer that keeps none. */
+const NO_AUTH_STATS: AuthStats = { identityCount: 0, reloads: () => 0 };
+
+function hasStats(authorizer: Authorizer): authorizer is Authorizer & AuthStats {
+  const candidate = authorizer as Partial<AuthStats>;
+  return typeof candidate.reloads === 'function' && typeof candidate.identityCount === 'number';
+}
+
+/**
+ * Applies an {@link Authorizer} before dispatch: 401 `UNAUTHENTICATED` or
+ * 403 `FORBIDDEN` (recorded, counted), else marks the request with its
+ * identity (see `authenticatedIdentity`).
+ */
+class Gate {
+  readonly #authorizer: Authorizer;
+  readonly #routes: Routes;
+
+  constructor(authorizer: Authorizer, routes: Routes) {
+    this.#authorizer = authorizer;
+    this.#routes = routes;
+  }
+
+  /** Checks a request for a path of the routes table; true when it was refused (and answered). */
+  refuse(req: IncomingMessage, res: ServerResponse, path: string, query: string, start: number): boolean {
+    const byMethod = REQUIREMENTS.get(path);
+    if (byMethod === undefined) return false;
+    const method = req.method ?? '';
+    const requirement = (Object.hasOwn(byMethod, method) ? byMethod[method] : undefined) ?? byMethod['*'] ?? 'identity';
+    if (requirement === 'open') return false;
+    const identity = this.#authorizer.authenticate(req);
+    let refusal: BrokerError | undefined;
+    if (identity === undefined) {
+      refusal = this.#unauthenticated(req);
+    } else {
+      markAuthenticated(req, identity);
+      if (requirement !== 'identity') {
+        const topicID = requirement.topic ? parseU64(new URLSearchParams(query).get(Query.topicID)) : undefined;
+        // Without a valid topic id the route answers TOPIC_REQUIRED itself.
+        if ((!requirement.topic || topicID !== undefined) && !this.#authorizer.permits(identity, requirement.permission, topicID)) {
+          refusal = this.#forbidden(identity, requirement.permission, topicID);
+        }
+      }
+    }
+    if (refusal === undefined) return false;
+    const headers: Record<string, string> = refusal.code === 'UNAUTHENTICATED' ? { 'WWW-Authenticate': 'Bearer realm="msg"' } : {};
+    // A body left unread: close the connection after the answer.
+    if (method !== 'GET' && method !== 'HEAD') headers.Connection = 'close';
+    sendError(res, refusal, headers);
+    const route = this.#routes.table.get(path);
+    this.#routes.record((route?.[method as 'GET'] ?? route?.['*'])?.name ?? 'other', res, start);
+    return true;
+  }
+
+  /** The batch route's hook: every message's topic needs publish; throws `FORBIDDEN` naming the first that lacks it. */
+  authorizeBatch(req: IncomingMessage, messages: readonly PublishMessage[]): void {
+    const identity = authenticatedIdentity(req) ?? this.#authorizer.authenticate(req);
+    if (identity === undefined) throw this.#unauthenticated(req);
+    for (const message of messages) {
+      if (!this.#authorizer.permits(identity, 'publish', message.topicID)) throw this.#forbidden(identity, 'publish', message.topicID);
+    }
+  }
+
+  #unauthenticated(req: IncomingMessage): BrokerError {
+    this.#routes.metrics.authFailures.unauthenticated++;
+    const text = req.headers.authorization === undefined ? 'a bearer token is required' : 'the credential is not known';
+    return new BrokerError('UNAUTHENTICATED', { message: `unauthenticated: ${text}` });
+  }
+
+  #forbidden(identity: string, permission: Permission, topicID: bigint | undefined): BrokerError {
+    this.#routes.metrics.authFailures.forbidden++;
+    const what = permission === 'admin' ? 'admin' : `${permission} on topic ${topicID}`;
+    return new BrokerError('FORBIDDEN', { message: `forbidden: ${JSON.stringify(identity)} has no ${what}` });
+  }
+}
+
 /** The express app: one route per path (405 for other methods), `/raft`, then 404. */
-function createApp(raft: RaftListener | undefined, routes: Routes, guard: Guard): Express {
+function createApp(raft: RaftListener | undefined, routes: Routes, guard: Guard, gate: Gate | undefined): Express {
   const app = express();
   // Paths match exactly, as in the original.
   app.set('case sensitive routing', true);
@@ -190,6 +312,7 @@ function createApp(raft: RaftListener | undefined, routes: Routes, guard: Guard)
     const streams = path === Paths.messages;
     app.all(path, (req: Request, res: Response) => {
       const start = performance.now();
+      if (gate?.refuse(req, res, path, splitURL(req.url)[1], start)) return;
       if (streams && req.method === 'GET' && guard.refuseStream(req, res, start)) return;
       void routes.dispatch(req, res, path, splitURL(req.url)[1], start);
     });

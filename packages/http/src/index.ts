@@ -34,5 +34,20 @@ export {
   type LimitSettings,
   type ClientIdentity,
 } from './limits.js';
+export {
+  TopicSet,
+  IdentityAuthorizer,
+  hashToken,
+  bearerToken,
+  certSubjectResolver,
+  authenticatedIdentity,
+  type Authorizer,
+  type AuthStats,
+  type Identity,
+  type IdentityPermissions,
+  type IdentityResolver,
+  type IdentityAuthorizerOptions,
+  type Permission,
+} from './auth.js';
 export { ResponseHeaders } from './reply.js';
 export { READER_ID_QUERY, type InternalErrorListener } from './routes.js';

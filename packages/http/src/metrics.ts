@@ -1,3 +1,4 @@
+import type { AuthStats } from './auth.js';
 import type { BrokerMetrics, HistogramSnapshot } from './broker.js';
 
 /** The routes the handler tells apart in its own metrics. */
@@ -89,6 +90,10 @@ export class HandlerMetrics {
   activeStreams = 0;
   /** The handler's limits, rendered with the rest when set. */
   limits: LimitStats | undefined = undefined;
+  /** The handler's authorizer's stats; with it, the auth counters are rendered too. */
+  auth: AuthStats | undefined = undefined;
+  /** Requests refused by the authorizer: no or an unknown credential (401), or a credential without the permission (403). */
+  readonly authFailures = { unauthenticated: 0, forbidden: 0 };
 
   constructor() {
     for (const name of RouteNames) {
@@ -152,6 +157,16 @@ export class HandlerMetrics {
     out.push(`msg_http_streams_active ${this.activeStreams}`);
 
     if (this.limits) renderLimits(out, head, this.limits);
+    if (this.auth) {
+      head('msg_http_auth_failures_total', 'counter', 'Client requests refused: unauthenticated (401, no or an unknown credential), forbidden (403, without the permission).');
+      out.push(`msg_http_auth_failures_total{kind="unauthenticated"} ${this.authFailures.unauthenticated}`);
+      out.push(`msg_http_auth_failures_total{kind="forbidden"} ${this.authFailures.forbidden}`);
+      head('msg_http_auth_reloads_total', 'counter', 'Reloads of the identities (the auth file): ok, or failed (the old identities kept).');
+      out.push(`msg_http_auth_reloads_total{result="ok"} ${this.auth.reloads(true)}`);
+      out.push(`msg_http_auth_reloads_total{result="failed"} ${this.auth.reloads(false)}`);
+      head('msg_http_auth_identities', 'gauge', 'Client identities known now.');
+      out.push(`msg_http_auth_identities ${this.auth.identityCount}`);
+    }
 
     if (broker) {
       head('msg_raft_term', 'gauge', 'Current raft term.');

@@ -35,6 +35,8 @@ export interface RoutesOptions {
   maxBodyBytes: number;
   /** Sink of unexpected errors. */
   onInternalError: InternalErrorListener;
+  /** Called with a batch's decoded messages before any is published; a `BrokerError` it throws (`FORBIDDEN`) is the answer. */
+  authorizeBatch?: ((req: IncomingMessage, messages: readonly PublishMessage[]) => void) | undefined;
 }
 
 /** A route function: answers one request; never rejects. */
@@ -177,6 +179,7 @@ export class Routes {
   batch: RouteFunction = this.#route('batch', async (req, res) => {
     const body = await readBody(req, this.#options.maxBodyBytes);
     const messages = decodeBatch(body, this.#options.maxBodyBytes);
+    this.#options.authorizeBatch?.(req, messages);
     if (!this.#broker.isLeader()) {
       this.#redirect(req, res, undefined);
       return;
