@@ -71,6 +71,12 @@ export interface ServerConfig {
   peerTls?: TlsFiles | undefined;
   /** `--insecure`: serve a non-loopback address without TLS or client authentication. Default false. */
   insecure?: boolean;
+  /**
+   * The auth file (`--auth-file`, absolute): the client identities (bearer
+   * token hashes, certificate subjects) and their permissions; reloaded on
+   * SIGHUP. `undefined`: the client API is open.
+   */
+  authFile?: string | undefined;
 }
 
 /** PEM files of one listener (absolute paths). With `ca`, clients must present a certificate signed by it (mutual TLS). */
@@ -159,6 +165,7 @@ const Schema = z
       .union([z.boolean(), z.enum(['true', 'false', '1', '0', ''])])
       .transform((v) => v === true || v === 'true' || v === '1')
       .default(false),
+    authFile: z.string().trim().min(1).optional(),
   })
   .strict();
 
@@ -195,6 +202,7 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
   peerTlsCert: { flag: 'peer-tls-cert', env: 'MSG_PEER_TLS_CERT', help: 'PEM certificate file of the peer listener and of this node to peers (default: --tls-cert)' },
   peerTlsKey: { flag: 'peer-tls-key', env: 'MSG_PEER_TLS_KEY', help: 'PEM private key file of --peer-tls-cert' },
   peerTlsCa: { flag: 'peer-tls-ca', env: 'MSG_PEER_TLS_CA', help: 'PEM CA file of the cluster: peers must present a certificate it signed (default: --tls-ca)' },
+  authFile: { flag: 'auth-file', env: 'MSG_AUTH_FILE', help: 'JSON file of client identities and permissions: every client request needs a token (reloaded on SIGHUP)' },
   insecure: { flag: 'insecure', env: 'MSG_INSECURE', help: 'serve a non-loopback address without TLS or client authentication (flag without value)', boolean: true },
 };
 
@@ -319,7 +327,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
   const { tlsCert: _c, tlsKey: _k, tlsCa: _a, peerTlsCert: _pc, peerTlsKey: _pk, peerTlsCa: _pa, ...rest } = value;
   return {
     kind: 'run',
-    config: { ...rest, dataDir, advertiseURL, peerAdvertiseURL, tls, peerTls, join: value.join.filter((url) => url !== advertiseURL) },
+    config: { ...rest, authFile: value.authFile === undefined ? undefined : resolve(cwd, value.authFile), dataDir, advertiseURL, peerAdvertiseURL, tls, peerTls, join: value.join.filter((url) => url !== advertiseURL) },
   };
 }
 
