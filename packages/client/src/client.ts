@@ -87,6 +87,17 @@ export interface ClientOptions {
   clock?: Clock;
   /** Uniform random numbers in [0, 1) for jitter and the initial URL choice. Default `Math.random`. */
   random?: () => number;
+  /**
+   * The bearer token of this client's identity, sent as `Authorization:
+   * Bearer <token>` with every request (publishes, pings, heartbeats, streams)
+   * to a broker started with `--auth-file`. A function is called for every
+   * request (and every retry and reconnect), so a rotated token is picked up
+   * without a new client; it may return a promise. A token must be a header
+   * value without whitespace (else `INVALID_OPTIONS`, which never shows it).
+   * The client never logs it. A broker's 401 (`UNAUTHENTICATED`) or 403
+   * (`FORBIDDEN`) is a non-retriable `BrokerError`.
+   */
+  token?: string | (() => string | Promise<string>);
 }
 
 type State = 'new' | 'opening' | 'open' | 'closed';
@@ -123,6 +134,7 @@ export class Client {
   readonly #logger: Logger;
   readonly #clock: Clock;
   readonly #random: () => number;
+  readonly #token: string | (() => string | Promise<string>) | undefined;
   readonly #transport = new Transport();
   readonly #closing = new AbortController();
   readonly #batcher: Batcher;
@@ -155,6 +167,11 @@ export class Client {
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     this.#configPath = options.configPath;
+    if (typeof options.token === 'string') checkToken(options.token);
+    else if (options.token !== undefined && typeof options.token !== 'function') {
+      throw new ClientError('INVALID_OPTIONS', { message: 'invalid options: token must be a string or a function returning one' });
+    }
+    this.#token = options.token;
     // Every request in flight listens on this signal; many concurrent publishes are normal, not a leak.
     setMaxListeners(0, this.#closing.signal);
     if (options.urls !== undefined && options.urls.length > 0) this.setURLs(options.urls);
@@ -390,6 +407,7 @@ export class Client {
       random: this.#random,
       logger: this.#logger,
       requestTimeoutMs: this.#requestTimeoutMs,
+      authHeaders: () => this.#authHeaders(),
       currentURL: () => this.#url ?? this.#urls[0],
       nextURL: (from) => this.#nextURL(from),
       heartbeat: async (topicID, index, readerId, signal) => {
@@ -429,7 +447,9 @@ export class Client {
       this.#checkCancelled(signal);
       let failure: Error;
       try {
+        const headers = await this.#authHeaders();
         const answer = await this.#transport.request({
+          headers,
           method: request.method,
           url,
           path,
@@ -475,6 +495,13 @@ export class Client {
         this.#checkCancelled(signal);
       }
     }
+  }
+
+  /** `authorization` for the current token (the token function is called now), or `undefined` without one. */
+  async #authHeaders(): Promise<Readonly<Record<string, string>> | undefined> {
+    if (this.#token === undefined) return undefined;
+    const token = typeof this.#token === 'string' ? this.#token : checkToken(await this.#token());
+    return { authorization: `Bearer ${token}` };
   }
 
   #checkCancelled(signal: AbortSignal | undefined): void {
@@ -631,4 +658,12 @@ function nonNegativeInteger(value: number, name: string): number {
 function positiveInteger(value: number, name: string): number {
   if (nonNegativeInteger(value, name) === 0) throw new ClientError('INVALID_OPTIONS', { message: `invalid options: ${name} must be >= 1` });
   return value;
+}
+
+/** `token` when it can be a bearer token (a non-empty header value without whitespace); `INVALID_OPTIONS` otherwise, never showing it. */
+function checkToken(token: unknown): string {
+  if (typeof token !== 'string' || !/^[\x21-\x7e]+$/.test(token)) {
+    throw new ClientError('INVALID_OPTIONS', { message: `invalid options: token must be a non-empty string of printable ASCII without spaces (got ${typeof token === 'string' ? `${token.length} characters` : typeof token})` });
+  }
+  return token;
 }

@@ -72,6 +72,8 @@ export interface ConnHost {
   random: () => number;
   logger: Logger;
   requestTimeoutMs: number;
+  /** The headers that authenticate a request (`authorization`), asked for each request; `undefined`: none. */
+  authHeaders(): Promise<Readonly<Record<string, string>> | undefined>;
   /** The client's current URL. */
   currentURL(): URL | undefined;
   /** The known URL after `from`. */
@@ -260,7 +262,8 @@ export class Conn implements AsyncIterable<Message> {
         target.searchParams.set(Query.topicID, this.topicID.toString());
         target.searchParams.set(Query.index, this.#next.toString());
         target.searchParams.set(Query.streaming, String(this.#streaming));
-        stream = await this.#host.transport.stream({ url: target, responseTimeoutMs: this.#responseTimeoutMs, signal });
+        const headers = await this.#host.authHeaders();
+        stream = await this.#host.transport.stream({ url: target, responseTimeoutMs: this.#responseTimeoutMs, signal, headers });
         if (stream.status !== 200) {
           throw brokerErrorFromResponse(stream.status, stream.headers, await stream.readSome(4096));
         }

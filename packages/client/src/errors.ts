@@ -68,6 +68,10 @@ function codeForStatus(status: number): ErrorCode {
   switch (status) {
     case 400:
       return 'INVALID_MESSAGE';
+    case 401:
+      return 'UNAUTHENTICATED';
+    case 403:
+      return 'FORBIDDEN';
     case 404:
       return 'NOT_FOUND';
     case 405:

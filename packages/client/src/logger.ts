@@ -6,7 +6,9 @@
  * `fields` are always safe to serialize with a plain `JSON.stringify`: u64
  * values (topic ids, indexes) arrive as decimal strings, and errors as plain
  * objects `{name, message, code?, stack, cause?, ...}` (their own fields,
- * bigints among them, converted the same way). A logger that throws does not
+ * bigints among them, converted the same way; an HTTP library's `options`,
+ * `request` and `response` left out). Credentials never appear: a field named
+ * `authorization` or `token` is `'[redacted]'`. A logger that throws does not
  * disturb the client; what it threw is dropped.
  */
 export interface Logger {
@@ -18,6 +20,16 @@ export interface Logger {
 
 /** A logger that drops everything. */
 export const silentLogger: Logger = { warn: () => undefined };
+
+/**
+ * Own fields of errors that are left out: an HTTP library's request options,
+ * request and response objects (got's `RequestError` has them), which carry
+ * the request's headers, `authorization` (the token) among them.
+ */
+const DROPPED_ERROR_FIELDS: ReadonlySet<string> = new Set(['options', 'request', 'response']);
+
+/** Keys whose values are credentials, replaced by `'[redacted]'` wherever they appear. */
+const SECRET_KEY = /^(authorization|proxy-authorization|token)$/i;
 
 /** How deep nested objects and `cause` chains are followed. */
 const MAX_DEPTH = 8;
@@ -63,7 +75,8 @@ function logValue(value: unknown, seen: Set<object>, depth: number): unknown {
     if (isError(value)) {
       const out: Record<string, unknown> = { name: value.name, message: value.message };
       for (const [key, field] of Object.entries(value)) {
-        if (field !== undefined && key !== 'cause') out[key] = logValue(field, seen, depth + 1);
+        if (field === undefined || key === 'cause' || DROPPED_ERROR_FIELDS.has(key)) continue;
+        out[key] = SECRET_KEY.test(key) ? '[redacted]' : logValue(field, seen, depth + 1);
       }
       if (value.stack !== undefined) out.stack = value.stack;
       if (value.cause !== undefined) out.cause = logValue(value.cause, seen, depth + 1);
@@ -73,7 +86,7 @@ function logValue(value: unknown, seen: Set<object>, depth: number): unknown {
     const proto = Object.getPrototypeOf(value) as unknown;
     if (proto !== Object.prototype && proto !== null) return value;
     const out: Record<string, unknown> = {};
-    for (const [key, field] of Object.entries(value)) out[key] = logValue(field, seen, depth + 1);
+    for (const [key, field] of Object.entries(value)) out[key] = SECRET_KEY.test(key) ? '[redacted]' : logValue(field, seen, depth + 1);
     return out;
   } finally {
     seen.delete(value);

@@ -34,6 +34,8 @@ export interface RequestOptions {
   path: string;
   body?: Uint8Array;
   contentType?: string;
+  /** Extra request headers (`authorization`). */
+  headers?: Readonly<Record<string, string>> | undefined;
   /** Whole-request deadline in milliseconds (connect, send, answer, body). */
   timeoutMs: number;
   signal?: AbortSignal;
@@ -45,6 +47,8 @@ export interface StreamOptions {
   /** Deadline for the answer's headers, in milliseconds. The body has none: a stream may be idle for ever. */
   responseTimeoutMs: number;
   signal?: AbortSignal;
+  /** Extra request headers (`authorization`). */
+  headers?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
@@ -75,7 +79,7 @@ export class Transport {
     const { url, signal } = options;
     if (signal?.aborted) return Promise.reject(abortError(signal));
     const body = options.method === 'POST' ? (options.body ?? new Uint8Array(0)) : undefined;
-    const headers: OutgoingHttpHeaders = { 'accept-encoding': 'gzip, deflate, br' };
+    const headers: OutgoingHttpHeaders = { ...options.headers, 'accept-encoding': 'gzip, deflate, br' };
     if (body !== undefined) headers['content-length'] = body.byteLength;
     if (options.contentType) headers['content-type'] = options.contentType;
     const https = url.protocol === 'https:';
@@ -116,6 +120,7 @@ export class Transport {
       method: 'GET',
       timeout: { response: options.responseTimeoutMs },
       signal: options.signal,
+      ...(options.headers === undefined ? {} : { headers: { ...options.headers } }),
     });
     return new Promise<HttpStream>((resolve, reject) => {
       const onError = (error: unknown): void => {
