@@ -224,6 +224,10 @@ export class Broker implements StateMachine {
   #checkpointedUpTo = 0;
   /** Resolves (never rejects) once every checkpoint started so far is durable or failed. */
   #checkpointsDone: Promise<void> = Promise.resolve();
+  /** Snapshot streams being read, which reclamation waits for. */
+  readonly #holds = new Set<ReclamationHold>();
+  /** A reader report or retention pass found reclamation held: run it when the holds are gone. */
+  #reclaimDeferred = false;
   #checkpointTimer: unknown;
   #retentionTimer: unknown;
   #waiters = new Map<bigint, Set<Waiter>>();
@@ -604,25 +608,60 @@ export class Broker implements StateMachine {
       if (this.#failure) throw this.#failure;
       await this.#checkpoint();
       const header: SnapshotHeader = { index: this.#applied, topics: [], readers: cloneReaders(this.#readers) };
-      const files: { handle: FileHandle; size: number }[] = [];
-      try {
-        for (const id of [...this.#topics.keys()].sort(compareBigint)) {
-          const segments: SnapshotSegment[] = [];
-          for (const info of this.#topics.get(id)!.segments()) {
-            // Read-only: what is read is durable (checkpointed just now), and sizes are fixed here.
-            const handle = await this.#fs.open(info.path, { readOnly: true });
-            files.push({ handle, size: info.size });
-            segments.push({ index: info.startIndex, size: info.size, name: basename(info.path) });
-          }
-          header.topics.push({ id, firstIndex: this.#topics.get(id)!.firstIndex, segments });
+      const files: SnapshotFile[] = [];
+      for (const id of [...this.#topics.keys()].sort(compareBigint)) {
+        const segments: SnapshotSegment[] = [];
+        for (const info of this.#topics.get(id)!.segments()) {
+          // Opened one at a time as the stream is read: what is read is durable (checkpointed just now), segments
+          // are append-only and sizes are fixed here; reclamation, which would delete them, waits (see #holdReclamation).
+          files.push({ path: info.path, size: info.size });
+          segments.push({ index: info.startIndex, size: info.size, name: basename(info.path) });
         }
-      } catch (error) {
-        await Promise.allSettled(files.map((f) => f.handle.close()));
-        throw error;
+        header.topics.push({ id, firstIndex: this.#topics.get(id)!.firstIndex, segments });
       }
       this.#logger.info('snapshot started', { index: header.index, topics: header.topics.length, files: files.length });
-      return snapshotStream(encodeSnapshotHeader(header), files);
+      const hold = this.#holdReclamation();
+      return snapshotStream(encodeSnapshotHeader(header), files, this.#fs, hold);
     });
+  }
+
+  /**
+   * A hold on reclamation for a snapshot stream: while one is held, reader
+   * reports and retention passes delete no segment (a stream names files it
+   * has not opened yet); the reclamation they would have done runs once the
+   * last hold is released. The stream touches its hold as it is read; a
+   * hold left untouched for {@link SNAPSHOT_HOLD_MS} no longer counts.
+   */
+  #holdReclamation(): ReclamationHold {
+    let touchedAt = this.#clock.now();
+    const hold: ReclamationHold = {
+      touch: () => {
+        touchedAt = this.#clock.now();
+      },
+      release: () => {
+        if (!this.#holds.delete(hold)) return;
+        if (this.#reclamationHeld() || !this.#reclaimDeferred || this.#state !== 'open') return;
+        this.#reclaimDeferred = false;
+        void this.#exclusive(async () => {
+          if (this.#state !== 'open' || this.#failure) return;
+          for (const id of this.#topics.keys()) await this.#reclaimRead(id);
+        }).catch((error: unknown) => this.#logger.error('deferred reclamation failed', { error: describe(error) }));
+        if (this.#retention.maxBytes !== undefined || this.#retention.maxAgeMs !== undefined) {
+          this.enforceRetention().catch((error: unknown) => this.#logger.error('retention pass failed', { error: describe(error) }));
+        }
+      },
+      get touchedAt() {
+        return touchedAt;
+      },
+    };
+    this.#holds.add(hold);
+    return hold;
+  }
+
+  /** Whether a snapshot stream, read within the last {@link SNAPSHOT_HOLD_MS}, holds reclamation back. */
+  #reclamationHeld(): boolean {
+    for (const hold of this.#holds) if (this.#clock.now() - hold.touchedAt > SNAPSHOT_HOLD_MS) this.#holds.delete(hold);
+    return this.#holds.size > 0;
   }
 
   /**
@@ -882,6 +921,10 @@ export class Broker implements StateMachine {
       if (this.#failure) throw this.#failure;
       const { maxBytes, maxAgeMs } = this.#retention;
       if (maxBytes === undefined && maxAgeMs === undefined) return 0;
+      if (this.#reclamationHeld()) {
+        this.#reclaimDeferred = true;
+        return 0;
+      }
       // Checkpoint first, so that a roll-back on open never reaches behind a reclamation.
       await this.#checkpoint();
       let deleted = 0;
@@ -919,6 +962,10 @@ export class Broker implements StateMachine {
     const topic = this.#topics.get(topicID);
     const byReader = this.#readers.get(topicID);
     if (!topic || !byReader || ![...byReader.keys()].some((rid) => rid !== '')) return;
+    if (this.#reclamationHeld()) {
+      this.#reclaimDeferred = true;
+      return;
+    }
     let min: bigint | undefined;
     for (const index of byReader.values()) if (min === undefined || index < min) min = index;
     const segments = topic.segments();
@@ -1188,20 +1235,53 @@ function describe(error: unknown): string {
 
 const CHUNK = 1024 * 1024;
 
-async function* snapshotStream(header: Uint8Array, files: { handle: FileHandle; size: number }[]): AsyncGenerator<Uint8Array, void, undefined> {
+/**
+ * How long a snapshot stream that nobody reads holds reclamation back, ms: a
+ * stream read on is waited for however long it takes; one abandoned unread
+ * (its consumer failed before reading) stops holding after this long.
+ */
+export const SNAPSHOT_HOLD_MS = 30_000;
+
+/** A segment file a snapshot stream copies: its first `size` bytes. */
+interface SnapshotFile {
+  path: string;
+  size: number;
+}
+
+/** What a snapshot stream holds while it is read: see `Broker.#holdReclamation`. */
+interface ReclamationHold {
+  readonly touchedAt: number;
+  touch(): void;
+  release(): void;
+}
+
+/** The header, then each file's first `size` bytes; one file open at a time, each opened when it is reached. */
+async function* snapshotStream(header: Uint8Array, files: readonly SnapshotFile[], fs: FileSystem, hold?: ReclamationHold): AsyncGenerator<Uint8Array, void, undefined> {
   try {
     yield header;
-    for (const { handle, size } of files) {
-      let position = 0;
-      while (position < size) {
-        const bytes = await handle.read(position, Math.min(CHUNK, size - position));
-        if (bytes.byteLength === 0) throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file shorter than its recorded size ${size}`);
-        position += bytes.byteLength;
-        yield bytes;
+    for (const { path, size } of files) {
+      hold?.touch();
+      let handle: FileHandle;
+      try {
+        handle = await fs.open(path, { readOnly: true });
+      } catch (error) {
+        throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file ${path} of the snapshot cannot be read: ${describe(error)}`, { cause: error });
+      }
+      try {
+        let position = 0;
+        while (position < size) {
+          const bytes = await handle.read(position, Math.min(CHUNK, size - position));
+          if (bytes.byteLength === 0) throw new BrokerStateError('CORRUPT_SNAPSHOT', `segment file ${path} shorter than its recorded size ${size}`);
+          position += bytes.byteLength;
+          hold?.touch();
+          yield bytes;
+        }
+      } finally {
+        await handle.close();
       }
     }
   } finally {
-    await Promise.allSettled(files.map((f) => f.handle.close()));
+    hold?.release();
   }
 }
 
@@ -1224,12 +1304,5 @@ async function originalDirSnapshot(sourceDir: string, fs: FileSystem): Promise<A
     }
     header.topics.push({ id, segments });
   }
-  const files: { handle: FileHandle; size: number }[] = [];
-  try {
-    for (const { path, size } of paths) files.push({ handle: await fs.open(path, { readOnly: true }), size });
-  } catch (error) {
-    await Promise.allSettled(files.map((f) => f.handle.close()));
-    throw error;
-  }
-  return snapshotStream(encodeSnapshotHeader(header), files);
+  return snapshotStream(encodeSnapshotHeader(header), paths, fs);
 }

@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdir } from 'node:fs/promises';
+import { NodeFileSystem, type FileHandle, type OpenOptions } from '@msg/segments';
+import { FakeClock, waitFor } from '@msg/test-utils';
+import { SNAPSHOT_HOLD_MS } from '../src/broker.js';
 import { isBrokerStateError } from '../src/errors.js';
 import { encodeSnapshotHeader } from '../src/snapshot-format.js';
 import { concat, openTestBroker, readAll, text } from './helpers.js';
@@ -33,13 +36,14 @@ describe('Broker snapshot and restore', () => {
     const stream = await a.broker.snapshot();
     const snapIndex = a.broker.status().appliedIndex;
     expect(a.broker.appliedIndex()).toBe(snapIndex);
-    // Writes continue; every reader of topic 1 moves on, so its old segments are deleted.
+    // Writes continue; every reader of topic 1 moves on: its old segments are deleted once the snapshot is read.
     for (let i = 0; i < 30; i++) await a.broker.publish(text(BigInt(1 + (i % 4)), `after-${i}`));
     await a.broker.heartbeat(1n, a.broker.lastIndex(1n), undefined, 'slow');
-    expect(a.broker.status().counters.segmentsReclaimed).toBeGreaterThan(0);
+    expect(a.broker.status().counters.segmentsReclaimed).toBe(0);
 
     await using b = await openTestBroker();
     await b.broker.restore(stream, snapIndex);
+    await waitFor(() => a.broker.status().counters.segmentsReclaimed > 0);
     expect(b.broker.appliedIndex()).toBe(snapIndex);
     expect(await contents(b.broker)).toEqual(upTo(before, BigInt(snapIndex)));
     expect(b.broker.status().topics.find((t) => t.id === 1n)?.readers).toEqual([{ id: 'slow', index: 4n }]);
@@ -125,4 +129,57 @@ describe('Broker snapshot and restore', () => {
     expect(b.broker.topicIDs()).toEqual([]);
     expect(b.broker.appliedIndex()).toBe(3);
   });
+
+  it('holds no file open per segment: a snapshot of many topics opens one segment at a time', async () => {
+    const fs = new CountingFileSystem();
+    await using a = await openTestBroker({ fs });
+    for (let id = 1n; id <= 40n; id++) await a.broker.publish(text(id, `m${id}`));
+    const before = fs.handles;
+    const stream = await a.broker.snapshot();
+    expect(fs.handles - before).toBeLessThanOrEqual(1);
+    let peak = 0;
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of stream) {
+      chunks.push(chunk);
+      peak = Math.max(peak, fs.handles - before);
+    }
+    expect(peak).toBeLessThanOrEqual(1);
+    expect(fs.handles).toBe(before);
+    await using b = await openTestBroker();
+    await b.broker.restore(once(Buffer.concat(chunks)), a.broker.appliedIndex());
+    expect(await contents(b.broker)).toEqual(await contents(a.broker));
+  });
+
+  it('lets reclamation wait for a snapshot that is being read, not for one left unread', async () => {
+    const clock = new FakeClock(1_000);
+    await using a = await openTestBroker({ clock, maxSegmentSize: 256 });
+    for (let i = 0; i < 30; i++) await a.broker.publish(text(1n, `m-${i}-${'x'.repeat(i)}`));
+    const stream = await a.broker.snapshot();
+    await a.broker.heartbeat(1n, a.broker.lastIndex(1n), undefined, 'r');
+    expect(a.broker.status().counters.segmentsReclaimed).toBe(0);
+    // Nobody reads the stream: after the hold expires, the next report reclaims.
+    clock.advance(SNAPSHOT_HOLD_MS + 1);
+    await a.broker.publish(text(1n, 'later'));
+    await a.broker.heartbeat(1n, a.broker.lastIndex(1n), undefined, 'r');
+    expect(a.broker.status().counters.segmentsReclaimed).toBeGreaterThan(0);
+    void stream;
+  });
 });
+
+/** The real file system, counting the handles open now. */
+class CountingFileSystem extends NodeFileSystem {
+  handles = 0;
+
+  override async open(path: string, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, options);
+    this.handles++;
+    const close = handle.close.bind(handle);
+    let closed = false;
+    handle.close = async () => {
+      if (!closed) this.handles--;
+      closed = true;
+      await close();
+    };
+    return handle;
+  }
+}
