@@ -23,6 +23,7 @@ import { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reade
 import { fsyncHistogram, fsyncPath, newFsyncStats, timed, type FsyncStats } from './durable-file.js';
 import { BrokerStateError, isBrokerStateError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
+import { limitSyncs } from './sync-limiter.js';
 import { readMeta, writeMeta, type BrokerMeta, type TopicCheckpoint } from './meta.js';
 import { decodeReaderReport, readerReportMessage, readerReportTime, validReaderId } from './reader-report.js';
 import { encodeSnapshotHeader, readSnapshot, type SnapshotHeader, type SnapshotSegment } from './snapshot-format.js';
@@ -204,6 +205,8 @@ export class Broker implements StateMachine {
   readonly #retention: RetentionPolicy;
   readonly #retentionIntervalMs: number;
   readonly #fs: FileSystem;
+  /** `#fs` for the topics: a checkpoint fsyncs two of them at a time (see `limitSyncs`). */
+  readonly #topicFs: FileSystem;
   #log: BrokerLog | undefined;
   #failure: BrokerStateError | undefined;
 
@@ -254,6 +257,7 @@ export class Broker implements StateMachine {
     this.#retention = options.retention ?? {};
     this.#retentionIntervalMs = options.retentionIntervalMs ?? 60_000;
     this.#fs = options.fs ?? nodeFileSystem;
+    this.#topicFs = limitSyncs(this.#fs, TOPIC_SYNC_SLOTS, this.#fsync);
   }
 
   /**
@@ -1051,9 +1055,8 @@ export class Broker implements StateMachine {
     try {
       const starts = [...dirty].map(async (id) => {
         const { durable } = await this.#topics.get(id)!.startCheckpoint();
-        const point = timed(this.#fsync, () => durable);
-        point.catch(() => undefined); // awaited below, after the previous checkpoint: not unhandled meanwhile
-        return [id, point] as const;
+        durable.catch(() => undefined); // awaited below, after the previous checkpoint: not unhandled meanwhile
+        return [id, durable] as const;
       });
       points = new Map(await Promise.all(starts));
     } catch (error) {
@@ -1110,7 +1113,7 @@ export class Broker implements StateMachine {
       sync: 'never',
       ...(this.#maxSegmentSize === undefined ? {} : { maxSegmentSize: this.#maxSegmentSize }),
       clock: this.#clock,
-      fs: this.#fs,
+      fs: this.#topicFs,
       onRecovery: (event: RecoveryEvent) =>
         event.kind === 'rolled-back'
           ? this.#logger.info('rolled a segment back to the last checkpoint', { topicID: id, ...event })
@@ -1234,6 +1237,9 @@ function describe(error: unknown): string {
 }
 
 const CHUNK = 1024 * 1024;
+
+/** Topic fsyncs of a checkpoint run at most this many at a time: the rest of Node's thread pool stays free for the raft log. */
+const TOPIC_SYNC_SLOTS = 2;
 
 /**
  * How long a snapshot stream that nobody reads holds reclamation back, ms: a

@@ -5,6 +5,7 @@ import { FakeClock, makeTempDir, waitFor } from '@msg/test-utils';
 import { Broker } from '../src/broker.js';
 import { isBrokerStateError } from '../src/errors.js';
 import { readMeta } from '../src/meta.js';
+import { NodeFileSystem, type FileHandle, type OpenOptions } from '@msg/segments';
 import { FaultyFileSystem, segmentOf } from './faulty-fs.js';
 import { memoryLogger, openTestBroker, readAll, text } from './helpers.js';
 
@@ -238,4 +239,36 @@ describe('Broker storage failures', () => {
     await waitFor(() => t.broker.appliedIndex() === 3);
     expect((await readAll((await t.broker.openTopicReader(1n, 0n)).messages())).map(([, m]) => m)).toEqual(['first', 'second', 'third']);
   });
+
+  it('fsyncs at most two topics at a time in a checkpoint, leaving the thread pool to the raft log', async () => {
+    const fs = new ConcurrentSyncs();
+    await using t = await openTestBroker({ fs, checkpointIntervalMs: 0 });
+    await t.broker.publishBatch(Array.from({ length: 20 }, (_, i) => text(BigInt(i + 1), `m${i}`)));
+    expect(t.broker.appliedIndex()).toBe(20);
+    expect(fs.syncs).toBeGreaterThanOrEqual(20);
+    expect(fs.peak).toBeLessThanOrEqual(2);
+  });
 });
+
+/** The real file system whose file fsyncs take 5 ms, counting how many run at once. */
+class ConcurrentSyncs extends NodeFileSystem {
+  syncs = 0;
+  peak = 0;
+  #running = 0;
+
+  override async open(path: string, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await super.open(path, options);
+    const sync = handle.sync.bind(handle);
+    handle.sync = async () => {
+      this.syncs++;
+      this.peak = Math.max(this.peak, ++this.#running);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sync();
+      } finally {
+        this.#running--;
+      }
+    };
+    return handle;
+  }
+}
