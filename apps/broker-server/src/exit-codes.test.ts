@@ -3,6 +3,7 @@ import { BrokerStateError } from '@msg/broker';
 import { RaftError } from 'raft-ts';
 import { ConfigError } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
+import { NodeDirError } from './node-dir-error.js';
 import { ServerError } from './server-error.js';
 
 function errno(code: string, syscall: string): Error {
@@ -37,6 +38,16 @@ describe('exitCodeFor', () => {
     expect(exitCodeFor(new ServerError('JOIN_REFUSED', 'no', { cause: refused }))).toBe(ExitCodes.NOPERM);
     expect(exitCodeFor(new ServerError('JOIN_TOKEN_CORRUPT', 'join-token at offset 0: not a join token'))).toBe(ExitCodes.IO);
     expect(exitCodeFor(new ServerError('JOIN_TOKEN_WRITE_FAILED', 'no', { cause: errno('ENOSPC', 'write') }))).toBe(ExitCodes.IO);
+  });
+
+  it('maps a locked data dir to 75, another identity to 64, a removed node to 78, a damaged node.json to 74', () => {
+    const held = Object.assign(new Error('topic already open'), { code: 'TOPIC_ALREADY_OPEN' });
+    expect(exitCodeFor(new NodeDirError('DATA_DIR_LOCKED', '/d', 'in use by process 7', { cause: held }))).toBe(ExitCodes.IN_USE);
+    expect(exitCodeFor(new NodeDirError('NODE_IDENTITY_CHANGED', '/d', 'other url'))).toBe(ExitCodes.USAGE);
+    expect(exitCodeFor(new NodeDirError('NODE_REMOVED', '/d', 'removed'))).toBe(ExitCodes.REMOVED);
+    expect(exitCodeFor(new NodeDirError('NODE_IDENTITY_CORRUPT', '/d', '/d/node.json is damaged'))).toBe(ExitCodes.IO);
+    expect(exitCodeFor(new NodeDirError('NODE_IDENTITY_WRITE_FAILED', '/d', 'no', { cause: errno('ENOSPC', 'write') }))).toBe(ExitCodes.IO);
+    expect([ExitCodes.IN_USE, ExitCodes.REMOVED]).toEqual([75, 78]);
   });
 
   it('maps anything else to 70', () => {

@@ -6,3 +6,4 @@ export { TopicReader, type TopicReaderOptions } from './topic-reader.js';
 export { SegmentError, SegmentErrorCodes, isSegmentError, type SegmentErrorCode, type SegmentErrorDetails } from './errors.js';
 export { listTopicIDs, listSegments, findSegment, readSegmentMaxIndex, type SegmentInfo } from './segment.js';
 export { NodeFileSystem, nodeFileSystem, type FileSystem, type FileHandle, type FileStat, type FileLock, type OpenOptions } from './file-system.js';
+export { LOCK_FILE } from './topic-lock.js';
