@@ -90,6 +90,8 @@ export class HandlerMetrics {
   activeStreams = 0;
   /** The handler's limits, rendered with the rest when set. */
   limits: LimitStats | undefined = undefined;
+  /** More metric families from the embedding server (whole `# HELP`/`# TYPE`/sample lines), rendered after the handler's own. */
+  extra: (() => readonly string[]) | undefined = undefined;
   /** The handler's authorizer's stats; with it, the auth counters are rendered too. */
   auth: AuthStats | undefined = undefined;
   /** Requests refused by the authorizer: no or an unknown credential (401), or a credential without the permission (403). */
@@ -157,6 +159,7 @@ export class HandlerMetrics {
     out.push(`msg_http_streams_active ${this.activeStreams}`);
 
     if (this.limits) renderLimits(out, head, this.limits);
+    if (this.extra) out.push(...this.extra());
     if (this.auth) {
       head('msg_http_auth_failures_total', 'counter', 'Client requests refused: unauthenticated (401, no or an unknown credential), forbidden (403, without the permission).');
       out.push(`msg_http_auth_failures_total{kind="unauthenticated"} ${this.authFailures.unauthenticated}`);
