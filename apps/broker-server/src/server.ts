@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '@msg/broker';
@@ -13,6 +14,7 @@ import { clientListener, peerListener } from './peer-listener.js';
 import { openPeerTokens } from './peer-tokens.js';
 import { refusalLogger } from './refusal-log.js';
 import { ServerError } from './server-error.js';
+import { NodeTls } from './tls.js';
 
 /** A running broker node: see {@link startServer}. */
 export interface RunningServer {
@@ -26,6 +28,12 @@ export interface RunningServer {
   readonly broker: Broker;
   /** The raft node, for inspection. */
   readonly raft: RaftNode;
+  /**
+   * Reads the TLS files again and serves the new certificates (SIGHUP):
+   * `true` when they are in use (or there is no TLS), `false` when a file
+   * was bad (logged; the current ones stay).
+   */
+  reloadTls(): Promise<boolean>;
   /**
    * Graceful shutdown: stops accepting connections, refuses new writes (503
    * `broker already closed`), ends open streams, waits for the writes in
@@ -118,6 +126,8 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
 export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
   const limits = limitsFor(config, await openFileLimit(), logger);
+  // Bad PEM files stop the start before anything listens (exit 64, naming the flag and the file).
+  const tls = await NodeTls.open(config);
   const auth = new PeerAuth();
   const tokens = await openPeerTokens(auth, config.dataDir, config.joinToken, logger);
   let dispatch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
@@ -126,13 +136,13 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     if (dispatch !== undefined) dispatch(req, res);
     else waiting.push([req, res]);
   };
-  const peerServer = config.peerListen === undefined ? undefined : createServer(peerListener(serve));
+  const peerServer = config.peerListen === undefined ? undefined : listenerServer(tls, 'peer', {}, peerListener(serve));
   let peerURL: string | undefined;
   if (peerServer !== undefined && config.peerListen !== undefined) {
     await listenOn(peerServer, config.peerListen.host, config.peerListen.port);
-    peerURL = config.peerAdvertiseURL ?? urlOf(config.peerListen.host, (peerServer.address() as AddressInfo).port);
+    peerURL = config.peerAdvertiseURL ?? urlOf(config.peerListen.host, (peerServer.address() as AddressInfo).port, tls.scheme('peer'));
   }
-  const server = createServer(limits.serverOptions, peerURL === undefined ? serve : clientListener(serve, peerURL));
+  const server = listenerServer(tls, 'client', limits.serverOptions, peerURL === undefined ? serve : clientListener(serve, peerURL));
   // Before listening: every connection is counted, also those that arrive while raft opens.
   limits.attach(server);
   try {
@@ -142,7 +152,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
-  const url = config.advertiseURL ?? urlOf(config.listen.host, port);
+  const url = config.advertiseURL ?? urlOf(config.listen.host, port, tls.scheme('client'));
 
   const broker = new Broker({
     dir: join(config.dataDir, 'broker'),
@@ -153,7 +163,9 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
       ...(config.retentionMs > 0 ? { maxAgeMs: config.retentionMs } : {}),
     },
   });
-  const transport = new HttpTransport({ auth });
+  const transportTls = tls.transportTls();
+  const transport = new HttpTransport({ auth, ...(transportTls === undefined ? {} : { tls: transportTls }) });
+  tls.trackTransport(transport);
   const raft = new RaftNode({
     dir: join(config.dataDir, 'raft'),
     url,
@@ -175,6 +187,8 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     limits,
     onInternalError: (error, req) => logger.error('internal error', { method: req.method, path: req.url, err: error }),
   });
+
+  handler.metrics.extra = () => tls.metricsLines();
 
   let brokerOpen = false;
   let raftOpen = false;
@@ -218,7 +232,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
 
   logger.info('listening', {
     url,
-    listen: urlOf(config.listen.host, port),
+    listen: urlOf(config.listen.host, port, tls.scheme('client')),
     ...(peerURL === undefined ? {} : { peerURL }),
     dataDir: config.dataDir,
     clusterId: raft.clusterId(),
@@ -235,6 +249,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     peerURL,
     broker,
     raft,
+    reloadTls: () => tls.reload(logger),
     async close() {
       if (closing) throw new ServerError('ALREADY_CLOSED', 'server already closed');
       closing = true;
@@ -276,6 +291,14 @@ async function shutdown({ server, peerServer, handler, adapter, broker, raft, tr
   await transport.close().catch(() => undefined);
   if (failure !== undefined) throw failure instanceof Error ? failure : new Error('shutdown failed', { cause: failure });
   logger.info('stopped');
+}
+
+/** An https server of `listener` when it has TLS (tracked for reloads), else an http one. */
+function listenerServer(tls: NodeTls, listener: 'client' | 'peer', options: Limits['serverOptions'] | Record<string, never>, serve: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  if (tls.material(listener) === undefined) return createServer(options, serve);
+  const server = createHttpsServer({ ...options, ...tls.serverOptions(listener) }, serve);
+  tls.track(listener, server);
+  return server;
 }
 
 /** Closes `server` (when there is one) and every connection it has. */
