@@ -14,6 +14,7 @@ const EXIT_HELP = `Subcommands:
   leave --member <url> --cluster <url>   remove a node from the cluster (see: leave --help)
 
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at once (70).
+SIGHUP reloads the TLS certificates and keys (a file that fails to load keeps the old ones, logged).
 A node removed from the cluster (leave) shuts down gracefully by itself (exit 0);
 one whose raft log or state machine failed shuts down with 74 (I/O) or 70.
 
@@ -79,6 +80,13 @@ async function serve(): Promise<void> {
   // A signal during startup stops the process once startup settles.
   const signals = shutdownOnSignals(process, logger, (code) => process.exit(code));
 
+  // SIGHUP reloads the TLS certificates and keys (a bad file keeps the current ones); during startup it is ignored.
+  let reloadTls: (() => Promise<boolean>) | undefined;
+  process.on('SIGHUP', () => {
+    if (reloadTls === undefined) logger.warn('SIGHUP during startup ignored');
+    else void reloadTls();
+  });
+
   let server;
   try {
     server = await startServer(loaded.config, logger);
@@ -89,6 +97,7 @@ async function serve(): Promise<void> {
     process.exit(code);
   }
   signals.started(() => server.close());
+  reloadTls = () => server.reloadTls();
   // A node removed from the cluster stops (exit 0) rather than serve topics that no longer grow; a node
   // whose raft or broker failed (a disk error) stops with the failure's exit code so that a supervisor restarts it.
   // Raft's state comes as a stream (no polling); the broker has no failure event, so its `failure` is read every 250 ms.
