@@ -8,6 +8,7 @@ import { createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler 
 import { Headers } from '@msg/wire';
 import { createRaftHandler, HttpTransport, isRaftError, PeerAuth, RaftNode } from 'raft-ts';
 import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
+import { openClientAuth, streamClientOf, type ClientAuth } from './client-auth.js';
 import { urlOf, type ServerConfig } from './config.js';
 import type { JsonLogger } from './logger.js';
 import { clientListener, peerListener } from './peer-listener.js';
@@ -89,6 +90,7 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
     streamStallMs: config.streamStallMs,
     headersTimeoutMs: config.headersTimeoutMs,
     requestTimeoutMs: config.requestTimeoutMs,
+    identify: streamClientOf,
   });
   const needed = descriptorsNeeded(limits.settings);
   if (fileLimit !== undefined && (needed === undefined || needed > fileLimit)) {
@@ -126,6 +128,8 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
 export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
   const limits = limitsFor(config, await openFileLimit(), logger);
+  // A bad auth file stops the start before anything listens (exit 64, naming the file and the field).
+  const clientAuth: ClientAuth | undefined = config.authFile === undefined ? undefined : await openClientAuth(config.authFile, logger);
   // Bad PEM files stop the start before anything listens (exit 64, naming the flag and the file).
   const tls = await NodeTls.open(config);
   const auth = new PeerAuth();
@@ -149,6 +153,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     await listenOn(server, config.listen.host, config.listen.port);
   } catch (error) {
     await closeServer(peerServer);
+    clientAuth?.close();
     throw error;
   }
   const port = (server.address() as AddressInfo).port;
@@ -185,6 +190,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
   const handler = createHandler(adapter, {
     maxBodyBytes: config.maxBodyBytes,
     limits,
+    ...(clientAuth === undefined ? {} : { authorizer: clientAuth.authorizer }),
     onInternalError: (error, req) => logger.error('internal error', { method: req.method, path: req.url, err: error }),
   });
 
@@ -227,6 +233,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     if (raftOpen) await raft.close().catch((e: unknown) => logger.warn('raft close failed', { err: e }));
     if (brokerOpen) await broker.close().catch((e: unknown) => logger.warn('broker close failed', { err: e }));
     await transport.close().catch(() => undefined);
+    clientAuth?.close();
     throw error;
   }
 
@@ -253,6 +260,7 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
     async close() {
       if (closing) throw new ServerError('ALREADY_CLOSED', 'server already closed');
       closing = true;
+      clientAuth?.close();
       await shutdown({ server, peerServer, handler, adapter, broker, raft, transport, logger, drainMs: options.drainMs ?? 10_000 });
     },
   };
