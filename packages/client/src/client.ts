@@ -18,7 +18,7 @@ import { Conn, READER_ID_QUERY, type ConnHost, type ConnOptions } from './conn.j
 import { ClientError, abortError, brokerErrorFromResponse, isClientError, throwIfAborted } from './errors.js';
 import { safeLogger, silentLogger, type Logger } from './logger.js';
 import { validatePublishMessage, type PublishMessage } from './publish-message.js';
-import { Transport, type HttpAnswer } from './transport.js';
+import { Transport, type ClientTls, type HttpAnswer } from './transport.js';
 
 /** The original client's ping interval: 1000 ms. */
 export const DEFAULT_PING_INTERVAL_MS = 1000;
@@ -98,6 +98,12 @@ export interface ClientOptions {
    * (`FORBIDDEN`) is a non-retriable `BrokerError`.
    */
   token?: string | (() => string | Promise<string>);
+  /**
+   * For `https://` brokers: the CA that signs their certificates (default:
+   * Node's trusted CAs) and, for brokers that require one (`--tls-ca`), a
+   * client certificate and its key; PEM strings or buffers.
+   */
+  tls?: ClientTls;
 }
 
 type State = 'new' | 'opening' | 'open' | 'closed';
@@ -135,7 +141,7 @@ export class Client {
   readonly #clock: Clock;
   readonly #random: () => number;
   readonly #token: string | (() => string | Promise<string>) | undefined;
-  readonly #transport = new Transport();
+  readonly #transport: Transport;
   readonly #closing = new AbortController();
   readonly #batcher: Batcher;
   readonly #noBatchRoute = new Set<string>();
@@ -150,6 +156,7 @@ export class Client {
   #pingTimer: TimerHandle | undefined;
 
   constructor(options: ClientOptions = {}) {
+    this.#transport = new Transport({ tls: options.tls });
     this.#retries = nonNegativeInteger(options.retries ?? 5, 'retries');
     this.#backoff = resolveBackoff(options.backoff, { initialMs: 50, maxMs: 1000, multiplier: 2, jitter: 0.2 }, 'backoff');
     this.#requestTimeoutMs = positiveNumber(options.requestTimeoutMs ?? 10_000, 'requestTimeoutMs');

@@ -6,6 +6,7 @@ export {
   type BatchingOptions,
   type CallOptions,
 } from './client.js';
+export type { ClientTls } from './transport.js';
 export { Conn, type ConnOptions, type ConnOpenOptions, type ConnState, type ConnHost } from './conn.js';
 export { ClientError, ClientErrorCodes, isClientError, brokerErrorFromResponse, type ClientErrorCode, type ResponseHeaders } from './errors.js';
 export { loadConfig, writeConfig, formatConfig, parseBrokerURL, type ClientConfig } from './config.js';

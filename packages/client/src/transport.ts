@@ -1,10 +1,11 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { BrokerError } from '@msg/wire';
 import got, { type Got } from 'got';
-import { abortError, type ResponseHeaders } from './errors.js';
+import { abortError, ClientError, type ResponseHeaders } from './errors.js';
 
 /** A whole answer of a broker. */
 export interface HttpAnswer {
@@ -23,6 +24,16 @@ export interface HttpStream {
   readSome(limit: number): Promise<Uint8Array>;
   /** Ends the request and frees its socket. Idempotent. */
   destroy(): void;
+}
+
+/** PEM material for `https://` brokers (strings or buffers). */
+export interface ClientTls {
+  /** The CA(s) that sign the brokers' certificates. Default: Node's trusted CAs. */
+  ca?: string | Buffer | readonly (string | Buffer)[];
+  /** A client certificate, for brokers that require one (`--tls-ca`); needs `key`. */
+  cert?: string | Buffer;
+  /** The private key of `cert`. */
+  key?: string | Buffer;
 }
 
 /** Options of one request. */
@@ -61,14 +72,32 @@ export interface StreamOptions {
  */
 export class Transport {
   readonly #httpAgent = new HttpAgent({ keepAlive: true, scheduling: 'lifo' });
-  readonly #httpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo' });
-  readonly #got: Got = got.extend({
-    agent: { http: this.#httpAgent, https: this.#httpsAgent },
-    followRedirect: false,
-    throwHttpErrors: false,
-    retry: { limit: 0 },
-    decompress: true,
-  });
+  readonly #httpsAgent: HttpsAgent;
+  readonly #got: Got;
+
+  /**
+   * With `tls`, `https://` requests verify brokers with `tls.ca` and present
+   * `tls.cert` and `tls.key`.
+   * @throws ClientError `INVALID_OPTIONS` when the PEM material does not parse (never shown).
+   */
+  constructor(options: { tls?: ClientTls | undefined } = {}) {
+    const { ca, cert, key } = options.tls ?? {};
+    const pem = { ca: ca as string | Buffer | (string | Buffer)[] | undefined, cert, key };
+    try {
+      createSecureContext(pem);
+    } catch (error) {
+      throw new ClientError('INVALID_OPTIONS', { message: `invalid options: tls: ${(error as Error).message}` });
+    }
+    this.#httpsAgent = new HttpsAgent({ keepAlive: true, scheduling: 'lifo', ...pem });
+    this.#got = got.extend({
+      agent: { http: this.#httpAgent, https: this.#httpsAgent },
+      https: { certificateAuthority: pem.ca, certificate: cert, key },
+      followRedirect: false,
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      decompress: true,
+    });
+  }
 
   /**
    * Sends one request and reads the whole answer (a gzip, deflate or br body
