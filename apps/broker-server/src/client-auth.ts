@@ -36,7 +36,7 @@ export function streamClientOf(req: IncomingMessage): string {
 export interface ClientAuthOptions {
   /** Other ways to an identity than a bearer token (the TLS work: client-certificate subjects). */
   resolvers?: readonly IdentityResolver[];
-  /** Where SIGHUP comes from. Default `process`; `undefined`-like `null`: no signal (tests call `reload`). */
+  /** Where SIGHUP comes from. Default `process`; `null`: no signal (call `reload` instead). */
   signals?: Pick<NodeJS.Process, 'on' | 'off'> | null;
 }
 
