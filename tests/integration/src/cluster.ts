@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, waitFor } from '@msg/test-utils';
-import { request } from './http-request.js';
+import { request, type RequestTls } from './http-request.js';
 import { startBroker, type BrokerProcess, type Lifetime } from './broker-process.js';
 
 /**
@@ -19,15 +19,15 @@ export interface BrokerStatus {
 }
 
 /** `GET /status` of the broker at `url`. Rejects on a non-200 answer or a connection error. */
-export async function status(url: string): Promise<BrokerStatus> {
-  const answer = await request(`${url}/status`, { timeoutMs: 5000 });
+export async function status(url: string, tls?: RequestTls): Promise<BrokerStatus> {
+  const answer = await request(`${url}/status`, { timeoutMs: 5000, ...(tls ? { tls } : {}) });
   if (answer.status !== 200) throw new Error(`GET ${url}/status: ${answer.status} ${answer.body.toString()}`);
   return JSON.parse(answer.body.toString()) as BrokerStatus;
 }
 
 /** The cluster's URLs as the leader at `url` answers `POST /messaging/ping`; `undefined` when it is not the leader. */
-export async function pingURLs(url: string): Promise<string[] | undefined> {
-  const answer = await request(`${url}/messaging/ping`, { method: 'POST', body: '', timeoutMs: 5000 });
+export async function pingURLs(url: string, tls?: RequestTls): Promise<string[] | undefined> {
+  const answer = await request(`${url}/messaging/ping`, { method: 'POST', body: '', timeoutMs: 5000, ...(tls ? { tls } : {}) });
   if (answer.status !== 200) return undefined;
   return (JSON.parse(answer.body.toString()) as { urls: string[] }).urls;
 }
@@ -36,11 +36,11 @@ export async function pingURLs(url: string): Promise<string[] | undefined> {
  * Waits until exactly one of the running `nodes` says it is the leader and
  * every other running node names it as leader; resolves with it.
  */
-export async function waitForLeader(nodes: readonly BrokerProcess[], timeoutMs = 20_000): Promise<BrokerProcess> {
+export async function waitForLeader(nodes: readonly BrokerProcess[], timeoutMs = 20_000, tls?: RequestTls): Promise<BrokerProcess> {
   return waitFor(
     async () => {
       const alive = nodes.filter((n) => n.alive);
-      const states = await Promise.all(alive.map((n) => status(n.url)));
+      const states = await Promise.all(alive.map((n) => status(n.url, tls)));
       const leaders = alive.filter((_n, i) => states[i]!.isLeader);
       if (leaders.length !== 1) return undefined;
       const leader = leaders[0]!;
@@ -51,12 +51,12 @@ export async function waitForLeader(nodes: readonly BrokerProcess[], timeoutMs =
 }
 
 /** Waits until the leader's `/messaging/ping` lists exactly `urls` (in any order). */
-export async function waitForMembers(nodes: readonly BrokerProcess[], urls: readonly string[], timeoutMs = 20_000): Promise<void> {
+export async function waitForMembers(nodes: readonly BrokerProcess[], urls: readonly string[], timeoutMs = 20_000, tls?: RequestTls): Promise<void> {
   const want = [...urls].sort();
   await waitFor(
     async () => {
       for (const node of nodes.filter((n) => n.alive)) {
-        const listed = await pingURLs(node.url).catch(() => undefined);
+        const listed = await pingURLs(node.url, tls).catch(() => undefined);
         if (listed !== undefined) return JSON.stringify([...listed].sort()) === JSON.stringify(want);
       }
       return false;
@@ -70,6 +70,10 @@ export interface ClusterOptions {
   /** Extra flags of every node (after {@link FAST_RAFT_ARGS}). */
   args?: readonly string[];
   lifetime?: Lifetime;
+  /** The CA (and client certificate) the harness's own requests use, for nodes serving https. */
+  tls?: RequestTls;
+  /** Extra flags of node `i` (1-based), after `args`: a certificate of its own, say. */
+  nodeArgs?: (i: number) => readonly string[];
 }
 
 /**
@@ -87,16 +91,17 @@ export async function readJoinToken(dataDir: string): Promise<string> {
  * the leader lists every node and every node agrees on the leader.
  */
 export async function startCluster(size: number, options: ClusterOptions = {}): Promise<BrokerProcess[]> {
-  const args = [...FAST_RAFT_ARGS, ...(options.args ?? [])];
-  const first = await startBroker({ dataDir: await makeTempDir('msg-it-n1-'), args, lifetime: options.lifetime });
+  const args = (i: number): string[] => [...FAST_RAFT_ARGS, ...(options.args ?? []), ...(options.nodeArgs?.(i) ?? [])];
+  const { tls } = options;
+  const first = await startBroker({ dataDir: await makeTempDir('msg-it-n1-'), args: args(1), lifetime: options.lifetime });
   const nodes = [first];
-  await waitForLeader(nodes);
+  await waitForLeader(nodes, undefined, tls);
   const joinToken = size > 1 ? await readJoinToken(first.dataDir) : undefined;
   for (let i = 2; i <= size; i++) {
-    nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-n${i}-`), join: [first.url], joinToken, args, lifetime: options.lifetime }));
-    await waitForMembers(nodes, nodes.map((n) => n.url));
+    nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-n${i}-`), join: [first.url], joinToken, args: args(i), lifetime: options.lifetime }));
+    await waitForMembers(nodes, nodes.map((n) => n.url), undefined, tls);
   }
-  await waitForLeader(nodes);
+  await waitForLeader(nodes, undefined, tls);
   return nodes;
 }
 

@@ -1,4 +1,5 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 /** A complete HTTP answer. */
 export interface HttpAnswer {
@@ -17,6 +18,15 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Deadline of the whole exchange in milliseconds. Default 10000. */
   timeoutMs?: number;
+  /** For `https:` URLs: the CA to verify the server with, and a client certificate and key (mutual TLS). */
+  tls?: RequestTls;
+}
+
+/** PEM material of an `https:` request. */
+export interface RequestTls {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
 }
 
 /**
@@ -25,10 +35,12 @@ export interface RequestOptions {
  * rejects on a connection error or after `timeoutMs`.
  */
 export function request(url: string | URL, options: RequestOptions = {}): Promise<HttpAnswer> {
-  const { method = 'GET', body, headers = {}, timeoutMs = 10_000 } = options;
+  const { method = 'GET', body, headers = {}, timeoutMs = 10_000, tls = {} } = options;
+  const https = new URL(url).protocol === 'https:';
   return new Promise<HttpAnswer>((resolve, reject) => {
     const bytes = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
-    const req = httpRequest(url, {
+    const req = (https ? httpsRequest : httpRequest)(url, {
+      ...(https ? tls : {}),
       method,
       agent: false,
       headers: bytes === undefined ? headers : { 'Content-Length': String(bytes.byteLength), ...headers },

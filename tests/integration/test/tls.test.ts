@@ -1,0 +1,151 @@
+import { describe, expect, it } from '@jest/globals';
+import { Client, type Message } from '@msg/client';
+import { makeTempDir, waitFor } from '@msg/test-utils';
+import { copyFile, readFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { BrokerExitedError, runServerCommand, startBroker } from '../src/broker-process.js';
+import { FAST_RAFT_ARGS, readJoinToken, startCluster, status, waitForLeader, waitForLog } from '../src/cluster.js';
+import { request, type RequestTls } from '../src/http-request.js';
+import { makeTestPki, type TestPki } from '../src/pki.js';
+
+const TOPIC = 7n;
+
+/** The serial number of the certificate the server at `url` presents. */
+function servedSerial(url: string, ca: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(`${url}/health`, { ca, agent: false, signal: AbortSignal.timeout(5000) }, (res) => {
+      resolve((res.socket as TLSSocket).getPeerCertificate().serialNumber);
+      res.resume();
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+async function pki(name: string): Promise<TestPki> {
+  return makeTestPki(await makeTempDir(`msg-it-pki-${name}-`), name);
+}
+
+describe('TLS', () => {
+  it('@msg/client publishes and streams over https with the CA; under --tls-ca a client without a certificate is refused', async () => {
+    const cluster = await pki('cluster');
+    const node = cluster.issue('node');
+    const broker = await startBroker({
+      dataDir: await makeTempDir('msg-it-tls-'),
+      args: ['--tls-cert', node.cert, '--tls-key', node.key, '--tls-ca', cluster.ca, ...FAST_RAFT_ARGS],
+    });
+    expect(broker.url).toMatch(/^https:/);
+    const ca = await readFile(cluster.ca);
+    const me = cluster.issue('client');
+    const client = new Client({ urls: [broker.url], pingIntervalMs: 0, tls: { ca, cert: await readFile(me.cert), key: await readFile(me.key) } });
+    await client.open();
+    try {
+      const indexes: bigint[] = [];
+      for (let i = 0; i < 5; i++) indexes.push(await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from(`m-${i}`) }));
+      const conn = client.conn(TOPIC);
+      conn.open(0n);
+      const streamed: Message[] = [];
+      for await (const message of conn) {
+        if (message.type === 1) streamed.push(message);
+        if (message.index >= indexes.at(-1)!) break;
+      }
+      await conn.close();
+      expect(streamed.map((m) => Buffer.from(m.data).toString())).toEqual(['m-0', 'm-1', 'm-2', 'm-3', 'm-4']);
+    } finally {
+      await client.close();
+    }
+    const anonymous = new Client({ urls: [broker.url], pingIntervalMs: 0, retries: 0, tls: { ca } });
+    await anonymous.open().catch(() => undefined);
+    try {
+      await expect(anonymous.publish({ type: 1, topicID: TOPIC, data: Buffer.from('x') })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    } finally {
+      await anonymous.close();
+    }
+    await expect(request(`${broker.url}/status`, { tls: { ca } })).rejects.toThrow();
+  });
+
+  it('runs a 3-node cluster over mutual-TLS peer links; a node with a certificate of another CA cannot join', async () => {
+    const cluster = await pki('cluster');
+    const other = await pki('other');
+    const server = cluster.issue('server');
+    const tls: RequestTls = { ca: await readFile(cluster.ca) };
+    const peerArgs = (cert: { cert: string; key: string }): string[] => [
+      '--peer-listen', '127.0.0.1:0', '--peer-tls-cert', cert.cert, '--peer-tls-key', cert.key, '--peer-tls-ca', cluster.ca,
+    ];
+    const nodes = await startCluster(3, {
+      tls,
+      args: ['--tls-cert', server.cert, '--tls-key', server.key],
+      nodeArgs: (i) => peerArgs(cluster.issue(`peer-${i}`)),
+    });
+    for (const node of nodes) expect(node.url).toMatch(/^https:/);
+    const leader = await waitForLeader(nodes, undefined, tls);
+    const client = new Client({ urls: [leader.url], pingIntervalMs: 0, tls });
+    await client.open();
+    try {
+      const index = await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from('replicated') });
+      // Every node applies it: replication went over the mutual-TLS peer links.
+      await waitFor(
+        async () => {
+          const metrics = await Promise.all(nodes.map(async (n) => (await request(`${n.url}/metrics`, { tls })).body.toString()));
+          return metrics.every((text) => Number(/^msg_raft_applied_index (\d+)$/m.exec(text)?.[1]) >= Number(index));
+        },
+        { timeoutMs: 10_000, intervalMs: 50, message: 'every node applied the publish' },
+      );
+      const metrics = (await request(`${leader.url}/metrics`, { tls })).body.toString();
+      expect(metrics).toMatch(/^msg_tls_certificate_expiry_seconds\{listener="client"\} \d+$/m);
+      expect(metrics).toMatch(/^msg_tls_certificate_expiry_seconds\{listener="peer"\} \d+$/m);
+    } finally {
+      await client.close();
+    }
+
+    // The stranger has the join token and trusts the cluster's CA, but its own certificate is signed by another CA.
+    const error = await startBroker({
+      dataDir: await makeTempDir('msg-it-stranger-'),
+      join: [nodes[0]!.url],
+      joinToken: await readJoinToken(nodes[0]!.dataDir),
+      args: [...FAST_RAFT_ARGS, '--tls-cert', server.cert, '--tls-key', server.key, ...peerArgs(other.issue('stranger'))],
+      timeoutMs: 60_000,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BrokerExitedError);
+    expect((error as BrokerExitedError).status.code).not.toBe(0);
+    // Refused at the TLS layer of the peer listener (a TLS 1.3 server ends the connection after the handshake).
+    const failures = (error as BrokerExitedError).logs.filter((l) => l.msg === 'join failed');
+    expect(failures.length).toBeGreaterThan(0);
+    for (const failure of failures) expect(JSON.stringify(failure.err)).toMatch(/socket hang up|ECONNRESET|certificate/);
+    expect((await status(leader.url, tls)).urls.sort()).toEqual(nodes.map((n) => n.url).sort());
+  }, 120_000);
+
+  it('SIGHUP swaps the served certificate without a restart', async () => {
+    const cluster = await pki('cluster');
+    const dir = await makeTempDir('msg-it-rotate-');
+    const first = cluster.issue('first');
+    const second = cluster.issue('second');
+    await copyFile(first.cert, `${dir}/live.crt`);
+    await copyFile(first.key, `${dir}/live.key`);
+    const broker = await startBroker({ dataDir: `${dir}/data`, args: ['--tls-cert', `${dir}/live.crt`, '--tls-key', `${dir}/live.key`] });
+    const ca = await readFile(cluster.ca);
+    expect(await servedSerial(broker.url, ca)).toBe(first.serial);
+    await copyFile(second.cert, `${dir}/live.crt`);
+    await copyFile(second.key, `${dir}/live.key`);
+    process.kill(broker.pid, 'SIGHUP');
+    await waitForLog(broker, (line) => line.msg === 'TLS certificates reloaded', 'the reload');
+    expect(await servedSerial(broker.url, ca)).toBe(second.serial);
+    expect(broker.alive).toBe(true);
+  });
+});
+
+describe('safe defaults', () => {
+  it('refuses a non-loopback bind without TLS or an auth file (64, naming what to configure); --insecure starts it', async () => {
+    const dataDir = await makeTempDir('msg-it-open-');
+    const args = ['--data-dir', dataDir, '--listen', '0.0.0.0:0', '--advertise-url', 'http://127.0.0.1:1'];
+    const refused = await runServerCommand(args);
+    expect(refused.code).toBe(64);
+    expect(refused.stderr).toMatch(/--tls-cert\/--tls-key.*--auth-file.*--insecure/);
+
+    const broker = await startBroker({ dataDir, args: [...args.slice(2), '--insecure'] });
+    const listen = broker.logs.find((l) => l.msg === 'listening')!.listen as string;
+    const port = new URL(listen).port;
+    expect((await request(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+  });
+});
