@@ -63,10 +63,11 @@ describe('loadConfig: safe defaults', () => {
     expect((await failure([], { MSG_LISTEN: '0.0.0.0:0', MSG_ADVERTISE_URL: 'http://10.1.2.3:8086' })).setting).toBe('MSG_LISTEN');
   });
 
-  it('starts there with TLS, or with --insecure (flag, MSG_INSECURE or the key insecure)', async () => {
+  it('starts there with TLS, with --auth-file, or with --insecure (flag, MSG_INSECURE or the key insecure)', async () => {
     const wild = ['--listen', '0.0.0.0:0', '--advertise-url', 'https://10.1.2.3:8086'];
     expect((await run([...wild, '--tls-cert', 'a.crt', '--tls-key', 'a.key'])).insecure).toBe(false);
     expect((await run([...wild, '--insecure'])).insecure).toBe(true);
+    expect((await run([...wild, '--auth-file', 'auth.json'])).insecure).toBe(false);
     expect((await run(wild, { MSG_INSECURE: 'true' })).insecure).toBe(true);
     expect((await failure(wild, { MSG_INSECURE: 'false' })).message).toMatch(fix);
     const file = join(await makeTempDir(), 'broker.json');

@@ -318,8 +318,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new ConfigError(sourceOf.get('peerAdvertiseURL') ?? 'peerAdvertiseURL', 'needs --peer-listen');
   }
   const peerAdvertiseURL = value.peerAdvertiseURL ?? (peer === undefined || peer.port === 0 ? undefined : urlOf(peer.host, peer.port, peerTls ? 'https' : 'http'));
-  // Checked by name: the client-authentication setting is `authFile`.
-  const auth = (value as { authFile?: unknown }).authFile !== undefined;
+  const auth = value.authFile !== undefined;
   const exposed = exposureProblem('client', { host, tls: tls !== undefined, auth, insecure: value.insecure });
   if (exposed !== undefined) throw new ConfigError(sourceOf.get('listen') ?? 'listen', exposed);
   const peerExposed = peer && exposureProblem('peer', { host: peer.host, tls: peerTls !== undefined, auth, insecure: value.insecure });
