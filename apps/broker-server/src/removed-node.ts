@@ -24,7 +24,7 @@ export function refuseRemovedNode(raft: MembershipView, dataDir: string, logger:
   throw new NodeDirError(
     'NODE_REMOVED',
     dataDir,
-    `${raft.url} was removed from the cluster ${clusterId ?? ''} (members now: ${members.join(', ') || 'none known'}); ` +
+    `${raft.url} was removed from the cluster ${clusterId ?? ''} (or this data dir's node had another address; members now: ${members.join(', ') || 'none known'}); ` +
       `its data dir ${dataDir} cannot serve again. To bring this machine back, start it with a new, empty data dir and --join <a member's URL> --join-token <the cluster's token>.`,
   );
 }

@@ -8,6 +8,9 @@ import { createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler 
 import { Headers } from '@msg/wire';
 import { createRaftHandler, HttpTransport, isRaftError, PeerAuth, RaftNode } from 'raft-ts';
 import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { checkNodeIdentity, keepNodeIdentity } from './node-identity.js';
+import { refuseRemovedNode } from './removed-node.js';
 import { openClientAuth, streamClientOf, type ClientAuth } from './client-auth.js';
 import { urlOf, type ServerConfig } from './config.js';
 import type { JsonLogger } from './logger.js';
@@ -107,7 +110,12 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
 
 /**
  * Starts one broker node from `config`:
- * 1. creates the data dir, reads the join token it keeps, and binds the HTTP
+ * 0. creates the data dir and takes its lock (`<dataDir>/.lock`, released by
+ *    `close()` or a failed start): a second process on it fails with
+ *    `DATA_DIR_LOCKED` naming the holder's PID; the URL must be the one the
+ *    dir's node recorded in `<dataDir>/node.json` (`NODE_IDENTITY_CHANGED`), and
+ *    a node its cluster removed does not start (`NODE_REMOVED`);
+ * 1. reads the join token it keeps, and binds the HTTP
  *    server (port 0: the OS picks one; the advertised URL is then
  *    `http://<host>:<port>`), and with `config.peerListen` a peer listener
  *    that alone serves `/raft/*`; requests that arrive before raft is open wait;
@@ -127,6 +135,29 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
  */
 export async function startServer(config: ServerConfig, logger: JsonLogger, options: StartOptions = {}): Promise<RunningServer> {
   await mkdir(config.dataDir, { recursive: true });
+  // Before anything in the dir is read or written: one process per node dir.
+  const lock = await lockDataDir(config.dataDir);
+  let running: RunningServer;
+  try {
+    running = await startLocked(config, logger, options);
+  } catch (error) {
+    await lock.release().catch(() => undefined);
+    throw error;
+  }
+  let closed: Promise<void> | undefined;
+  return {
+    ...running,
+    close() {
+      // Only the first close releases the lock, once everything is closed (a second call rejects ALREADY_CLOSED).
+      if (closed !== undefined) return running.close();
+      closed = running.close().finally(() => lock.release());
+      return closed;
+    },
+  };
+}
+
+/** {@link startServer} once the data dir is locked. */
+async function startLocked(config: ServerConfig, logger: JsonLogger, options: StartOptions): Promise<RunningServer> {
   const limits = limitsFor(config, await openFileLimit(), logger);
   // A bad auth file stops the start before anything listens (exit 64, naming the file and the field).
   const clientAuth: ClientAuth | undefined = config.authFile === undefined ? undefined : await openClientAuth(config.authFile, logger);
@@ -199,10 +230,12 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
   let brokerOpen = false;
   let raftOpen = false;
   try {
+    const recorded = await checkNodeIdentity(config.dataDir, url);
     await broker.open();
     brokerOpen = true;
     await raft.open();
     raftOpen = true;
+    refuseRemovedNode(raft, config.dataDir, logger);
     dispatch = handler.listener;
     for (const [req, res] of waiting) dispatch(req, res);
     waiting = [];
@@ -223,6 +256,8 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
       if (config.join.length > 0) logger.info('resuming membership; --join ignored', { clusterId, join: config.join });
       else logger.info('resuming membership', { clusterId });
     }
+    const member = raft.clusterId();
+    if (member !== undefined) await keepNodeIdentity(config.dataDir, recorded, { url, clusterId: member });
     await leaderKnown(raft, options.leaderWaitMs ?? 3 * config.electionTimeoutMs);
   } catch (error) {
     dispatch = undefined;
