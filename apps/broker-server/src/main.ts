@@ -15,7 +15,8 @@ const EXIT_HELP = `Subcommands:
 
 Signals: SIGINT/SIGTERM shut down gracefully (exit 0); a second signal exits at once (70).
 SIGHUP reloads the TLS certificates and keys (a file that fails to load keeps the old ones, logged).
-A node removed from the cluster (leave) shuts down gracefully by itself (exit 0);
+A running node removed from the cluster (leave) shuts down gracefully by itself (exit 0);
+started again on that data dir it exits 78;
 one whose raft log or state machine failed shuts down with 74 (I/O) or 70.
 
 Joining: a node that bootstraps a cluster writes its join token to <data dir>/join-token
@@ -25,7 +26,11 @@ Joining: a node that bootstraps a cluster writes its join token to <data dir>/jo
 Exit codes: 0 ok, 64 usage or config error (the message names the setting),
 69 listen address in use or unavailable, or no --join URL accepted the node,
 70 internal error, 74 I/O error or corrupt data on open (the message names the file),
-77 the cluster refused the join token.`;
+75 the data dir is in use by another live process (the message names the dir and its PID),
+77 the cluster refused the join token,
+78 the data dir's node was removed from the cluster (start with a new, empty data dir).
+64 also: --listen/--advertise-url would give the data dir's node another URL than
+the one it recorded in <data dir>/node.json (see the README: moving a node).`;
 
 const argv = process.argv.slice(2);
 const write = (text: string): void => void process.stderr.write(text);
