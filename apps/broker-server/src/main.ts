@@ -86,10 +86,10 @@ async function serve(): Promise<void> {
   const signals = shutdownOnSignals(process, logger, (code) => process.exit(code));
 
   // SIGHUP reloads the TLS certificates and keys (a bad file keeps the current ones); during startup it is ignored.
-  let reloadTls: (() => Promise<boolean>) | undefined;
+  const hangup: { reload?: () => Promise<boolean> } = {};
   process.on('SIGHUP', () => {
-    if (reloadTls === undefined) logger.warn('SIGHUP during startup ignored');
-    else void reloadTls();
+    if (hangup.reload === undefined) logger.warn('SIGHUP during startup ignored');
+    else void hangup.reload();
   });
 
   let server;
@@ -102,7 +102,7 @@ async function serve(): Promise<void> {
     process.exit(code);
   }
   signals.started(() => server.close());
-  reloadTls = () => server.reloadTls();
+  hangup.reload = () => server.reloadTls();
   // A node removed from the cluster stops (exit 0) rather than serve topics that no longer grow; a node
   // whose raft or broker failed (a disk error) stops with the failure's exit code so that a supervisor restarts it.
   // Raft's state comes as a stream (no polling); the broker has no failure event, so its `failure` is read every 250 ms.
