@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { hashToken } from '@msg/http';
 import { makeTempDir, waitFor } from '@msg/test-utils';
-import { clientAuthConfigured, openClientAuth } from './client-auth.js';
+import { clientAuthConfigured, clientCertSubject, openClientAuth } from './client-auth.js';
 import { createLogger } from './logger.js';
 
 const file = (names: string[]): string =>
@@ -47,5 +47,21 @@ describe('openClientAuth', () => {
     const error = await openClientAuth(path, createLogger('error', () => undefined), { signals: null }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'INVALID_CONFIG' });
     expect((error as Error).message).toContain(`${path}: identities[0]`);
+  });
+});
+
+describe('clientCertSubject', () => {
+  const onSocket = (socket: object): IncomingMessage => ({ headers: {}, socket }) as unknown as IncomingMessage;
+  const tlsSocket = (authorized: boolean, subject: Record<string, string | string[]>): object => ({ authorized, getPeerCertificate: () => ({ subject }) });
+
+  it('formats a verified certificate’s subject as KEY=value in the certificate’s order, joined by ", "', () => {
+    expect(clientCertSubject(onSocket(tlsSocket(true, { CN: 'svc-a' })))).toBe('CN=svc-a');
+    expect(clientCertSubject(onSocket(tlsSocket(true, { O: 'acme', OU: ['a', 'b'], CN: 'svc-a' })))).toBe('O=acme, OU=a, OU=b, CN=svc-a');
+  });
+
+  it('is undefined without TLS, without a certificate, or for one that did not verify', () => {
+    expect(clientCertSubject(onSocket({ remoteAddress: '127.0.0.1' }))).toBeUndefined();
+    expect(clientCertSubject(onSocket(tlsSocket(false, { CN: 'svc-a' })))).toBeUndefined();
+    expect(clientCertSubject(onSocket({ authorized: true, getPeerCertificate: () => ({}) }))).toBeUndefined();
   });
 });

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import { authenticatedIdentity, IdentityAuthorizer, type IdentityResolver } from '@msg/http';
 import { loadAuthFile } from './auth-file.js';
 import type { JsonLogger } from './logger.js';
@@ -30,6 +31,27 @@ export function clientAuthConfigured(config: { authFile?: string | undefined }):
 export function streamClientOf(req: IncomingMessage): string {
   const identity = authenticatedIdentity(req);
   return identity === undefined ? (req.socket.remoteAddress ?? '') : `identity:${identity}`;
+}
+
+/**
+ * The subject of the client certificate `req` came with, as an auth file's
+ * `certSubject` names it: the subject's attributes in the certificate's
+ * order, `KEY=value` joined by `, ` (a certificate with only a common name
+ * `svc-a` is `CN=svc-a`; one with `O=acme` then `CN=svc-a` is
+ * `O=acme, CN=svc-a`). `undefined` when the connection is not TLS, has no
+ * client certificate, or its certificate did not verify against the CA
+ * (`socket.authorized` false).
+ */
+export function clientCertSubject(req: IncomingMessage): string | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined;
+  if (subject === undefined) return undefined;
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(subject)) {
+    for (const one of Array.isArray(value) ? value : [value]) parts.push(`${key}=${one}`);
+  }
+  return parts.length === 0 ? undefined : parts.join(', ');
 }
 
 /** Options of {@link openClientAuth}. */

@@ -4,14 +4,14 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Broker } from '@msg/broker';
-import { createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler } from '@msg/http';
+import { certSubjectResolver, createHandler, descriptorsNeeded, fitToFileLimit, Limits, type Handler } from '@msg/http';
 import { Headers } from '@msg/wire';
 import { createRaftHandler, HttpTransport, isRaftError, PeerAuth, RaftNode } from 'raft-ts';
 import { createBrokerAdapter, type BrokerAdapter } from './broker-adapter.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { checkNodeIdentity, keepNodeIdentity } from './node-identity.js';
 import { refuseRemovedNode } from './removed-node.js';
-import { openClientAuth, streamClientOf, type ClientAuth } from './client-auth.js';
+import { clientCertSubject, openClientAuth, streamClientOf, type ClientAuth } from './client-auth.js';
 import { urlOf, type ServerConfig } from './config.js';
 import type { JsonLogger } from './logger.js';
 import { clientListener, peerListener } from './peer-listener.js';
@@ -160,7 +160,9 @@ export async function startServer(config: ServerConfig, logger: JsonLogger, opti
 async function startLocked(config: ServerConfig, logger: JsonLogger, options: StartOptions): Promise<RunningServer> {
   const limits = limitsFor(config, await openFileLimit(), logger);
   // A bad auth file stops the start before anything listens (exit 64, naming the file and the field).
-  const clientAuth: ClientAuth | undefined = config.authFile === undefined ? undefined : await openClientAuth(config.authFile, logger);
+  // With --tls-ca every client has a verified certificate: an identity's certSubject proves it without a token.
+  const resolvers = config.tls?.ca === undefined ? [] : [certSubjectResolver(clientCertSubject)];
+  const clientAuth: ClientAuth | undefined = config.authFile === undefined ? undefined : await openClientAuth(config.authFile, logger, { resolvers });
   // Bad PEM files stop the start before anything listens (exit 64, naming the flag and the file).
   const tls = await NodeTls.open(config);
   const auth = new PeerAuth();
