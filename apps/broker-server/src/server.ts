@@ -165,6 +165,7 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
   const clientAuth: ClientAuth | undefined = config.authFile === undefined ? undefined : await openClientAuth(config.authFile, logger, { resolvers });
   // Bad PEM files stop the start before anything listens (exit 64, naming the flag and the file).
   const tls = await NodeTls.open(config);
+  tls.warnExpiring(logger);
   const auth = new PeerAuth();
   const tokens = await openPeerTokens(auth, config.dataDir, config.joinToken, logger);
   let dispatch: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;

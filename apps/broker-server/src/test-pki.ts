@@ -17,6 +17,13 @@ export interface TestPki {
   ca: string;
   /** Issues a certificate for 127.0.0.1 and localhost (server and client use) into the dir. */
   issue(name: string, days?: number): IssuedFiles;
+  /** Issues such a certificate valid from `notBefore` to `notAfter` (both may be in the past: an expired certificate). */
+  issueBetween(name: string, notBefore: Date, notAfter: Date): IssuedFiles;
+}
+
+/** `date` as openssl's `YYYYMMDDHHMMSSZ` (UTC). */
+function opensslTime(date: Date): string {
+  return `${date.toISOString().slice(0, 19).replace(/[-:T]/g, '')}Z`;
 }
 
 /** Makes a CA called `name` in `dir` with the `openssl` command line (EC P-256 keys). */
@@ -31,6 +38,23 @@ export function makeTestPki(dir: string, name: string): TestPki {
       const serial = `1${randomBytes(8).toString('hex').toUpperCase().slice(1)}`;
       run(['req', ...ec, '-keyout', `${cn}.key`, '-out', `${cn}.csr`, '-subj', `/CN=${cn}`]);
       run(['x509', '-req', '-in', `${cn}.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-set_serial', `0x${serial}`, '-days', String(days), '-extfile', 'ext.cnf', '-out', `${cn}.crt`]);
+      return { cert: join(dir, `${cn}.crt`), key: join(dir, `${cn}.key`), serial };
+    },
+    issueBetween(cn, notBefore, notAfter) {
+      // `x509 -req` takes only -days from now; `ca` takes any validity window.
+      const serial = `1${randomBytes(8).toString('hex').toUpperCase().slice(1)}`;
+      writeFileSync(join(dir, `${name}-ca.serial`), `${serial}\n`);
+      writeFileSync(join(dir, `${name}-ca.index`), '', { flag: 'a' });
+      writeFileSync(
+        join(dir, `${name}-ca.cnf`),
+        [
+          '[ca]', 'default_ca = test', '[test]', `database = ${name}-ca.index`, 'unique_subject = no', `serial = ${name}-ca.serial`,
+          'new_certs_dir = .', 'default_md = sha256', 'policy = any', '[any]', 'commonName = supplied', '',
+        ].join('\n'),
+      );
+      run(['req', ...ec, '-keyout', `${cn}.key`, '-out', `${cn}.csr`, '-subj', `/CN=${cn}`]);
+      run(['ca', '-batch', '-notext', '-config', `${name}-ca.cnf`, '-cert', `${name}-ca.crt`, '-keyfile', `${name}-ca.key`, '-in', `${cn}.csr`, '-out', `${cn}.crt`,
+        '-startdate', opensslTime(notBefore), '-enddate', opensslTime(notAfter), '-extfile', 'ext.cnf']);
       return { cert: join(dir, `${cn}.crt`), key: join(dir, `${cn}.key`), serial };
     },
   };

@@ -111,11 +111,15 @@ interface SecureSender {
   setTls(tls: { ca?: Buffer | undefined; cert?: Buffer; key?: Buffer }): void;
 }
 
-/** Logs a reload's outcome. */
+/** Logs a reload's outcome, and certificates that expire soon. */
 interface ReloadLogger {
   info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
 }
+
+/** A served certificate that expires within this many milliseconds is warned about (at startup and on reload). */
+export const EXPIRY_WARNING_MS = 7 * 86_400_000;
 
 /**
  * The TLS state of a node: the client listener's material (`config.tls`),
@@ -208,7 +212,34 @@ export class NodeTls {
       ...(client === undefined ? {} : { client: { serial: client.serial, notAfter: new Date(client.notAfter * 1000).toISOString() } }),
       ...(peer === undefined ? {} : { peer: { serial: peer.serial, notAfter: new Date(peer.notAfter * 1000).toISOString() } }),
     });
+    this.warnExpiring(logger);
     return true;
+  }
+
+  /**
+   * Logs a warning for each certificate in use that has expired (`TLS
+   * certificate expired`) or expires within {@link EXPIRY_WARNING_MS}
+   * (`TLS certificate expires soon`), with the listener, the flag, the
+   * serial and the expiry. Peer traffic that uses the client listener's
+   * files is warned about once, as the client listener.
+   */
+  warnExpiring(logger: Pick<ReloadLogger, 'warn'>, now: number = Date.now()): void {
+    const listeners: ['client' | 'peer', TlsMaterial | undefined, TlsFlags][] = [
+      ['client', this.#client, CLIENT_TLS_FLAGS],
+      ['peer', this.#peer === this.#client ? undefined : this.#peer, PEER_TLS_FLAGS],
+    ];
+    for (const [listener, material, flags] of listeners) {
+      if (material === undefined) continue;
+      const left = material.notAfter * 1000 - now;
+      if (left >= EXPIRY_WARNING_MS) continue;
+      logger.warn(left <= 0 ? 'TLS certificate expired' : 'TLS certificate expires soon', {
+        listener,
+        flag: flags.cert,
+        serial: material.serial,
+        notAfter: new Date(material.notAfter * 1000).toISOString(),
+        hint: 'replace the certificate and send SIGHUP',
+      });
+    }
   }
 
   /** `msg_tls_certificate_expiry_seconds{listener="client"|"peer"}` lines for `/metrics`. */
