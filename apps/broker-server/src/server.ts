@@ -108,6 +108,19 @@ function limitsFor(config: ServerConfig, fileLimit: number | undefined, logger: 
   return limits;
 }
 
+/** Most connections the peer listener holds at once: a few per peer (the transport keeps some alive), far below the client listener's. */
+export const PEER_MAX_CONNECTIONS = 256;
+
+/**
+ * The peer listener's own limits (its counts are not the client
+ * listener's): at most {@link PEER_MAX_CONNECTIONS} connections, and the
+ * client listener's headers and request timeouts, so that a slow or idle
+ * connection cannot hold the raft port.
+ */
+function peerLimitsFor(config: ServerConfig): Limits {
+  return new Limits({ maxConnections: PEER_MAX_CONNECTIONS, headersTimeoutMs: config.headersTimeoutMs, requestTimeoutMs: config.requestTimeoutMs });
+}
+
 /**
  * Starts one broker node from `config`:
  * 0. creates the data dir and takes its lock (`<dataDir>/.lock`, released by
@@ -174,7 +187,10 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
     if (dispatch !== undefined) dispatch(req, res);
     else waiting.push([req, res]);
   };
-  const peerServer = config.peerListen === undefined ? undefined : listenerServer(tls, 'peer', {}, peerListener(serve));
+  const peerLimits = config.peerListen === undefined ? undefined : peerLimitsFor(config);
+  const peerServer = peerLimits === undefined ? undefined : listenerServer(tls, 'peer', peerLimits.serverOptions, peerListener(serve));
+  // Before listening, as the client listener's: every connection is counted.
+  if (peerServer !== undefined) peerLimits?.attach(peerServer);
   let peerURL: string | undefined;
   if (peerServer !== undefined && config.peerListen !== undefined) {
     await listenOn(peerServer, config.peerListen.host, config.peerListen.port);
@@ -278,7 +294,7 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
   logger.info('listening', {
     url,
     listen: urlOf(config.listen.host, port, tls.scheme('client')),
-    ...(peerURL === undefined ? {} : { peerURL }),
+    ...(peerURL === undefined ? {} : { peerURL, peerLimits: peerLimits?.settings }),
     dataDir: config.dataDir,
     clusterId: raft.clusterId(),
     leader: raft.leader(),
@@ -340,7 +356,7 @@ async function shutdown({ server, peerServer, handler, adapter, broker, raft, tr
 }
 
 /** An https server of `listener` when it has TLS (tracked for reloads), else an http one. */
-function listenerServer(tls: NodeTls, listener: 'client' | 'peer', options: Limits['serverOptions'] | Record<string, never>, serve: (req: IncomingMessage, res: ServerResponse) => void): Server {
+function listenerServer(tls: NodeTls, listener: 'client' | 'peer', options: Limits['serverOptions'], serve: (req: IncomingMessage, res: ServerResponse) => void): Server {
   if (tls.material(listener) === undefined) return createServer(options, serve);
   const server = createHttpsServer({ ...options, ...tls.serverOptions(listener) }, serve);
   tls.track(listener, server);
