@@ -213,8 +213,16 @@ export function urlOf(host: string, port: number, scheme: 'http' | 'https' = 'ht
   return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
-/** What `loadConfig` returns: a config to run with, a request for help, or one to print the join token kept in `dataDir`. */
-export type LoadResult = { kind: 'run'; config: ServerConfig } | { kind: 'help'; text: string } | { kind: 'print-join-token'; dataDir: string };
+/**
+ * What `loadConfig` returns: a config to run with, a request for help, one
+ * to print the join token kept in `dataDir`, or one to print the SHA-256 of
+ * a client token (`--hash-token`, for an auth file's `tokenSha256`).
+ */
+export type LoadResult =
+  | { kind: 'run'; config: ServerConfig }
+  | { kind: 'help'; text: string }
+  | { kind: 'print-join-token'; dataDir: string }
+  | { kind: 'hash-token'; token: string };
 
 /** The usage text printed by `--help`. */
 export function usage(): string {
@@ -225,6 +233,7 @@ export function usage(): string {
     lines.push(`  ${`--${s.flag}${s.boolean ? '' : ' <value>'}`.padEnd(30)} ${s.help} (env ${s.env}, key ${key})`);
   }
   lines.push(`  ${'--print-join-token'.padEnd(30)} print the join token kept in --data-dir and exit`);
+  lines.push(`  ${'--hash-token <token>'.padEnd(30)} print the SHA-256 hex of a client token (an auth file's tokenSha256) and exit`);
   lines.push(`  ${'--help'.padEnd(30)} print this text`);
   return lines.join('\n');
 }
@@ -239,6 +248,7 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     config: { type: 'string' },
     help: { type: 'boolean' },
     'print-join-token': { type: 'boolean' },
+    'hash-token': { type: 'string' },
   };
   for (const key of keys) options[SETTINGS[key].flag] = { type: SETTINGS[key].boolean ? 'boolean' : 'string', ...(SETTINGS[key].multiple ? { multiple: true } : {}) };
   let parsed: ReturnType<typeof parseArgs>;
@@ -248,6 +258,12 @@ export async function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv
     throw new ConfigError('arguments', (error as Error).message);
   }
   if (parsed.values.help === true) return { kind: 'help', text: usage() };
+  const hashToken = parsed.values['hash-token'];
+  if (typeof hashToken === 'string') {
+    // Nothing else is read or checked: no node starts. The message never shows the token.
+    if (hashToken.trim() === '') throw new ConfigError('--hash-token', 'needs a token (it is empty)');
+    return { kind: 'hash-token', token: hashToken };
+  }
 
   const sourceOf = new Map<Key, string>();
   const merged: Record<string, unknown> = {};

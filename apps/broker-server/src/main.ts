@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The broker binary: parses the command line, starts a node (or runs `leave`)
 // and turns signals and errors into a graceful shutdown and an exit code.
+import { hashToken } from '@msg/http';
 import { ConfigError, loadConfig } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
 import { joinTokenPath, readJoinTokenFile } from './join-token-file.js';
@@ -62,6 +63,11 @@ async function serve(): Promise<void> {
   }
   if (loaded.kind === 'help') {
     process.stdout.write(`${loaded.text}\n\n${EXIT_HELP}\n`);
+    return;
+  }
+  if (loaded.kind === 'hash-token') {
+    // Only the hash goes out: the token is not logged, echoed or kept.
+    process.stdout.write(`${hashToken(loaded.token)}\n`);
     return;
   }
   if (loaded.kind === 'print-join-token') {
