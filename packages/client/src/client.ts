@@ -152,6 +152,10 @@ export class Client {
   #configPath: string | undefined;
   #persisted: string | undefined;
   #urls: URL[] = [];
+  /** Origins of the cluster's known members: every URL given to the client, and every URL a member's ping reported. */
+  readonly #members = new Set<string>();
+  /** `from>to` origin pairs of untrusted redirects already logged. */
+  readonly #untrustedLogged = new Set<string>();
   #url: URL | undefined;
   #pingTimer: TimerHandle | undefined;
 
@@ -190,6 +194,18 @@ export class Client {
     return this.#url === undefined ? undefined : new URL(this.#url.href);
   }
 
+  /**
+   * Whether `url` (compared by origin: scheme, host and port) is a known
+   * member of the cluster: a URL given to the constructor, `setURLs`,
+   * `setURL` or the config file, or one reported by a ping a member
+   * answered. Only members are sent requests, redirects are followed only to
+   * members, and only members are persisted.
+   */
+  isMember(url: string | URL): boolean {
+    const value = parseBrokerURL(url);
+    return value !== undefined && this.#members.has(value.origin);
+  }
+
   /** Every known broker URL (copies). */
   get urls(): URL[] {
     return this.#urls.map((url) => new URL(url.href));
@@ -203,8 +219,9 @@ export class Client {
   /**
    * Replaces the known broker URLs (absolute http(s) URLs; path and query are
    * ignored). The current {@link url} stays if it is in the list, else one of
-   * the list is chosen at random. Throws `INVALID_URL` for an empty list or a
-   * bad URL. Does not write the config file (the ping loop does).
+   * the list is chosen at random. Every URL of the list becomes a trusted
+   * member (see {@link isMember}). Throws `INVALID_URL` for an empty list or
+   * a bad URL. Does not write the config file (the ping loop does).
    */
   setURLs(urls: readonly (string | URL)[]): void {
     if (!Array.isArray(urls) || urls.length === 0) {
@@ -215,17 +232,28 @@ export class Client {
       if (!value) throw new ClientError('INVALID_URL', { message: `invalid url: ${String(url)} is not an absolute http(s) URL` });
       return value;
     });
+    this.#replaceURLs(parsed);
+  }
+
+  /** Replaces the known URLs with `parsed` (deduplicated by origin), all of them members. */
+  #replaceURLs(parsed: readonly URL[]): void {
     const unique = [...new Map(parsed.map((url) => [url.origin, url])).values()];
+    for (const url of unique) this.#members.add(url.origin);
     this.#urls = unique;
     if (this.#url === undefined || !unique.some((url) => url.origin === this.#url!.origin)) {
       this.#url = unique[Math.min(unique.length - 1, Math.floor(this.#random() * unique.length))];
     }
   }
 
-  /** Sets the URL requests go to first (for example a known leader). Throws `INVALID_URL` for a bad URL. */
+  /**
+   * Sets the URL requests go to first (for example a known leader); it
+   * becomes a trusted member (see {@link isMember}). Throws `INVALID_URL`
+   * for a bad URL.
+   */
   setURL(url: string | URL): void {
     const value = parseBrokerURL(url);
     if (!value) throw new ClientError('INVALID_URL', { message: `invalid url: ${String(url)} is not an absolute http(s) URL` });
+    this.#members.add(value.origin);
     this.#url = value;
   }
 
@@ -343,13 +371,23 @@ export class Client {
 
   /**
    * Asks the leader for the cluster's URLs (`POST /messaging/ping`). A
-   * non-empty list replaces {@link urls} and, when it changed, is written to
-   * the config file atomically (temp file + rename). Resolves with the list
-   * the broker sent (empty if it sent none).
+   * non-empty list replaces {@link urls}, its URLs become trusted members
+   * (see {@link isMember}) and, when it changed, it is written to the config
+   * file atomically (temp file + rename). Resolves with the list the broker
+   * sent (empty if it sent none).
+   *
+   * Only an authenticated ping teaches members: one answered, over this
+   * client's own transport (its `tls` and `token`), by a URL that is already
+   * a member. The ping goes to a member and follows redirects only to
+   * members like any call, so a list from anyone else is never read; a ping
+   * redirected only outside the members ends with `UNTRUSTED_REDIRECT`.
    */
   async ping(options: CallOptions = {}): Promise<URL[]> {
     this.#assertOpen();
-    const { answer } = await this.#execute({ method: 'POST', path: Paths.ping, body: new Uint8Array(0) }, options.signal);
+    const { answer, url: answeredBy } = await this.#execute({ method: 'POST', path: Paths.ping, body: new Uint8Array(0) }, options.signal);
+    if (!this.#members.has(answeredBy.origin)) {
+      throw new ClientError('UNTRUSTED_REDIRECT', { message: `untrusted redirect: the ping was answered by ${answeredBy.origin}, which is not a known member; its URLs are ignored` });
+    }
     if (answer.body.byteLength === 0) return [];
     let urls: URL[];
     try {
@@ -363,7 +401,7 @@ export class Client {
       throw new ClientError('BAD_RESPONSE', { message: `bad response: ping answer is not {"urls":[...]}: ${(error as Error).message}`, cause: error });
     }
     if (urls.length > 0) {
-      this.setURLs(urls);
+      this.#replaceURLs(urls);
       await this.#persist(options.signal);
     }
     return urls;
@@ -434,10 +472,13 @@ export class Client {
   }
 
   /**
-   * Sends a request to the leader: follows 307 redirects (remembering the
-   * leader), and on a retriable failure moves to the next URL and retries
-   * with backoff, at most `retries` times. `accept` lets a caller take some
-   * error statuses as answers.
+   * Sends a request to the leader: follows 307 redirects to members
+   * (remembering the leader), and on a retriable failure moves to the next
+   * URL and retries with backoff, at most `retries` times. A redirect or a
+   * `not leader` hint to a URL outside the members is not followed: it is
+   * logged once per pair of origins and the call moves to the next known URL
+   * (a 307 counts as a failure, `UNTRUSTED_REDIRECT`). `accept` lets a
+   * caller take some error statuses as answers.
    */
   async #execute(
     request: Request,
@@ -470,12 +511,19 @@ export class Client {
           if (!leader || headerValue(answer.headers.location) === undefined) {
             throw new ClientError('BAD_RESPONSE', { message: `bad response: 307 without a usable Location from ${url.origin}` });
           }
-          this.#logger.debug?.('redirected to leader', { from: url.origin, to: leader.origin });
-          this.#url = leader;
-          url = leader;
-          if (++redirects <= 8) continue;
-          redirects = 0;
-          failure = new BrokerError('NO_LEADER', { message: 'no leader: too many redirects' });
+          if (!this.#members.has(leader.origin)) {
+            this.#untrusted(url, leader);
+            failure = new ClientError('UNTRUSTED_REDIRECT', {
+              message: `untrusted redirect: ${url.origin} redirected to ${leader.origin}, which is not a known member; not followed`,
+            });
+          } else {
+            this.#logger.debug?.('redirected to leader', { from: url.origin, to: leader.origin });
+            this.#url = leader;
+            url = leader;
+            if (++redirects <= 8) continue;
+            redirects = 0;
+            failure = new BrokerError('NO_LEADER', { message: 'no leader: too many redirects' });
+          }
         } else if ((answer.status >= 200 && answer.status < 300) || accept(answer.status)) {
           return { answer, url };
         } else {
@@ -490,7 +538,11 @@ export class Client {
       }
       failures++;
       if (failures > this.#retries) throw finalError(failure, failures);
-      const hinted = failure instanceof BrokerError && failure.leaderURL ? parseBrokerURL(failure.leaderURL) : undefined;
+      let hinted = failure instanceof BrokerError && failure.leaderURL ? parseBrokerURL(failure.leaderURL) : undefined;
+      if (hinted !== undefined && !this.#members.has(hinted.origin)) {
+        this.#untrusted(url, hinted);
+        hinted = undefined;
+      }
       const next = hinted ?? this.#nextURL(url, listed);
       if (this.#urls.some((known) => known.origin === next.origin)) listed = next;
       this.#logger.debug?.('retrying', { from: url.origin, to: next.origin, error: failure.message, failures });
@@ -502,6 +554,15 @@ export class Client {
         this.#checkCancelled(signal);
       }
     }
+  }
+
+  /** Logs (once per pair of origins, at most 1024 pairs remembered) that `from` redirected to `to`, outside the members. Origins only: never a path, query or credential. */
+  #untrusted(from: URL, to: URL): void {
+    const key = `${from.origin}>${to.origin}`;
+    if (this.#untrustedLogged.has(key)) return;
+    if (this.#untrustedLogged.size >= 1024) this.#untrustedLogged.clear();
+    this.#untrustedLogged.add(key);
+    this.#logger.warn('untrusted redirect: not followed (the target is not a known member)', { from: from.origin, to: to.origin });
   }
 
   /** `authorization` for the current token (the token function is called now), or `undefined` without one. */

@@ -24,6 +24,15 @@ export const ClientErrorCodes = {
   NO_URLS: { text: 'no broker urls', retriable: false },
   /** The call was cancelled through its `AbortSignal`; `cause` is the signal's reason. */
   ABORTED: { text: 'aborted', retriable: false },
+  /**
+   * A broker redirected the call (307 `Location`, or the `X-Broker-Leader`
+   * hint of a `not leader` answer) to a URL that is not a known member of the
+   * cluster (a URL the client was given, or one a member's ping reported):
+   * the redirect was not followed and the call moved to the next known
+   * member. Retriable: another member may take the call, and a leader that
+   * is a new member is trusted once a member's ping reports it.
+   */
+  UNTRUSTED_REDIRECT: { text: 'untrusted redirect', retriable: true },
   /** A broker answered something the protocol does not allow (bad index header, bad ping body, bad redirect). */
   BAD_RESPONSE: { text: 'bad response', retriable: true },
 } as const satisfies Record<string, { text: string; retriable: boolean }>;

@@ -216,7 +216,7 @@ describe('Client.publishBatch', () => {
   it('follows a redirect to the leader for a batch', async () => {
     const leader = await broker();
     const follower = await broker({ role: 'follower', leaderURL: leader.url });
-    const client = await openClient({ urls: [follower.url] });
+    const client = await openClient({ urls: [follower.url, leader.url] });
     expect(await client.publishBatch([{ type: 1, topicID: 1n, data: bytes('x') }, { type: 1, topicID: 1n, data: bytes('y') }])).toEqual([1n, 2n]);
     expect(leader.count('/messaging/batch')).toBe(1);
   });

@@ -114,10 +114,11 @@ describe('Client.publish', () => {
     expect((noLeader.cause as BrokerError).code).toBe('NOT_LEADER');
   });
 
-  it('follows a 307 to the leader and then talks to the leader directly', async () => {
+  it('follows a 307 to the leader (a member) and then talks to the leader directly', async () => {
     const leader = await broker();
     const follower = await broker({ role: 'follower', leaderURL: leader.url });
-    const client = await openClient({ urls: [follower.url], batching: { enabled: false } });
+    const client = await openClient({ urls: [follower.url, leader.url], batching: { enabled: false } });
+    client.setURL(follower.url);
     expect(await client.publish({ type: 1, topicID: 1n, data: bytes('a') })).toBe(1n);
     expect(client.url?.origin).toBe(leader.url);
     expect(await client.publish({ type: 1, topicID: 1n, data: bytes('b') })).toBe(2n);
@@ -139,10 +140,12 @@ describe('Client.publish', () => {
   it('gives up with UNAVAILABLE after bounded retries when the only leader is unreachable', async () => {
     const dead = await deadURL();
     const follower = await broker({ role: 'follower', leaderURL: dead });
-    const client = await openClient({ urls: [follower.url], retries: 2, batching: { enabled: false } });
+    const client = await openClient({ urls: [follower.url, dead], retries: 2, batching: { enabled: false } });
+    client.setURL(follower.url);
     const started = Date.now();
     const error = await expectCode(client.publish({ type: 1, topicID: 1n, data: bytes('a') }), 'BrokerError', 'UNAVAILABLE');
     expect(error.message).toContain(new URL(dead).host);
+    // follower -> 307 dead (refused) -> follower -> 307 dead -> follower -> 307 dead: 3 refusals.
     expect(follower.count('/messaging/messages')).toBe(3);
     expect(Date.now() - started).toBeLessThan(5000);
   });
@@ -200,7 +203,8 @@ describe('Client.ping', () => {
     const leader = await broker();
     const follower = await broker({ role: 'follower', leaderURL: leader.url });
     leader.knobs.pingURLs = [leader.url, follower.url];
-    const client = await openClient({ urls: [follower.url] });
+    const client = await openClient({ urls: [follower.url, leader.url] });
+    client.setURL(follower.url);
     const urls = await client.ping();
     expect(urls.map((u) => u.origin)).toEqual([leader.url, follower.url]);
     expect(client.urls.map((u) => u.origin)).toEqual([leader.url, follower.url]);

@@ -289,7 +289,7 @@ describe('Conn.heartbeat', () => {
     const leader = await broker({}, store);
     const follower = await broker({ role: 'follower', leaderURL: leader.url }, store);
     fill(store, 4n, 3);
-    const client = await openClient({ urls: [follower.url] });
+    const client = await openClient({ urls: [follower.url, leader.url] });
     const conn = client.conn(4n);
     conn.open(2n, { streaming: false });
     await conn.heartbeat();

@@ -55,7 +55,8 @@ describe('the README examples', () => {
     const follower = await broker({ role: 'follower', leaderURL: leader.url }, store);
     leader.knobs.pingURLs = [leader.url, follower.url];
     const cwd = await makeTempDir();
-    const out = await runExample('failover.mjs', [await deadURL(), follower.url], cwd);
+    // Every broker listed: a redirect is followed only to a known member.
+    const out = await runExample('failover.mjs', [await deadURL(), follower.url, leader.url], cwd);
     expect(out).toBe(`published at index 1 on the leader ${leader.url}\ncluster: ${leader.url} ${follower.url}\n`);
     expect(JSON.parse(await readFile(join(cwd, 'msg-client.json'), 'utf8'))).toEqual({ urls: [leader.url, follower.url] });
   });
