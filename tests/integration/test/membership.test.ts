@@ -45,7 +45,7 @@ describe('cluster membership', () => {
     expect([...fourthStatus.urls].sort()).toEqual(all.map((n) => n.url).sort());
     const leader = await waitForLeader(all);
 
-    const after = await publishTexts([fourth.url], texts('after', 20));
+    const after = await publishTexts([fourth.url, ...nodes.map((n) => n.url)], texts('after', 20));
     expect(after).toBeGreaterThan(before);
     const reference = await waitForTopicIndex(leader.url, TOPIC, after);
     expect(reference.messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 30), ...texts('after', 20)]);
@@ -57,7 +57,7 @@ describe('cluster membership', () => {
     const again = await startBroker({ dataDir: fourth.dataDir, port: fourth.port, join: nodes.map((n) => n.url), args: FAST_RAFT_ARGS });
     const members = [...nodes, again];
     await waitForMembers(members, members.map((n) => n.url));
-    const more = await publishTexts([again.url], texts('again', 5));
+    const more = await publishTexts(members.map((n) => n.url), texts('again', 5));
     const latest = await waitForTopicIndex(again.url, TOPIC, more);
     expect(latest.messages.map((m) => Buffer.from(m.data).toString())).toEqual([...texts('before', 30), ...texts('after', 20), ...texts('again', 5)]);
   });
