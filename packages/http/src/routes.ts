@@ -374,8 +374,10 @@ export class Routes {
    * answer aborts only signals of requests already answered.
    */
   #signalFor(res: ServerResponse): AbortSignal {
-    const socket: Connection | null = res.socket;
-    if (socket === null) return AbortSignal.abort(new ClientGoneError());
+    // A request read while an earlier answer on its keep-alive connection is still going out (pipelined, or
+    // sent as soon as the previous answer arrived: common over TLS) has no `res.socket` yet; its request has.
+    const socket: Connection | null = res.socket ?? res.req.socket;
+    if (socket === null || socket.destroyed) return AbortSignal.abort(new ClientGoneError());
     let controller = socket[CONNECTION_SIGNAL];
     if (controller === undefined) {
       controller = new AbortController();

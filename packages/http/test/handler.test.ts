@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { connect } from 'node:net';
 import { BrokerError, decodeMessages, encodeMessage, encodeMessages, Headers, type Message } from '@msg/wire';
 import { createHandler, type TopicFrames } from '../src/index.js';
 import { fail, fakeBroker, startServer } from './fake-broker.js';
@@ -35,6 +36,38 @@ describe.each([
       expect(s.broker.log[0]!.message.type).toBe(3);
       expect(s.broker.log[0]!.message.topicID).toBe(18446744073709551615n);
       expect(Buffer.from(s.broker.log[0]!.message.data).toString()).toBe('hello');
+    });
+
+    it('answers every publish of a pipelined keep-alive connection (a request read before the previous answer went out)', async () => {
+      // As @msg/broker does: a publish whose signal is already aborted (the client is gone) is not made.
+      const broker = fakeBroker();
+      const append = broker.publish;
+      broker.publish = async (message, signal) => {
+        signal?.throwIfAborted();
+        await new Promise((resolve) => setTimeout(resolve, 10)); // a commit takes a while: the next requests are read meanwhile
+        signal?.throwIfAborted();
+        return append(message, signal);
+      };
+      const s = await startServer(broker, { fastPath });
+      const { port } = new URL(s.url);
+      const socket = connect(Number(port), '127.0.0.1');
+      const one = (text: string): string => `POST /messaging/messages?type=1&topicID=1 HTTP/1.1\r\nHost: x\r\nContent-Length: ${text.length}\r\n\r\n${text}`;
+      let received = '';
+      const statuses = await new Promise<string[]>((resolve) => {
+        const timer = setTimeout(() => resolve(received.match(/HTTP\/1\.1 \d+/g) ?? []), 3000);
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          const seen = received.match(/HTTP\/1\.1 \d+/g) ?? [];
+          if (seen.length === 3) {
+            clearTimeout(timer);
+            resolve(seen);
+          }
+        });
+        socket.write(one('a') + one('b') + one('c'));
+      });
+      socket.destroy();
+      expect(statuses).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+      expect(s.broker.log.map((e) => Buffer.from(e.message.data).toString())).toEqual(['a', 'b', 'c']);
     });
 
     it('hands the broker the message encoded once as a frame with index field 0', async () => {
