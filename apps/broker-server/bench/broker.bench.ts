@@ -6,7 +6,7 @@
 // latency probe (stream-latency.ts) each run in their own process; every child
 // is killed by its PID and every data folder removed.
 //
-// Sections (BENCH_ONLY=<comma list> runs some of them):
+// Sections (BENCH_ONLY=<comma list> runs some of them; `tls` is section 8, TLS against plain):
 //   ceiling     bare node:http under the same load generator; the disk's fsync rate
 //   publish     single-message publish, 1 node, 1/16/64 publishers, ratio to the bare ceiling
 //   cluster     the same on 3 nodes, ratio to the 1-node figure of this run
@@ -31,7 +31,8 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { loadGeneratorPath, type LoadResult } from '@msg/test-utils/load-generator';
 import { encodeMessages, encodedLength } from '@msg/wire';
-import { activity, brokerProblems, closeAgent, httpRequest, settle, startCluster, status, stopBroker, type Broker, type BrokerStatusView } from './brokers.js';
+import { activity, brokerProblems, closeAgent, httpRequest, settle, startBroker, startCluster, status, stopBroker, type Broker, type BrokerStatusView } from './brokers.js';
+import { makeTestPki } from '../src/test-pki.js';
 import { measureFsync, startBareServer } from './ceilings.js';
 import { cleanUp, cpuMs, kill, rssBytes, runScript, tempDir } from './processes.js';
 import type { ProbeResult } from './stream-latency.js';
@@ -49,7 +50,7 @@ const CEILING_CONNECTIONS = [1, 4, 16, 64, 256];
 const PUBLISH_CONNECTIONS = [1, 16, 64];
 const PUBLISH_PATH = '/messaging/messages?type=1&topicID=1';
 
-const SECTIONS = ['ceiling', 'publish', 'cluster', 'batch', 'latency', 'replay', 'size', 'publishers', 'topics'] as const;
+const SECTIONS = ['ceiling', 'publish', 'cluster', 'batch', 'latency', 'replay', 'size', 'publishers', 'topics', 'tls'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '')
   .split(',')
@@ -417,6 +418,52 @@ async function topics(): Promise<void> {
   tables.push(t);
 }
 
+// ---- 8. TLS ---------------------------------------------------------------------------------------
+
+/** Waits until a broker answers `/ready` 200 through the load generator (plain or TLS), at most 30 s. */
+async function ready(broker: Broker, tlsCa: string | undefined): Promise<void> {
+  for (let i = 0; i < 60; i++) {
+    const m = await measure([broker.pid], { mode: 'get', port: broker.port, connections: 1, warmupMs: 0, durationMs: 2000, maxRequests: 1, path: '/ready', progress: false, ...(tlsCa ? { tlsCa } : {}) });
+    if (m.ok > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`broker ${broker.url} not ready within 30 s`);
+}
+
+async function tlsCost(): Promise<void> {
+  const t = table('8. TLS against plain HTTP, 1 node, same run', ['case', 'plain', 'TLS', 'TLS / plain', 'CPU µs/msg plain', 'CPU µs/msg TLS', 'note']);
+  const pkiDir = await tempDir();
+  const pki = makeTestPki(pkiDir, 'bench');
+  const server = pki.issue('broker', 30);
+  const ca = readFileSync(pki.ca, 'utf8');
+  const messages = QUICK ? 20_000 : 200_000;
+  // 500 per request: the body travels base64 on the load generator's command line (at most 128 KiB an argument).
+  const batch = Buffer.from(encodeMessages(Array.from({ length: 500 }, () => ({ type: 1, topicID: 9n, index: 0n, data: new Uint8Array(BODY_BYTES).fill(120) })))).toString('base64');
+  const results: Record<'plain' | 'tls', { publish: Measured; replay: Measured }> = {} as never;
+  for (const mode of ['plain', 'tls'] as const) {
+    const broker = await startBroker(undefined, mode === 'tls' ? ['--tls-cert', server.cert, '--tls-key', server.key] : []);
+    const tls = mode === 'tls' ? { tlsCa: ca } : {};
+    try {
+      await ready(broker, mode === 'tls' ? ca : undefined);
+      progress(`${mode}: single publish, 64 publishers`);
+      const publish = await measure([broker.pid], { port: broker.port, connections: 64, bodyBytes: BODY_BYTES, path: PUBLISH_PATH, ...tls });
+      progress(`${mode}: filling ${fmt(messages)} messages`);
+      await measure([broker.pid], { port: broker.port, connections: 4, warmupMs: 0, durationMs: 120_000, maxRequests: messages / 500, bodyBase64: batch, path: '/messaging/batch', progress: false, ...tls });
+      progress(`${mode}: 3 reads`);
+      const replay = await measure([broker.pid], { mode: 'get', port: broker.port, connections: 1, warmupMs: 0, durationMs: 120_000, maxRequests: 3, path: '/messaging/messages?topicID=9&index=0', ...tls });
+      results[mode] = { publish, replay };
+    } finally {
+      await stopBroker(broker);
+    }
+  }
+  const { plain, tls } = results;
+  const mbps = (m: Measured): number => m.load.bytes / Math.max(1, m.load.requests) / 1e6 / (m.load.p50Ms / 1000);
+  t.rows.push(['single publish, 64 publishers, msg/s', fmt(okRate(plain.publish)), fmt(okRate(tls.publish)), ratio(okRate(tls.publish) / okRate(plain.publish)), fmt(cpuPer(plain.publish), 0), fmt(cpuPer(tls.publish), 0), `p50 ${fmt(plain.publish.load.p50Ms, 2)} / ${fmt(tls.publish.load.p50Ms, 2)} ms${errorNote(tls.publish)}`]);
+  t.rows.push([`replay of ${fmt(messages)} messages, stream MB/s`, fmt(mbps(plain.replay)), fmt(mbps(tls.replay)), ratio(mbps(tls.replay) / mbps(plain.replay)), fmt((plain.replay.cpuMs * 1000) / (messages * plain.replay.load.requests), 2), fmt((tls.replay.cpuMs * 1000) / (messages * tls.replay.load.requests), 2), `median of 3 reads${errorNote(tls.replay)}`]);
+  t.notes.push('TLS: the client listener with an EC P-256 certificate (TLS 1.3, keep-alive connections: one handshake per connection). Peer traffic is not part of this case.');
+  tables.push(t);
+}
+
 // ---- main --------------------------------------------------------------------------------------
 
 async function section(name: string, run: () => Promise<void>): Promise<void> {
@@ -451,6 +498,7 @@ async function main(): Promise<void> {
   if (want('size')) await section('size', sizes);
   if (want('publishers')) await section('publishers', publishers);
   if (want('topics')) await section('topics', topics);
+  if (want('tls')) await section('tls', tlsCost);
 
   if (brokerProblems.length > 0) {
     const byMsg = new Map<string, { n: number; first: string }>();

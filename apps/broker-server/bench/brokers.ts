@@ -59,10 +59,13 @@ export async function joinToken(member: Broker): Promise<string | undefined> {
   return code === 0 && token !== '' && !token.includes('\n') ? token : undefined;
 }
 
-/** Starts a broker (joining `join.url` with `join.token` when given) and resolves once it logs `listening`. */
-export async function startBroker(join?: { url: string; token: string | undefined }): Promise<Broker> {
+/**
+ * Starts a broker (joining `join.url` with `join.token` when given; `extraArgs`
+ * go on its command line) and resolves once it logs `listening`.
+ */
+export async function startBroker(join?: { url: string; token: string | undefined }, extraArgs: readonly string[] = []): Promise<Broker> {
   const dir = await tempDir();
-  const args = ['--conditions=@msg/source', '--import', tsxLoader, brokerMain, '--data-dir', dir, '--listen', '127.0.0.1:0', '--sync', 'always', '--log-level', 'info'];
+  const args = ['--conditions=@msg/source', '--import', tsxLoader, brokerMain, '--data-dir', dir, '--listen', '127.0.0.1:0', '--sync', 'always', '--log-level', 'info', ...extraArgs];
   if (join !== undefined) args.push('--join', join.url);
   if (join?.token !== undefined) args.push('--join-token', join.token);
   const child = track(spawn(process.execPath, args, { cwd: appDir, stdio: ['ignore', 'ignore', 'pipe'] }));

@@ -9,6 +9,7 @@
 // `{"event":"measuring"}` when the measured window opens and `{"event":"measured"}`
 // when it closes, so a caller can sample a server's CPU time over exactly that window.
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 /** The JSON argument of the load generator. */
 interface LoadOptions {
@@ -37,6 +38,8 @@ interface LoadOptions {
   maxRequests?: number;
   /** Print `{"event":"measuring"}` / `{"event":"measured"}` lines at the window's edges. */
   progress?: boolean;
+  /** Connect with TLS, trusting this CA (PEM text); the server's certificate must name 127.0.0.1. */
+  tlsCa?: string;
 }
 
 /** What the load generator prints (latencies of requests sent after the warm-up, in milliseconds). */
@@ -125,7 +128,7 @@ function buildRequests(options: LoadOptions): Requests {
  */
 function runConnection(options: LoadOptions, requests: Requests, window: Window, latencies: number[], totals: Totals): Promise<void> {
   return new Promise<void>((resolve) => {
-    const socket: Socket = connect(options.port, '127.0.0.1');
+    const socket: Socket = options.tlsCa === undefined ? connect(options.port, '127.0.0.1') : tlsConnect({ port: options.port, host: '127.0.0.1', ca: options.tlsCa });
     socket.setNoDelay(true);
     // Parser state: 'head' (collecting header bytes), 'body' (bodyLeft bytes to skip),
     // 'size' (collecting a chunk-size line), 'data' (bodyLeft chunk bytes, then its CRLF),
