@@ -1,7 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { Client, type Message } from '@msg/client';
 import { makeTempDir, waitFor } from '@msg/test-utils';
-import { copyFile, readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { BrokerExitedError, runServerCommand, startBroker } from '../src/broker-process.js';
@@ -114,6 +115,54 @@ describe('TLS', () => {
     expect(failures.length).toBeGreaterThan(0);
     for (const failure of failures) expect(JSON.stringify(failure.err)).toMatch(/socket hang up|ECONNRESET|certificate/);
     expect((await status(leader.url, tls)).urls.sort()).toEqual(nodes.map((n) => n.url).sort());
+  }, 120_000);
+
+  it('a secure 3-node cluster: mutual-TLS peers, HTTPS and an auth file; a client with a token publishes and consumes, a wrong token is refused', async () => {
+    const cluster = await pki('secure');
+    const server = cluster.issue('server');
+    const ca = await readFile(cluster.ca);
+    const token = randomBytes(32).toString('base64url');
+    const authFile = `${await makeTempDir('msg-it-auth-')}/auth.json`;
+    const identity = { name: 'svc', tokenSha256: createHash('sha256').update(token).digest('hex'), permissions: { publish: [String(TOPIC)], subscribe: [String(TOPIC)] } };
+    await writeFile(authFile, JSON.stringify({ identities: [identity] }));
+    const args = (peer: { cert: string; key: string }): string[] => [
+      ...FAST_RAFT_ARGS, '--tls-cert', server.cert, '--tls-key', server.key, '--auth-file', authFile,
+      '--peer-listen', '127.0.0.1:0', '--peer-tls-cert', peer.cert, '--peer-tls-key', peer.key, '--peer-tls-ca', cluster.ca,
+    ];
+    const ready = (url: string): Promise<unknown> =>
+      waitFor(async () => (await request(`${url}/ready`, { tls: { ca } }).catch(() => ({ status: 0 }))).status === 200, { timeoutMs: 20_000, intervalMs: 50, message: `${url} ready` });
+    const first = await startBroker({ dataDir: await makeTempDir('msg-it-s1-'), args: args(cluster.issue('peer-1')) });
+    await ready(first.url);
+    const joinToken = await readJoinToken(first.dataDir);
+    const nodes = [first];
+    for (const i of [2, 3]) nodes.push(await startBroker({ dataDir: await makeTempDir(`msg-it-s${i}-`), join: [first.url], joinToken, args: args(cluster.issue(`peer-${i}`)) }));
+    for (const node of nodes) await ready(node.url);
+
+    const client = new Client({ urls: nodes.map((n) => n.url), pingIntervalMs: 0, tls: { ca }, token: () => token });
+    await client.open();
+    try {
+      const indexes: bigint[] = [];
+      for (let i = 0; i < 5; i++) indexes.push(await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from(`secure-${i}`) }));
+      const conn = client.conn(TOPIC);
+      conn.open(0n);
+      const streamed: string[] = [];
+      for await (const message of conn) {
+        if (message.type === 1) streamed.push(Buffer.from(message.data).toString());
+        if (message.index >= indexes.at(-1)!) break;
+      }
+      await conn.close();
+      expect(streamed).toEqual(['secure-0', 'secure-1', 'secure-2', 'secure-3', 'secure-4']);
+      await expect(client.publish({ type: 1, topicID: TOPIC + 1n, data: Buffer.from('elsewhere') })).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    } finally {
+      await client.close();
+    }
+    const wrong = new Client({ urls: nodes.map((n) => n.url), pingIntervalMs: 0, retries: 0, tls: { ca }, token: 'not-the-token' });
+    await wrong.open().catch(() => undefined);
+    try {
+      await expect(wrong.publish({ type: 1, topicID: TOPIC, data: Buffer.from('x') })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    } finally {
+      await wrong.close();
+    }
   }, 120_000);
 
   it('SIGHUP swaps the served certificate without a restart', async () => {
