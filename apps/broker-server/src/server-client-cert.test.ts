@@ -3,29 +3,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { makeTempDir } from '@msg/test-utils';
-import type { ServerConfig, TlsFiles } from './config.js';
+import type { TlsFiles } from './config.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { makeTestPki } from './test-pki.js';
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
+import { configFor } from '../test/server-config.js';
 
 /** POSTs one message to `topic` over https on a fresh connection, with no Authorization header; resolves with the status. */
 function publish(url: string, topic: number, tls: { ca: Buffer; cert: Buffer; key: Buffer }): Promise<number> {

@@ -5,34 +5,10 @@ import { readFile } from 'node:fs/promises';
 import { makeTempDir } from '@msg/test-utils';
 import { fitToFileLimit } from '@msg/http';
 import type { ServerConfig } from './config.js';
-import { createLogger, type JsonLogger } from './logger.js';
 import { startServer, type RunningServer } from './server.js';
+import { configFor, memoryLogger } from '../test/server-config.js';
 
 const MiB = 1024 * 1024;
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
-
-function memoryLogger(): { logger: JsonLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { logger: createLogger('debug', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)), lines };
-}
 
 /** Starts a node with `overrides`, runs `body`, closes the node. */
 async function withServer(overrides: Partial<ServerConfig>, body: (server: RunningServer, lines: Record<string, unknown>[]) => Promise<void>): Promise<void> {

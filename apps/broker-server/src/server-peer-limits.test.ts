@@ -1,28 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { connect } from 'node:net';
 import { makeTempDir } from '@msg/test-utils';
-import type { ServerConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
+import { configFor } from '../test/server-config.js';
 
 /** Opens a connection to `port`, sends the start of a request's headers and never the rest; resolves with the ms until the server closed it, or `undefined` when it did not within `withinMs`. */
 function slowHeaders(port: number, withinMs: number): Promise<number | undefined> {

@@ -2,36 +2,12 @@ import { describe, expect, it } from '@jest/globals';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTempDir, waitFor } from '@msg/test-utils';
-import type { ServerConfig } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
 import { newJoinToken } from './join-token.js';
 import { readJoinTokenFile } from './join-token-file.js';
-import { createLogger, type JsonLogger } from './logger.js';
+import { createLogger } from './logger.js';
 import { startServer, type RunningServer } from './server.js';
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
-
-function memoryLogger(): { logger: JsonLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { logger: createLogger('debug', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)), lines };
-}
+import { configFor, memoryLogger } from '../test/server-config.js';
 
 const quiet = createLogger('error', () => undefined);
 

@@ -3,36 +3,13 @@ import { copyFile, readFile } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
 import { makeTempDir } from '@msg/test-utils';
-import type { ServerConfig, TlsFiles } from './config.js';
-import { createLogger, type JsonLogger } from './logger.js';
+import type { TlsFiles } from './config.js';
+import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { makeTestPki } from './test-pki.js';
+import { configFor, memoryLogger } from '../test/server-config.js';
 
 const DAY_MS = 86_400_000;
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
-
-function memoryLogger(): { logger: JsonLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { logger: createLogger('debug', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)), lines };
-}
 
 /** One GET over https on a fresh connection; resolves with status and body. */
 function get(url: string, options: RequestOptions): Promise<{ status: number; body: string }> {

@@ -4,35 +4,12 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { makeTempDir } from '@msg/test-utils';
-import type { ServerConfig, TlsFiles } from './config.js';
+import type { TlsFiles } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
-import { createLogger, type JsonLogger } from './logger.js';
+import { createLogger } from './logger.js';
 import { startServer } from './server.js';
 import { makeTestPki } from './test-pki.js';
-
-function configFor(dataDir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
-  return {
-    dataDir,
-    listen: { host: '127.0.0.1', port: 0 },
-    advertiseURL: undefined,
-    join: [],
-    sync: 'never',
-    maxBodyBytes: 1024 * 1024,
-    segmentBytes: 64 * 1024,
-    retentionBytes: 0,
-    retentionMs: 0,
-    electionTimeoutMs: 150,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 1000,
-    logLevel: 'debug',
-    ...overrides,
-  };
-}
-
-function memoryLogger(): { logger: JsonLogger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  return { logger: createLogger('debug', (line) => lines.push(JSON.parse(line) as Record<string, unknown>)), lines };
-}
+import { configFor, memoryLogger } from '../test/server-config.js';
 
 interface Answer {
   status: number;
