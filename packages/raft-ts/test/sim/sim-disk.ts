@@ -99,7 +99,8 @@ export interface SimFileSystem {
  *   file reads as zeros: a hole), and entries of directories not fsynced are lost;
  * - an armed fault ({@link SimDisk.arm}) makes a write or an fsync fail with
  *   EIO or ENOSPC; a failed fsync is sticky per descriptor and, as on Linux,
- *   the data it failed to write never becomes durable through any descriptor;
+ *   the data it failed to write never becomes durable through any descriptor
+ *   (a truncation below it drops it: what is written after that can be);
  * - {@link SimDisk.flip} flips bits in durable data (bit rot).
  * A crash also kills every mounted view: their pending and later operations
  * never complete, like the dead process they served.
@@ -187,6 +188,9 @@ export class SimDisk {
           }),
         truncate: (length) =>
           run(() => {
+            // The data a failed fsync lost lies beyond what was synced: cut below it, it is gone (as its pages are
+            // on Linux), and what is written from there on becomes durable again at the next fsync.
+            if (f.lost && length <= f.synced.length) f.lost = false;
             f.data = f.data.slice(0, length);
             f.version++;
             f.mtimeMs = this.#now();
