@@ -2,11 +2,10 @@ import { describe, expect, it } from '@jest/globals';
 import { readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { makeTempDir } from '@msg/test-utils';
+import { makeTempDir, makeTestPki } from '@msg/test-utils';
 import type { TlsFiles } from './config.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
-import { makeTestPki } from './test-pki.js';
 import { configFor } from '../test/server-config.js';
 
 /** POSTs one message to `topic` over https on a fresh connection, with no Authorization header; resolves with the status. */

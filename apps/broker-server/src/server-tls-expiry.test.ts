@@ -2,11 +2,10 @@ import { describe, expect, it } from '@jest/globals';
 import { copyFile, readFile } from 'node:fs/promises';
 import { request, type RequestOptions } from 'node:https';
 import { join } from 'node:path';
-import { makeTempDir } from '@msg/test-utils';
+import { makeTempDir, makeTestPki } from '@msg/test-utils';
 import type { TlsFiles } from './config.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
-import { makeTestPki } from './test-pki.js';
 import { configFor, memoryLogger } from '../test/server-config.js';
 
 const DAY_MS = 86_400_000;

@@ -3,12 +3,11 @@ import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { makeTempDir } from '@msg/test-utils';
+import { makeTempDir, makeTestPki } from '@msg/test-utils';
 import type { TlsFiles } from './config.js';
 import { ExitCodes, exitCodeFor } from './exit-codes.js';
 import { createLogger } from './logger.js';
 import { startServer } from './server.js';
-import { makeTestPki } from './test-pki.js';
 import { configFor, memoryLogger } from '../test/server-config.js';
 
 interface Answer {

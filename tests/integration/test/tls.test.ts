@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Client, type Message } from '@msg/client';
-import { makeTempDir, waitFor } from '@msg/test-utils';
+import { makeTempDir, waitFor, makeTestPki, type TestPki } from '@msg/test-utils';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -8,7 +8,6 @@ import type { TLSSocket } from 'node:tls';
 import { BrokerExitedError, runServerCommand, startBroker } from '../src/broker-process.js';
 import { FAST_RAFT_ARGS, readJoinToken, startCluster, status, waitForLeader, waitForLog } from '../src/cluster.js';
 import { request, type RequestTls } from '../src/http-request.js';
-import { makeTestPki, type TestPki } from '../src/pki.js';
 
 const TOPIC = 7n;
 
