@@ -1,7 +1,8 @@
-import { open, readFile, rename, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseJoinToken, type JoinToken } from './join-token.js';
 import { ServerError } from './server-error.js';
+import { writeFileDurably } from './write-file-durably.js';
 
 /** The file of a node's data dir that keeps its cluster's join token (and so its secret). */
 export const JOIN_TOKEN_FILE = 'join-token';
@@ -49,23 +50,8 @@ export async function readJoinTokenFile(dataDir: string): Promise<StoredJoinToke
  */
 export async function writeJoinTokenFile(dataDir: string, token: JoinToken): Promise<void> {
   const path = joinTokenPath(dataDir);
-  const temporary = `${path}.tmp`;
   try {
-    const file = await open(temporary, 'w', 0o600);
-    try {
-      await file.chmod(0o600);
-      await file.writeFile(`${token.text}\n`, 'utf8');
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, path);
-    const dir = await open(dataDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileDurably(path, `${token.text}\n`, 0o600, true);
   } catch (error) {
     throw new ServerError('JOIN_TOKEN_WRITE_FAILED', `cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }

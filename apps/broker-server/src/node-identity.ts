@@ -1,7 +1,8 @@
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { NodeDirError } from './node-dir-error.js';
+import { writeFileDurably } from './write-file-durably.js';
 
 /** The file of a node's data dir that records who the node is. */
 export const NODE_IDENTITY_FILE = 'node.json';
@@ -99,22 +100,8 @@ export async function keepNodeIdentity(dataDir: string, recorded: NodeIdentity |
     );
   }
   if (recorded?.url === identity.url) return;
-  const temporary = `${path}.tmp`;
   try {
-    const file = await open(temporary, 'w', 0o644);
-    try {
-      await file.writeFile(`${JSON.stringify({ version: 1, url: identity.url, clusterId: identity.clusterId })}\n`, 'utf8');
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temporary, path);
-    const dir = await open(dataDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await writeFileDurably(path, `${JSON.stringify({ version: 1, url: identity.url, clusterId: identity.clusterId })}\n`, 0o644);
   } catch (error) {
     throw new NodeDirError('NODE_IDENTITY_WRITE_FAILED', dataDir, `cannot write ${path}: ${(error as Error).message}`, { cause: error });
   }
