@@ -1040,7 +1040,15 @@ export class Broker implements StateMachine {
    */
   async #startCheckpoint(): Promise<{ durable: Promise<void> }> {
     if (this.#failure) throw this.#failure;
-    if (this.#applied === this.#checkpointedUpTo && !this.#readersDirty && this.#dirtyTopics.size === 0) return { durable: this.#checkpointsDone };
+    if (this.#applied === this.#checkpointedUpTo && !this.#readersDirty && this.#dirtyTopics.size === 0) {
+      // Nothing new: the state as of now is the one a checkpoint under way records (or recorded). It must not pass
+      // for durable when that checkpoint failed.
+      return {
+        durable: this.#checkpointsDone.then(() => {
+          if (this.#failure) throw this.#failure;
+        }),
+      };
+    }
     const applied = this.#applied;
     const readers = cloneReaders(this.#readers);
     const dirty = this.#dirtyTopics;

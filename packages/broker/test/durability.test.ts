@@ -240,6 +240,24 @@ describe('Broker storage failures', () => {
     expect((await readAll((await t.broker.openTopicReader(1n, 0n)).messages())).map(([, m]) => m)).toEqual(['first', 'second', 'third']);
   });
 
+  it('does not take a snapshot on top of a checkpoint that failed while it waited for it', async () => {
+    const fs = new FaultyFileSystem();
+    const clock = new FakeClock(1_000);
+    await using t = await openTestBroker({ fs, clock, checkpointIntervalMs: 1000 });
+    await t.broker.publish(text(1n, 'first'));
+    clock.advance(1000);
+    await waitFor(() => t.broker.appliedIndex() === 1);
+    fs.holdSyncs();
+    fs.failNext('sync', segmentOf(1n));
+    clock.advance(1000); // the next apply starts a checkpoint; its fsync is held, then fails
+    await t.broker.publish(text(1n, 'second'));
+    await waitFor(() => fs.heldSyncs > 0);
+    // Nothing applied since: the snapshot waits for that checkpoint instead of starting one.
+    const snapshot = t.broker.snapshot();
+    fs.releaseSyncs();
+    await expect(snapshot).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+  });
+
   it('fsyncs at most two topics at a time in a checkpoint, leaving the thread pool to the raft log', async () => {
     const fs = new ConcurrentSyncs();
     await using t = await openTestBroker({ fs, checkpointIntervalMs: 0 });

@@ -64,9 +64,10 @@ export class FaultyFileSystem extends NodeFileSystem {
     const sync = handle.sync.bind(handle);
     const append = handle.append.bind(handle);
     handle.sync = async () => {
-      this.#hit('sync', path);
+      // A held fsync fails (or not) once released, as a slow one would.
       const held = this.#held;
       if (held) await new Promise<void>((resolve) => held.push(resolve));
+      this.#hit('sync', path);
       await sync();
     };
     handle.append = async (data: Uint8Array) => {
