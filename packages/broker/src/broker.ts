@@ -599,6 +599,22 @@ export class Broker implements StateMachine {
   }
 
   /**
+   * Starts a checkpoint of the state as of now (raft-ts's `StateMachine.checkpoint`): resolves, once the point
+   * is fixed, with the applied index it covers and `durable`, which resolves once every topic written up to it
+   * is fsynced and `meta` records it (applies go on meanwhile). raft compacts its log behind it instead of
+   * copying every topic into a snapshot. `durable` rejects with the broker's failure if it cannot be made durable.
+   */
+  async checkpoint(): Promise<{ index: number; durable: Promise<void> }> {
+    return this.#exclusive(async () => {
+      if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
+      const index = this.#applied;
+      const { durable } = await this.#startCheckpoint();
+      durable.catch(() => undefined); // the caller awaits it; not unhandled before it does
+      return { index, durable };
+    });
+  }
+
+  /**
    * Starts a snapshot of the whole state as of now: checkpoints (so it is the
    * state as of {@link appliedIndex}), then records every segment's size and
    * opens its file. The returned stream (see `snapshot-format.ts`) can be read

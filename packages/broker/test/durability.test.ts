@@ -240,6 +240,34 @@ describe('Broker storage failures', () => {
     expect((await readAll((await t.broker.openTopicReader(1n, 0n)).messages())).map(([, m]) => m)).toEqual(['first', 'second', 'third']);
   });
 
+  it('starts a checkpoint for raft at a fixed point (the index at once, durable once fsynced), and a failed fsync rejects it', async () => {
+    const fs = new FaultyFileSystem();
+    const clock = new FakeClock(1_000);
+    await using t = await openTestBroker({ fs, clock, checkpointIntervalMs: 60_000 });
+    await t.broker.publish(text(1n, 'a'));
+    fs.holdSyncs();
+    let durable: Promise<void>;
+    try {
+      const started = await t.broker.checkpoint();
+      durable = started.durable;
+      expect(started.index).toBe(1);
+      expect(t.broker.appliedIndex()).toBe(0); // not durable yet
+      expect(await t.broker.publish(text(1n, 'b'))).toBe(2n); // applies go on meanwhile
+      await waitFor(() => fs.heldSyncs > 0);
+    } finally {
+      fs.releaseSyncs();
+    }
+    await durable;
+    expect(t.broker.appliedIndex()).toBe(1); // the point it started at, not the apply after it
+
+    fs.failNext('sync', segmentOf(1n));
+    const failing = await t.broker.checkpoint();
+    expect(failing.index).toBe(2);
+    await expect(failing.durable).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+    expect(t.broker.appliedIndex()).toBe(1);
+    await expect(t.broker.checkpoint()).rejects.toMatchObject({ code: 'STORAGE_FAILED' });
+  });
+
   it('does not take a snapshot on top of a checkpoint that failed while it waited for it', async () => {
     const fs = new FaultyFileSystem();
     const clock = new FakeClock(1_000);

@@ -7,7 +7,7 @@ import { LogStore } from './log-store.js';
 import { MetaStore, type Meta } from './meta-store.js';
 import { Progress } from './progress.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
-import { SnapshotStore, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
+import { SnapshotStore, snapshotFileName, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
 import type { StateMachine } from './state-machine.js';
 import type { RpcHandler, Transport } from './transport.js';
 import {
@@ -183,6 +183,8 @@ export class RaftNode implements RpcHandler {
 
   #applying: Promise<void> | undefined;
   #snapshotting: Promise<void> | undefined;
+  /** A follower needs a snapshot while only a compaction marker is stored: the next snapshot is a full one. */
+  #fullSnapshotWanted = false;
   #installing: Promise<void> | undefined;
   readonly #receiver: SnapshotReceiver;
   #listeners = new Set<LeaderChangeListener>();
@@ -454,6 +456,13 @@ export class RaftNode implements RpcHandler {
       throw new RaftError('CORRUPT', `${end.path}: the state machine applied up to ${smApplied} but the log ends at ${this.#log.lastIndex} and no snapshot covers it, at offset ${end.offset}`);
     }
     this.#rebuildConfigs();
+    if (this.#snap?.marker && smApplied < this.#snap.index) {
+      // The log was compacted behind the machine's own checkpoint, which it no longer has: the entries are gone.
+      throw new RaftError(
+        'CORRUPT',
+        `${joinPath(dir, snapshotFileName(this.#snap.index))}: the log was compacted up to ${this.#snap.index} behind the state machine's checkpoint, but the state machine has applied only up to ${smApplied} (offset 0)`,
+      );
+    }
     if (this.#snap && smApplied < this.#snap.index) {
       await this.#restore(this.#snap);
     } else {
@@ -1426,6 +1435,14 @@ export class RaftNode implements RpcHandler {
   async #sendSnapshot(peer: string, p: Progress): Promise<void> {
     const meta = this.#snap;
     if (!meta) return;
+    if (meta.marker) {
+      // Only the state machine holds the state: ask for a full snapshot (taken in the apply slot); the next
+      // heartbeat to this follower sends it.
+      if (!this.#fullSnapshotWanted) this.#log_.info('raft: a follower needs a snapshot; taking one', { peer, index: this.#applied });
+      this.#fullSnapshotWanted = true;
+      this.#kickApply();
+      return;
+    }
     p.snapshotting = true;
     const term = this.#meta.term;
     let reader;
@@ -1576,14 +1593,25 @@ export class RaftNode implements RpcHandler {
 
   /** Whether the entries applied since the last snapshot, up to `index`, call for a new one: by count or by bytes. */
   #snapshotDue(index: number): boolean {
+    if (this.#fullSnapshotWanted) return true;
     const since = this.#snap?.index ?? 0;
     return index - since >= this.#opts.snapshotThreshold || this.#log.bytesBetween(since + 1, index) >= this.#opts.snapshotThresholdBytes;
   }
 
   async #maybeSnapshot(): Promise<void> {
-    if (this.#snapshotting || this.#receiver.receiving || this.#closed) return;
+    if (this.#receiver.receiving) {
+      // A transfer from an earlier term's leader never completes (its chunks are refused now): drop it, in turn
+      // with the chunks (not awaited: a chunk being installed waits for this apply slot). The next call goes on.
+      void this.#receiver.dropOlderThan(this.#meta.term);
+      return;
+    }
+    if (this.#snapshotting || this.#closed) return;
     const index = this.#applied;
     if (!this.#snapshotDue(index)) return;
+    if (this.#sm.checkpoint && !this.#fullSnapshotWanted) {
+      await this.#startMark(this.#sm.checkpoint.bind(this.#sm));
+      return;
+    }
     const term = this.#termAt(index);
     if (term === undefined) return;
     const config = this.#configAt(index);
@@ -1600,6 +1628,62 @@ export class RaftNode implements RpcHandler {
     });
   }
 
+  /**
+   * Compacts the log behind the state machine's own checkpoint: started in the apply slot, it fixes the state as
+   * of now; once the machine made it durable, a compaction marker records where the log may begin (in the
+   * background, as {@link RaftNode.#writeSnapshot} does). No state is copied.
+   */
+  async #startMark(checkpoint: () => Promise<{ index: number; durable: Promise<void> }>): Promise<void> {
+    let started: { index: number; durable: Promise<void> };
+    try {
+      started = await checkpoint();
+    } catch (err) {
+      // The machine could not make its state durable (a failed fsync is lost data): stop, as for a failed apply.
+      this.#fail(new RaftError('APPLY_FAILED', 'state machine checkpoint failed', { cause: err }));
+      return;
+    }
+    const { index, durable } = started;
+    const term = this.#termAt(index);
+    if (index !== this.#applied || term === undefined) {
+      durable.catch(() => undefined);
+      this.#fail(new RaftError('APPLY_FAILED', `state machine checkpoint at ${index}, but ${this.#applied} is applied`));
+      return;
+    }
+    const config = this.#configAt(index);
+    this.#snapshotting = this.#writeMarker(durable, index, term, config);
+  }
+
+  async #writeMarker(durable: Promise<void>, index: number, term: number, config: ClusterConfig): Promise<void> {
+    try {
+      try {
+        await durable;
+      } catch (err) {
+        this.#fail(new RaftError('APPLY_FAILED', 'state machine checkpoint failed', { cause: err }));
+        return;
+      }
+      let meta: SnapshotMeta;
+      try {
+        meta = await this.#snapStore.mark(index, term, config);
+      } catch (err) {
+        this.#fail(err); // what the log is compacted behind: a failed write or fsync is lost data (see #writeSnapshot)
+        return;
+      }
+      if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return;
+      this.#compactBehind(meta);
+      this.#log_.info('raft: log compacted behind the state machine checkpoint', { url: this.url, index });
+    } finally {
+      this.#snapshotting = undefined;
+    }
+    this.#kickApply(); // entries applied meanwhile may call for the next one already
+  }
+
+  /** Makes `meta` the current snapshot and compacts the log (and the configuration history) behind it. */
+  #compactBehind(meta: SnapshotMeta): void {
+    this.#snap = meta;
+    this.#configs.compactTo(meta.index, meta.config);
+    this.#log.compactBefore(meta.index + 1 - this.#opts.trailingEntries);
+  }
+
   /** Writes a snapshot and compacts the log behind it; resolves false when it failed (logged) or was superseded. */
   async #writeSnapshot(stream: AsyncIterable<Uint8Array>, index: number, term: number, config: ClusterConfig): Promise<boolean> {
     let writer: SnapshotWriter | undefined;
@@ -1608,10 +1692,11 @@ export class RaftNode implements RpcHandler {
       for await (const chunk of stream) await writer.write(chunk);
       const meta = await writer.finish();
       writer = undefined;
-      if (this.#closed || (this.#snap && this.#snap.index >= meta.index)) return false;
-      this.#snap = meta;
-      this.#configs.compactTo(index, config);
-      this.#log.compactBefore(index + 1 - this.#opts.trailingEntries);
+      // A full snapshot at a marker's index replaces the marker (a follower asked for it).
+      this.#fullSnapshotWanted = false;
+      const current = this.#snap;
+      if (this.#closed || (current && (current.index > meta.index || (current.index === meta.index && !current.marker)))) return false;
+      this.#compactBehind(meta);
       this.#log_.info('raft: snapshot taken', { url: this.url, index, size: meta.size });
       return true;
     } catch (err) {

@@ -57,6 +57,18 @@ describe('SnapshotReceiver', () => {
     expect(await r.receive(chunk(11, 2, [9]))).toEqual({ received: 0 }); // another snapshot, not from its start
   });
 
+  it('drops a partial snapshot of an earlier term\'s leader (it would hold local snapshots back for good), and only that', async () => {
+    const host = memoryHost();
+    const r = new SnapshotReceiver(host);
+    await r.receive(chunk(10, 0, [1, 2], false, 2));
+    await r.dropOlderThan(2);
+    expect(r.receiving).toBe(true); // the leader of term 2 may still send the rest
+    await r.dropOlderThan(3);
+    expect(r.receiving).toBe(false);
+    expect(host.writers[0]!.aborted).toBe(true);
+    expect(host.failures).toEqual([]);
+  });
+
   it('starts over, dropping the partial file, when another snapshot or another term begins', async () => {
     const host = memoryHost();
     const r = new SnapshotReceiver(host);

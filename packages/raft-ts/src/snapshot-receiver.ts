@@ -93,6 +93,16 @@ export class SnapshotReceiver {
     }
   }
 
+  /**
+   * Drops the snapshot being received when its leader's term is before `term` (in turn with the chunks): no
+   * chunk of it is accepted any more, and it would hold local snapshots back for good.
+   */
+  dropOlderThan(term: number): Promise<void> {
+    return this.inTurn(async () => {
+      if (this.#incoming && this.#incoming.leaderTerm < term) await this.abort();
+    });
+  }
+
   /** Drops the snapshot being received, if any (the node closes). */
   async abort(): Promise<void> {
     await this.#incoming?.writer.abort().catch(() => undefined);

@@ -13,15 +13,22 @@ export interface SnapshotMeta {
   config: ClusterConfig;
   /** Size of the state machine's bytes in the snapshot. */
   size: number;
+  /**
+   * A compaction marker: the file holds no state, the state machine keeps it durably itself (it checkpointed up
+   * to `index` before the marker was written; see `StateMachine.checkpoint`). Absent on a full snapshot.
+   */
+  marker?: true;
 }
 
 const NAME = /^snapshot-(\d{20})\.snap$/;
 const HEAD_MAGIC = 0x5246_5453; // "RFTS"
+const MARKER_MAGIC = 0x5246_544d; // "RFTM": a compaction marker (an earlier version cannot read it, and refuses it as CORRUPT rather than restoring an empty state)
 const TAIL_MAGIC = 0x5246_5445; // "RFTE"
 const TRAILER = 16; // u64 size, u32 crc, u32 magic
 const CHUNK = 1 << 20;
 
-function fileName(index: number): string {
+/** The file name of the snapshot (or compaction marker) at `index`. */
+export function snapshotFileName(index: number): string {
   return `snapshot-${String(index).padStart(20, '0')}.snap`;
 }
 
@@ -79,7 +86,7 @@ export class SnapshotStore {
 
   /** Opens the snapshot with this meta for reading. */
   async reader(meta: SnapshotMeta): Promise<SnapshotReader> {
-    return this.open(fileName(meta.index));
+    return this.open(snapshotFileName(meta.index));
   }
 
   private async open(name: string): Promise<SnapshotReader> {
@@ -89,7 +96,8 @@ export class SnapshotStore {
       const size = await fh.size();
       const head = await fh.read(0, 8);
       const hv = viewOf(head);
-      if (head.length < 8 || hv.getUint32(0) !== HEAD_MAGIC) throw new RaftError('CORRUPT', `${path}: bad header at offset 0`);
+      const magic = head.length < 8 ? 0 : hv.getUint32(0);
+      if (magic !== HEAD_MAGIC && magic !== MARKER_MAGIC) throw new RaftError('CORRUPT', `${path}: bad header at offset 0`);
       const metaLen = hv.getUint32(4);
       const metaBytes = await fh.read(8, metaLen);
       const dataOffset = 8 + metaLen;
@@ -105,6 +113,10 @@ export class SnapshotStore {
         throw new RaftError('CORRUPT', `${path}: malformed header at offset 8`, { cause });
       }
       const meta: SnapshotMeta = { index: parsed.index, term: parsed.term, config: parsed.config, size: readU64(tv, 0) };
+      if (magic === MARKER_MAGIC) {
+        if (meta.size !== 0) throw new RaftError('CORRUPT', `${path}: a compaction marker with ${meta.size} bytes of data, at offset ${dataOffset}`);
+        meta.marker = true;
+      }
       const crc = tv.getUint32(8);
       return {
         meta,
@@ -129,14 +141,23 @@ export class SnapshotStore {
     }
   }
 
+  /**
+   * Durably records a compaction marker at `index` (of `term`, `config` as of then): the state machine holds the
+   * state itself. Replaces older snapshots and markers like a snapshot does.
+   */
+  async mark(index: number, term: number, config: ClusterConfig): Promise<SnapshotMeta> {
+    const meta = await (await this.create(index, term, config, true)).finish();
+    return { ...meta, marker: true };
+  }
+
   /** Starts writing a snapshot covering the log up to `index` (of `term`), with `config` as of then. */
-  async create(index: number, term: number, config: ClusterConfig): Promise<SnapshotWriter> {
+  async create(index: number, term: number, config: ClusterConfig, marker = false): Promise<SnapshotWriter> {
     const tmp = joinPath(this.#dir, `snapshot-${String(index).padStart(20, '0')}.${++this.#writers}.tmp`);
     await this.#fs.remove(tmp);
     const fh: FileHandle = await this.#fs.open(tmp);
     const metaBytes = new TextEncoder().encode(JSON.stringify({ index, term, config }));
     const head = new Uint8Array(8 + metaBytes.length);
-    viewOf(head).setUint32(0, HEAD_MAGIC);
+    viewOf(head).setUint32(0, marker ? MARKER_MAGIC : HEAD_MAGIC);
     viewOf(head).setUint32(4, metaBytes.length);
     head.set(metaBytes, 8);
     await fh.append(head);
@@ -164,7 +185,7 @@ export class SnapshotStore {
         if (store.sync) await fh.sync();
         closed = true;
         await fh.close();
-        await store.fs.rename(tmp, joinPath(store.dir, fileName(index)));
+        await store.fs.rename(tmp, joinPath(store.dir, snapshotFileName(index)));
         if (store.sync) await store.fs.syncDir(store.dir);
         for (const name of await store.fs.list(store.dir)) {
           const m = NAME.exec(name);

@@ -17,4 +17,14 @@ export interface StateMachine {
   snapshot(): Promise<AsyncIterable<Uint8Array>>;
   /** Replaces the whole state with a snapshot whose last included index is `index`. */
   restore(snapshot: AsyncIterable<Uint8Array>, index: number): Promise<void>;
+  /**
+   * Optional, for a machine that keeps its own state durable (on disk, as the broker does). Starts a checkpoint
+   * of the state as of now, the last `upTo` applied (raft calls no apply() until this promise resolves), and
+   * resolves with that index and a promise that resolves once that state is durable (applies go on meanwhile;
+   * it rejects if it cannot be made durable, and raft then stops). With it, raft compacts its log behind the
+   * machine's own checkpoint and records only a small compaction marker, instead of copying the whole state
+   * into a snapshot file each time: `snapshot()` is then called only when a follower needs a snapshot. On open,
+   * raft refuses (`CORRUPT`) a machine whose appliedIndex() is behind the marker: the entries it needs are gone.
+   */
+  checkpoint?(): Promise<{ index: number; durable: Promise<void> }>;
 }

@@ -1,97 +1,11 @@
 // The real-network test: three nodes in one process, each behind its own
 // node:http server on 127.0.0.1 (handler mounted under /raft), talking through
 // an HttpTransport per member, with real timers and real fsyncs in temp dirs.
-import { createServer } from 'node:http';
 import { describe, expect, it } from '@jest/globals';
-import { listen, makeTempDir, waitFor } from '@msg/test-utils';
-import { RaftError } from '../src/errors.js';
-import { HttpTransport, PeerAuth, createRaftHandler } from '../src/http/index.js';
-import { RaftNode } from '../src/raft-node.js';
-import type { RpcHandler } from '../src/transport.js';
-import { MemStateMachine } from './harness.js';
-
-/** The secret every member of these clusters signs its RPCs with. */
-const CLUSTER_SECRET = Buffer.alloc(32, 5);
+import { waitFor } from '@msg/test-utils';
+import { applyAll, closeNode, leaderOf, openNode, startMember, type Member } from './loopback.js';
 
 const encoder = new TextEncoder();
-
-/** One cluster member: a server that outlives the node behind it, so the node can be closed and reopened at the same URL. */
-interface Member {
-  url: string;
-  dir: string;
-  node: RaftNode | undefined;
-  sm: MemStateMachine;
-  /** Log messages of the current incarnation. */
-  messages: string[];
-  /** How every incarnation of the member's node reaches its peers. */
-  transport: HttpTransport;
-  close(): Promise<void>;
-}
-
-async function startMember(): Promise<Member> {
-  const ref: { member?: Member } = {};
-  const closedNode = (): never => {
-    throw new RaftError('CLOSED', 'node is down');
-  };
-  // While the node is down its URL answers 503 CLOSED, as a mounted but closed node does.
-  const rpc: RpcHandler = {
-    handleRequestVote: (r) => (ref.member?.node ? ref.member.node.handleRequestVote(r) : closedNode()),
-    handleAppendEntries: (r) => (ref.member?.node ? ref.member.node.handleAppendEntries(r) : closedNode()),
-    handleInstallSnapshot: (r) => (ref.member?.node ? ref.member.node.handleInstallSnapshot(r) : closedNode()),
-    handleTimeoutNow: (r) => (ref.member?.node ? ref.member.node.handleTimeoutNow(r) : closedNode()),
-    handleJoin: (r) => (ref.member?.node ? ref.member.node.handleJoin(r) : closedNode()),
-    handleLeave: (r) => (ref.member?.node ? ref.member.node.handleLeave(r) : closedNode()),
-  };
-  const auth = new PeerAuth({ secret: CLUSTER_SECRET });
-  const server = createServer(createRaftHandler(rpc, { auth }));
-  const { url, close } = await listen(server);
-  const transport = new HttpTransport({ auth });
-  const stop = async (): Promise<void> => {
-    await close();
-    await transport.close();
-  };
-  const member: Member = { url, dir: await makeTempDir('raft-cluster-'), node: undefined, sm: new MemStateMachine(), messages: [], transport, close: stop };
-  ref.member = member;
-  return member;
-}
-
-/** Opens a new incarnation of the member's node (a fresh in-memory state machine, the same directory). */
-async function openNode(m: Member): Promise<RaftNode> {
-  m.sm = new MemStateMachine();
-  m.messages = [];
-  const note = (message: string): void => {
-    m.messages.push(message);
-  };
-  const node = new RaftNode({
-    dir: m.dir,
-    url: m.url,
-    stateMachine: m.sm,
-    transport: m.transport,
-    electionTimeoutMs: 300,
-    heartbeatIntervalMs: 30,
-    snapshotThreshold: 40,
-    trailingEntries: 5,
-    logger: { debug: () => undefined, info: note, warn: note, error: note },
-  });
-  await node.open();
-  m.node = node;
-  return node;
-}
-
-async function closeNode(m: Member): Promise<void> {
-  const node = m.node!;
-  await node.close();
-  m.node = undefined;
-}
-
-function leaderOf(members: Member[]): Promise<Member> {
-  return waitFor(() => members.find((m) => m.node?.isLeader() === true), { timeoutMs: 10_000, message: 'a leader' });
-}
-
-async function applyAll(leader: Member, texts: string[]): Promise<number> {
-  const indexes = await Promise.all(texts.map((t) => leader.node!.apply(encoder.encode(t))));
-  return Math.max(...indexes);
-}
 
 describe('a three-node cluster over loopback HTTP', () => {
   it('elects, replicates, survives the leader\'s close and catches a node that was down up through a snapshot', async () => {

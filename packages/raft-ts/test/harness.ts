@@ -42,6 +42,74 @@ export class MemStateMachine implements StateMachine {
   }
 }
 
+/**
+ * A {@link MemStateMachine} that keeps its own state durable, as the broker does: `checkpoint()` writes it to
+ * `<dir>/sm.json` (temp file, fsync, rename), and {@link CheckpointedStateMachine.load} reads it back, so raft
+ * compacts its log behind these checkpoints. Counts the full snapshots raft asks for.
+ */
+export class CheckpointedStateMachine extends MemStateMachine {
+  readonly #fs = new NodeFileSystem();
+  readonly #file: string;
+  /** Calls of `snapshot()`: raft takes a full snapshot only for a follower that needs one. */
+  snapshots = 0;
+  /** Calls of `restore()`. */
+  restores = 0;
+  /** Make the next checkpoints' `durable` reject with this. */
+  failDurable: Error | undefined;
+
+  readonly dir: string;
+  /** Checkpoints are written one after another, in the order their states were taken. */
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(dir: string) {
+    super();
+    this.dir = dir;
+    this.#file = `${dir}/sm.json`;
+  }
+
+  /** A machine with the state of the last checkpoint in `dir` (none: empty). */
+  static async load(dir: string): Promise<CheckpointedStateMachine> {
+    const sm = new CheckpointedStateMachine(dir);
+    const bytes = await sm.#fs.readFile(sm.#file);
+    if (bytes) {
+      const saved = JSON.parse(new TextDecoder().decode(bytes)) as { upTo: number; applied: { index: number; text: string }[] };
+      sm.applied.push(...saved.applied);
+      sm.upTo = saved.upTo;
+    }
+    return sm;
+  }
+
+  async checkpoint(): Promise<{ index: number; durable: Promise<void> }> {
+    const index = this.upTo;
+    const bytes = new TextEncoder().encode(JSON.stringify({ upTo: index, applied: this.applied }));
+    const failure = this.failDurable;
+    const durable = this.#writing.then(async () => {
+      if (failure) throw failure;
+      await this.#fs.mkdir(this.dir);
+      const temp = `${this.#file}.tmp`;
+      const h = await this.#fs.open(temp);
+      await h.append(bytes);
+      await h.sync();
+      await h.close();
+      await this.#fs.rename(temp, this.#file);
+      await this.#fs.syncDir(this.dir);
+    });
+    this.#writing = durable.catch(() => undefined);
+    return { index, durable };
+  }
+
+  override async snapshot(): Promise<AsyncIterable<Uint8Array>> {
+    this.snapshots++;
+    return super.snapshot();
+  }
+
+  override async restore(snapshot: AsyncIterable<Uint8Array>, index: number): Promise<void> {
+    this.restores++;
+    await super.restore(snapshot, index);
+    await (await this.checkpoint()).durable;
+  }
+}
+
 type Method = 'requestVote' | 'appendEntries' | 'installSnapshot' | 'timeoutNow' | 'join' | 'leave';
 
 /** The fields of the RPC requests that tests inspect. */

@@ -89,6 +89,7 @@ export function brokerApp(): SimApp {
             if (reports) checkReclaimed(before);
           },
           appliedIndex: () => broker.appliedIndex(),
+          checkpoint: () => broker.checkpoint(),
           snapshot: () => broker.snapshot(),
           restore: (snapshot, index) => broker.restore(snapshot, index),
         },

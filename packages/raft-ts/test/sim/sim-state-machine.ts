@@ -25,15 +25,35 @@ export class SimStateMachine implements StateMachine {
   readonly #report: Report;
   readonly #name: string;
   readonly #durable: { fs: SimFileSystem; dir: string; every: () => boolean } | undefined;
+  /** The checkpoint being written: checkpoints are written one after another, in the order their states were taken. */
+  #writing: Promise<void> = Promise.resolve();
+  /** `StateMachine.checkpoint`, offered only when constructed with `compactBehindCheckpoints`. */
+  readonly checkpoint?: () => Promise<{ index: number; durable: Promise<void> }>;
 
   /**
    * @param durable where and how often to checkpoint: `every()` is asked after each apply.
+   * @param compactBehindCheckpoints offer `checkpoint()` (durable machines only), so raft compacts its log
+   *   behind the machine's checkpoints and takes a full snapshot only for a follower that needs one.
    */
-  constructor(name: string, recordApplied: (index: number, text: string) => void, report: Report, durable?: { fs: SimFileSystem; dir: string; every: () => boolean }) {
+  constructor(
+    name: string,
+    recordApplied: (index: number, text: string) => void,
+    report: Report,
+    durable?: { fs: SimFileSystem; dir: string; every: () => boolean },
+    compactBehindCheckpoints = false,
+  ) {
     this.#name = name;
     this.#recordApplied = recordApplied;
     this.#report = report;
     this.#durable = durable;
+    if (durable && compactBehindCheckpoints) {
+      this.checkpoint = async () => {
+        const index = this.#upTo;
+        const durable = this.#checkpoint();
+        durable.catch(() => undefined);
+        return { index, durable };
+      };
+    }
   }
 
   /** Loads the last checkpoint (durable state machines only). */
@@ -48,17 +68,24 @@ export class SimStateMachine implements StateMachine {
     this.#upTo = parsed.upTo;
   }
 
-  async #checkpoint(): Promise<void> {
-    if (!this.#durable) return;
+  /** Writes the state as of now (taken at once) after the checkpoints before it; rejects when that fails. */
+  #checkpoint(): Promise<void> {
+    if (!this.#durable) return Promise.resolve();
     const { fs, dir } = this.#durable;
-    const temp = `${dir}/${CHECKPOINT}.tmp`;
-    await fs.remove(temp);
-    const h = await fs.open(temp);
-    await h.append(new TextEncoder().encode(JSON.stringify({ upTo: this.#upTo, state: [...this.state] })));
-    await h.sync();
-    await h.close();
-    await fs.rename(temp, `${dir}/${CHECKPOINT}`);
-    await fs.syncDir(dir);
+    const bytes = new TextEncoder().encode(JSON.stringify({ upTo: this.#upTo, state: [...this.state] }));
+    const write = this.#writing.then(async () => {
+      const temp = `${dir}/${CHECKPOINT}.tmp`;
+      await fs.remove(temp);
+      const h = await fs.open(temp);
+      await h.append(bytes);
+      await h.sync();
+      await h.close();
+      await fs.rename(temp, `${dir}/${CHECKPOINT}`);
+      await fs.syncDir(dir);
+    });
+    // A failed write fails every later one: the disk lost data, and a later checkpoint must not pass for durable.
+    this.#writing = write;
+    return write;
   }
 
   async apply(entries: readonly LogEntry[], upTo: number): Promise<void> {

@@ -10,12 +10,16 @@ describe('the deterministic simulation', () => {
     const faults: Record<string, number> = {};
     let acked = 0;
     let installs = 0;
+    let compactions = 0;
+    let onDemand = 0;
     let leaves = 0;
     let transfers = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const result = await runSimulation(seed);
       acked += result.stats.acked;
       installs += result.stats.snapshotsInstalled;
+      compactions += result.stats.compactions;
+      onDemand += result.stats.snapshotsOnDemand;
       leaves += result.stats.leaves;
       transfers += result.stats.transfers;
       for (const [k, v] of Object.entries(result.stats.faults)) faults[k] = (faults[k] ?? 0) + v;
@@ -26,6 +30,9 @@ describe('the deterministic simulation', () => {
     // members left and leaders handed over on close.
     expect(acked).toBeGreaterThan(SEEDS * 50);
     expect(installs).toBeGreaterThan(SEEDS);
+    // Nodes compacted behind their state machine's checkpoints too (and sent full snapshots taken on demand).
+    expect(compactions).toBeGreaterThan(SEEDS);
+    expect(onDemand).toBeGreaterThan(SEEDS / 4);
     expect(leaves + (faults.remove ?? 0)).toBeGreaterThan(SEEDS / 8);
     expect(transfers).toBeGreaterThan(SEEDS / 4);
     // Every kind of fault was injected, and every disk failure stopped its node.

@@ -102,6 +102,10 @@ export interface SimStats {
   elections: number;
   steps: number;
   snapshotsTaken: number;
+  /** Log compactions behind a state machine's checkpoint (a marker, no state copied). */
+  compactions: number;
+  /** Full snapshots a leader that only had a marker took for a follower that needed one. */
+  snapshotsOnDemand: number;
   snapshotsInstalled: number;
   transfers: number;
   joins: number;
@@ -155,12 +159,15 @@ function describe(node: RaftNode): string {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** raft-ts's own app: {@link SimStateMachine}, checkpointed on the node's disk like the broker. */
+/** raft-ts's own app: {@link SimStateMachine}, checkpointed on the node's disk like the broker (odd nodes compact behind its checkpoints). */
 export const textApp: SimApp = {
   name: 'text',
   async open({ url, fs, report, recordApplied }) {
     let k = 0;
-    const sm = new SimStateMachine(url, recordApplied, report, { fs, dir: '/data/sm', every: () => ++k % 3 === 0 });
+    // Odd-numbered nodes compact their log behind the machine's checkpoints (markers, full snapshots on demand);
+    // even ones copy the state into every snapshot: every cluster mixes both, leader and follower alike.
+    const compactBehindCheckpoints = Number(url.replace(/\D/g, '')) % 2 === 1;
+    const sm = new SimStateMachine(url, recordApplied, report, { fs, dir: '/data/sm', every: () => ++k % 3 === 0 }, compactBehindCheckpoints);
     await sm.load();
     return { stateMachine: sm, state: async () => new Map(sm.state) };
   },
@@ -211,7 +218,7 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   const bump = (kind: string): void => {
     faults[kind] = (faults[kind] ?? 0) + 1;
   };
-  const stats: SimStats = { acked: 0, committed: 0, elections: 0, steps: 0, snapshotsTaken: 0, snapshotsInstalled: 0, transfers: 0, joins: 0, leaves: 0, faults };
+  const stats: SimStats = { acked: 0, committed: 0, elections: 0, steps: 0, snapshotsTaken: 0, compactions: 0, snapshotsOnDemand: 0, snapshotsInstalled: 0, transfers: 0, joins: 0, leaves: 0, faults };
   const nodes: SimNode[] = [];
   const snapshotThreshold = rng.int(20, 80);
   let opId = 0;
@@ -226,6 +233,8 @@ export async function runSimulation(seed: number, options: SimOptions = {}): Pro
   const loggerOf = (n: SimNode) => {
     const count = (message: string): void => {
       if (message === 'raft: snapshot taken') stats.snapshotsTaken++;
+      if (message === 'raft: log compacted behind the state machine checkpoint') stats.compactions++;
+      if (message === 'raft: a follower needs a snapshot; taking one') stats.snapshotsOnDemand++;
       if (message === 'raft: snapshot installed') stats.snapshotsInstalled++;
       if (message === 'raft: leadership transfer to this node') stats.transfers++;
     };
