@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import { loadGeneratorPath, type LoadResult } from '@msg/test-utils/load-generator';
 import { encodeMessages, encodedLength } from '@msg/wire';
 import { activity, brokerProblems, closeAgent, httpRequest, settle, startBroker, startCluster, status, stopBroker, type Broker, type BrokerStatusView } from './brokers.js';
-import { makeTestPki } from '@msg/test-utils';
+import { makeTestPki } from '@msg/test-utils/pki';
 import { measureFsync, startBareServer } from './ceilings.js';
 import { cleanUp, cpuMs, kill, rssBytes, runScript, tempDir } from './processes.js';
 import type { ProbeResult } from './stream-latency.js';
