@@ -89,7 +89,7 @@ export async function startBroker(join?: { url: string; token: string | undefine
           continue;
         }
         const event: LogEvent = { atMs: entry.time ? Date.parse(entry.time) : Date.now(), level: entry.level ?? '?', msg: entry.msg ?? '', line };
-        if (/snapshot (taken|sent|installed|started)/.test(event.msg)) snapshots.push(event);
+        if (/snapshot (taken|sent|installed|started)|log compacted behind|needs a snapshot/.test(event.msg)) snapshots.push(event);
         if (event.level === 'warn' || event.level === 'error' || event.level === 'fatal') {
           problems.push(event);
           brokerProblems.push({ broker, during: activity.now, event });
