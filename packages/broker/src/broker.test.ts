@@ -83,7 +83,8 @@ describe('Broker', () => {
     const cases: [RaftError, string][] = [
       [new RaftError('NO_LEADER', 'no leader'), 'NO_LEADER'],
       [new RaftError('CLOSED', 'closed'), 'BROKER_CLOSED'],
-      [new RaftError('LEADERSHIP_LOST', 'replaced'), 'UNAVAILABLE'],
+      // The entry is in the log and may still commit: not "unavailable" (which says nothing was written).
+      [new RaftError('LEADERSHIP_LOST', 'leadership lost before the entry was applied: it may still commit'), 'OUTCOME_UNKNOWN'],
       [new RaftError('UNREACHABLE', 'peer down'), 'UNAVAILABLE'],
       [new RaftError('APPLY_FAILED', 'disk'), 'INTERNAL'],
     ];
@@ -353,6 +354,6 @@ describe('Broker', () => {
     const { fsync } = t.broker.status();
     expect(fsync.count).toBeGreaterThan(0);
     expect(fsync.totalMs).toBeGreaterThan(0);
-    expect(t.broker.metrics().fsync.count).toBe(fsync.count);
+    expect(t.broker.metrics().checkpointFsync.count).toBe(fsync.count);
   });
 });

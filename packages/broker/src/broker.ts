@@ -1238,6 +1238,8 @@ function toBrokerError(error: unknown): unknown {
       case 'CLOSED':
         return new BrokerError('BROKER_CLOSED', { cause: error });
       case 'LEADERSHIP_LOST':
+        // In the log, not applied: another leader may still commit it. Never "unavailable", which says nothing was written.
+        return new BrokerError('OUTCOME_UNKNOWN', { message: `outcome unknown: ${error.message}`, cause: error });
       case 'UNREACHABLE':
         return new BrokerError('UNAVAILABLE', { message: `unavailable: ${error.message}`, cause: error });
       default:

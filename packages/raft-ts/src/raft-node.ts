@@ -560,9 +560,13 @@ export class RaftNode implements RpcHandler {
   /**
    * Replicates `data` as one entry. Resolves with the entry's index once it is
    * committed and applied to the state machine. Rejects `NOT_LEADER` (with
-   * `leaderURL` when known) on a non-leader or during a leadership transfer,
-   * `LEADERSHIP_LOST` when leadership ends before the entry is applied (it may
-   * still commit), `CLOSED`, `APPLY_FAILED`.
+   * `leaderURL` when known) on a non-leader, during a leadership transfer, or
+   * when leadership ends before the entry reached the log (nothing was
+   * written); `LEADERSHIP_LOST` when the entry is in the log but leadership
+   * ends, the node closes or the node fails before it is applied here: the
+   * outcome is unknown, another leader may still commit it; `CLOSED` (not
+   * written); `APPLY_FAILED` or the storage error when the node failed (for an
+   * entry known committed, or one not yet in the log).
    */
   apply(data: Uint8Array): Promise<number> {
     return this.applyBatch([data]);
@@ -636,7 +640,7 @@ export class RaftNode implements RpcHandler {
     }
     this.#closed = true;
     this.#clearTimers();
-    this.#rejectAll(new RaftError('CLOSED', 'node closed'));
+    this.#rejectAll(new RaftError('CLOSED', 'node closed'), new RaftError('LEADERSHIP_LOST', 'the node closed before the entry was applied: it may still commit'));
     for (const l of this.#configListeners) l();
     this.#stateMayHaveChanged();
     await Promise.allSettled([this.#applying, this.#snapshotting, this.#installing]);
@@ -1008,15 +1012,21 @@ export class RaftNode implements RpcHandler {
     this.#log_.error('raft: node failed', { url: this.url, err });
     this.#clearTimers();
     this.#role = 'follower';
-    this.#rejectAll(isRaftError(err) ? err : new RaftError('APPLY_FAILED', 'node failed', { cause: err }));
+    const failure = isRaftError(err) ? err : new RaftError('APPLY_FAILED', 'node failed', { cause: err });
+    this.#rejectAll(failure, new RaftError('LEADERSHIP_LOST', 'the node failed before the entry was applied: it may still commit', { cause: failure }), failure);
     this.#notify();
   }
 
-  #rejectAll(err: unknown): void {
+  /**
+   * Rejects every pending apply: proposals not yet in the log with `notAppended` (nothing was written),
+   * entries appended but not applied here with `appended` (another leader may still commit them: the
+   * outcome is unknown, LEADERSHIP_LOST), or with `committed` once known committed.
+   */
+  #rejectAll(notAppended: unknown, appended: unknown, committed: unknown = appended): void {
     const proposals = this.#proposals.splice(0);
-    for (const p of proposals) p.reject(err);
+    for (const p of proposals) p.reject(notAppended);
     const waiters = this.#waiters.splice(0);
-    for (const w of waiters) w.reject(err);
+    for (const w of waiters) w.reject(w.index <= this.#commit ? committed : appended);
   }
 
   #clearTimers(): void {
@@ -1049,7 +1059,8 @@ export class RaftNode implements RpcHandler {
       this.#heartbeatTimer = undefined;
       this.#progress.clear();
       this.#transferring = undefined;
-      this.#rejectAll(new RaftError('LEADERSHIP_LOST', 'leadership lost before the entry was applied', leader ? { leaderURL: leader } : {}));
+      const where = leader ? { leaderURL: leader } : {};
+      this.#rejectAll(new RaftError('NOT_LEADER', 'leadership lost before the entry was appended', where), new RaftError('LEADERSHIP_LOST', 'leadership lost before the entry was applied: it may still commit', where));
     }
     this.#setLeader(leader);
     this.#resetElectionTimer();

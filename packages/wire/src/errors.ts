@@ -29,7 +29,14 @@ export const ErrorCodes = {
   TRUNCATED_FRAME: { text: 'unexpected EOF', status: 400, retriable: false },
   NOT_FOUND: { text: 'not found', status: 404, retriable: false },
   METHOD_NOT_ALLOWED: { text: 'method not allowed', status: 405, retriable: false },
+  /** The broker cannot serve the request now; nothing was written. */
   UNAVAILABLE: { text: 'unavailable', status: 503, retriable: true },
+  /**
+   * A write reached the log, but the broker lost its leadership (or closed, or failed) before it was
+   * applied: another leader may still commit it, or not. Retrying may write it twice; a client must
+   * check (read the topic) or deduplicate before it counts this as "not written".
+   */
+  OUTCOME_UNKNOWN: { text: 'outcome unknown', status: 503, retriable: true },
   TIMEOUT: { text: 'timeout', status: 504, retriable: true },
   INTERNAL: { text: 'internal error', status: 500, retriable: true },
   /** The broker holds as many connections as it is configured to (in total, or from this client): retry after `Retry-After`. */
