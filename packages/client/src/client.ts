@@ -511,6 +511,7 @@ export class Client {
           if (!leader || headerValue(answer.headers.location) === undefined) {
             throw new ClientError('BAD_RESPONSE', { message: `bad response: 307 without a usable Location from ${url.origin}` });
           }
+          this.#learnMembers(url, headerValue(answer.headers[Headers.members]));
           if (!this.#members.has(leader.origin)) {
             this.#untrusted(url, leader);
             failure = new ClientError('UNTRUSTED_REDIRECT', {
@@ -553,6 +554,19 @@ export class Client {
       } catch {
         this.#checkCancelled(signal);
       }
+    }
+  }
+
+  /**
+   * Takes the member URLs a member's 307 lists (`X-Broker-Members`, comma-separated) as members, as a ping
+   * answered by that member would teach them: only from a member (every URL a call reaches is one), and
+   * malformed entries are skipped. The known URLs ({@link urls}) change only with a ping.
+   */
+  #learnMembers(from: URL, listed: string | undefined): void {
+    if (listed === undefined || !this.#members.has(from.origin)) return;
+    for (const part of listed.split(',').slice(0, 64)) {
+      const member = parseBrokerURL(part.trim());
+      if (member !== undefined) this.#members.add(member.origin);
     }
   }
 

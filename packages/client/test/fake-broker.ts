@@ -70,6 +70,8 @@ export interface FakeBrokerKnobs {
   role: 'leader' | 'follower';
   /** Where a follower redirects (scheme + host). Unset: `not leader` with `notLeaderStatus`. */
   leaderURL?: string;
+  /** Sent as `X-Broker-Members` (comma-separated) with a follower's 307, as our brokers do. */
+  members?: string[];
   /** Sent as `X-Broker-Leader` with a follower's `not leader` answer. */
   leaderHint?: string;
   /** Status of `not leader` (the original: 500; ours: 503). */
@@ -212,7 +214,7 @@ export class FakeBroker {
     }
     if ((isWrite || url.pathname === Paths.ping) && this.knobs.role === 'follower') {
       if (this.knobs.leaderURL) {
-        res.writeHead(307, { location: `${this.knobs.leaderURL}${url.pathname}${url.search}` });
+        res.writeHead(307, { location: `${this.knobs.leaderURL}${url.pathname}${url.search}`, ...(this.knobs.members ? { [Headers.members]: this.knobs.members.join(',') } : {}) });
         res.end();
       } else {
         this.#error(res, 'NOT_LEADER', undefined, this.knobs.notLeaderStatus, this.knobs.leaderHint ? { [Headers.leader]: this.knobs.leaderHint } : {});

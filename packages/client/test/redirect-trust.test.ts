@@ -75,6 +75,33 @@ describe('redirects outside the member set', () => {
   });
 });
 
+describe('members learned from a member\'s redirect', () => {
+  it('follows a follower\'s 307 to the leader it names among the members (X-Broker-Members), given only the follower', async () => {
+    const store = new FakeStore();
+    const leader = await broker({ pingURLs: [] }, store);
+    const follower = await broker({ role: 'follower', leaderURL: leader.url }, store);
+    follower.knobs.members = [follower.url, leader.url];
+    leader.knobs.pingURLs = [follower.url, leader.url];
+    const client = await openClient({ urls: [follower.url], retries: 1, batching: { enabled: false } });
+    expect((await client.ping()).map((u) => u.origin)).toEqual([follower.url, leader.url]);
+    client.setURL(follower.url);
+    expect(await client.publish(message)).toBe(1n);
+    expect(leader.count('/messaging/messages')).toBe(1);
+    expect(client.url?.origin).toBe(leader.url);
+  });
+
+  it('does not follow a redirect to a URL the member list leaves out, and never contacts it (the listed members are learned)', async () => {
+    const outsider = await broker();
+    const follower = await broker({ role: 'follower', leaderURL: outsider.url });
+    follower.knobs.members = [follower.url, 'http://127.0.0.1:9'];
+    const client = await openClient({ urls: [follower.url], retries: 1, batching: { enabled: false } });
+    await expectCode(client.publish(message), 'ClientError', 'UNTRUSTED_REDIRECT');
+    expect(outsider.requests).toHaveLength(0);
+    expect(client.isMember('http://127.0.0.1:9')).toBe(true);
+    expect(client.isMember(outsider.url)).toBe(false);
+  });
+});
+
 describe('members learned from pings', () => {
   it('trusts the URLs a member ping returns (and only after that ping)', async () => {
     const store = new FakeStore();

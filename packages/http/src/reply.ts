@@ -12,6 +12,7 @@ export const ResponseHeaders = {
   lastIndex: 'X-Broker-Last-Index',
   firstIndex: 'X-Broker-First-Index',
   leader: 'X-Broker-Leader',
+  members: 'X-Broker-Members',
 } as const;
 
 /** Codes whose text is the original broker's: their header text never changes. */

@@ -328,7 +328,7 @@ export class Routes {
     const origin = originOf(leaderURL) ?? originOf(this.#broker.leaderURL());
     if (origin === undefined) throw brokerError('NOT_LEADER');
     if (res.headersSent || res.destroyed) return;
-    res.writeHead(307, { Location: origin + originalURL(req), 'Content-Length': '0' });
+    res.writeHead(307, { Location: origin + originalURL(req), [ResponseHeaders.members]: this.#broker.urls().join(','), 'Content-Length': '0' });
     res.end();
   }
 

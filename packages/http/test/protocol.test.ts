@@ -76,6 +76,21 @@ describe('the original protocol on the wire', () => {
     expect(answer.headers.get('location')).toBe('http://10.0.0.1:8086/messaging/messages?type=1&topicID=7');
   });
 
+  it('names the cluster\'s members on a follower\'s 307 (X-Broker-Members), so a client that knows only the follower may trust the leader', async () => {
+    const broker = fakeBroker();
+    broker.leader = false;
+    broker.leader_ = 'http://127.0.0.1:2';
+    const s = await startServer(broker);
+    for (const request of [
+      'POST /messaging/ping HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n',
+      'POST /messaging/messages?type=1&topicID=7 HTTP/1.1\r\nHost: b\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx',
+    ]) {
+      const answer = parseRaw(await rawExchange(s.port, request));
+      expect(answer.statusLine).toBe('HTTP/1.1 307 Temporary Redirect');
+      expect(answer.headers.get('x-broker-members')).toBe('http://127.0.0.1:1,http://127.0.0.1:2');
+    }
+  });
+
   it('answers a ping on the leader with the URLs as JSON and a newline', async () => {
     const s = await startServer();
     const answer = parseRaw(await rawExchange(s.port, 'POST /messaging/ping HTTP/1.1\r\nHost: b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n'));

@@ -34,6 +34,11 @@ export const Headers = {
   firstIndex: 'x-broker-first-index',
   /** With NOT_LEADER: the leader's URL when known. Ours. */
   leader: 'x-broker-leader',
+  /**
+   * With a follower's 307 to the leader: every member's base URL, comma-separated. Ours: a client that knows
+   * only this broker learns the members from it, as from a ping, and may then follow the redirect.
+   */
+  members: 'x-broker-members',
 } as const;
 
 /** Query parameter names. */

@@ -29,6 +29,7 @@ describe('a three-node cluster', () => {
     expect({ status: heartbeat.status, location: heartbeat.headers.location }).toEqual({ status: 307, location: `${leader.url}${heartbeatPath}` });
     const ping = await request(`${follower.url}/messaging/ping`, { method: 'POST', body: '' });
     expect({ status: ping.status, location: ping.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/ping` });
+    expect(String(ping.headers['x-broker-members']).split(',').sort()).toEqual(nodes.map((n) => n.url).sort());
     const batchAnswer = await request(`${follower.url}/messaging/batch`, { method: 'POST', body: Buffer.concat([Buffer.from([0, 1, 0, 0, 0, 0, 0, 0, 0, 3]), Buffer.alloc(8), Buffer.from([0, 0, 0, 1, 0x61])]) });
     expect({ status: batchAnswer.status, location: batchAnswer.headers.location }).toEqual({ status: 307, location: `${leader.url}/messaging/batch` });
     // The query goes along verbatim (order, extra parameters, escapes).
@@ -45,6 +46,18 @@ describe('a three-node cluster', () => {
       for (let i = 0; i < 40; i++) last = await client.publish({ type: 1, topicID: TOPIC, data: Buffer.from(`m-${i}`) });
     } finally {
       await client.close();
+    }
+
+    // A client given only the follower: the follower's redirect names the members, so it reaches the leader.
+    const followerOnly = new Client({ urls: [follower.url], pingIntervalMs: 0 });
+    await followerOnly.open();
+    try {
+      const at = await followerOnly.publish({ type: 1, topicID: TOPIC + 1n, data: Buffer.from('through the follower') });
+      expect(followerOnly.url?.origin).toBe(leader.url);
+      expect((await followerOnly.ping()).map((u) => u.origin).sort()).toEqual(nodes.map((n) => n.url).sort());
+      expect((await waitForTopicIndex(leader.url, TOPIC + 1n, at)).messages.map((m) => Buffer.from(m.data).toString())).toEqual(['through the follower']);
+    } finally {
+      await followerOnly.close();
     }
 
     const { bytes, messages } = await waitForTopicIndex(leader.url, TOPIC, last);
