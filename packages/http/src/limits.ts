@@ -107,7 +107,8 @@ const BAD_REQUEST = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
 
 /** Marks a socket accepted past a connection limit with the limit it passed. */
 const REFUSED = Symbol('msg.http.refusedConnection');
-type Marked = Socket & { [REFUSED]?: ConnectionLimitName };
+/** A connection accepted past a limit: which one, and its setting in the {@link Limits} that refused it (a peer listener's are its own). */
+type Marked = Socket & { [REFUSED]?: { limit: ConnectionLimitName; max: number } };
 
 /** One admitted stream GET. */
 interface StreamSlot {
@@ -217,9 +218,9 @@ export class Limits implements LimitStats {
    * came on a connection accepted past a connection limit, else `undefined`.
    */
   refusal(req: IncomingMessage): BrokerError | undefined {
-    const limit = (req.socket as Marked)[REFUSED];
-    if (limit === undefined) return undefined;
-    const max = limit === 'connections' ? `${this.settings.maxConnections} in all` : `${this.settings.maxConnectionsPerClient} per client`;
+    const mark = (req.socket as Marked)[REFUSED];
+    if (mark === undefined) return undefined;
+    const max = mark.limit === 'connections' ? `${mark.max} in all` : `${mark.max} per client`;
     return new BrokerError('TOO_MANY_CONNECTIONS', { message: `too many connections: the broker holds at most ${max}` });
   }
 
@@ -315,7 +316,7 @@ export class Limits implements LimitStats {
     }
     this.#refusedConnections[limit][0]++;
     this.#refusedOpen++;
-    (socket as Marked)[REFUSED] = limit;
+    (socket as Marked)[REFUSED] = { limit, max: limit === 'connections' ? this.settings.maxConnections : this.settings.maxConnectionsPerClient };
     const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
     socket.once('close', () => {
       this.#refusedOpen--;

@@ -206,6 +206,17 @@ describe('the connection limit', () => {
     expect(await metric(s, 'msg_http_connections_refused_total{limit="connections",answered="true"}')).toBe(1);
   });
 
+  it('quotes the limit of the listener that refused the connection, not the handler\'s (a peer listener has its own)', async () => {
+    const s = await serve({ maxConnections: 100 });
+    new Limits({ maxConnections: 1 }).attach(s.server); // another listener's limits, on the same handler
+    const held = await rawConnect(s.port);
+    await waitFor(async () => (await new Promise<number>((r) => s.server.getConnections((_e, n) => r(n)))) === 1);
+    const refused = await open(`${s.url}/health`);
+    expectRefused(refused.res, 'TOO_MANY_CONNECTIONS');
+    expect(refused.res.headers[Headers.error]).toBe('too many connections: the broker holds at most 1 in all');
+    held.destroy();
+  });
+
   it('limits connections per remote address when asked to', async () => {
     const s = await serve({ maxConnections: 10, maxConnectionsPerClient: 1 });
     await rawConnect(s.port);
