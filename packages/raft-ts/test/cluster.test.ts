@@ -3,7 +3,7 @@
 // an HttpTransport per member, with real timers and real fsyncs in temp dirs.
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
-import { applyAll, closeNode, leaderOf, openNode, startMember, type Member } from './loopback.js';
+import { applyAll, closeNode, formCluster, leaderOf, openNode, startMember, type Member } from './loopback.js';
 
 const encoder = new TextEncoder();
 
@@ -13,14 +13,7 @@ describe('a three-node cluster over loopback HTTP', () => {
     const [a, b, c] = members as [Member, Member, Member];
     try {
       // Bootstrap on a, then b joins through a and c through b (a follower forwards to the leader).
-      await openNode(a);
-      await a.node!.initialize();
-      await leaderOf([a]);
-      await openNode(b);
-      await b.node!.join(a.url);
-      await openNode(c);
-      await c.node!.join(b.url);
-      // c knows it is a voter once the promotion reached it; the others learn of it at their next AppendEntries.
+      await formCluster(members, 'previous');
       const all = [a.url, b.url, c.url].sort();
       await waitFor(() => members.every((m) => JSON.stringify(m.node!.config().voters.sort()) === JSON.stringify(all)), { timeoutMs: 10_000 });
       for (const m of members) {

@@ -8,7 +8,7 @@ import { describe, expect, it } from '@jest/globals';
 import { makeTempDir, waitFor } from '@msg/test-utils';
 import { RaftNode } from '../src/raft-node.js';
 import { CheckpointedStateMachine, codeOf, MemStateMachine, openHarness, type Harness } from './harness.js';
-import { applyAll, closeNode, leaderOf, openNode, startMember, type Member } from './loopback.js';
+import { applyAll, closeNode, formCluster, leaderOf, openNode, startMember, type Member } from './loopback.js';
 
 const encoder = new TextEncoder();
 
@@ -117,16 +117,8 @@ describe('a three-node cluster whose state machines checkpoint themselves', () =
   it('takes a full snapshot only when a follower needs one, and the follower catches up through it', async () => {
     const members: Member<CheckpointedStateMachine>[] = [];
     for (let i = 0; i < 3; i++) members.push(await startMember((dir) => CheckpointedStateMachine.load(`${dir}/sm`)));
-    const [a, b, c] = members as [Member<CheckpointedStateMachine>, Member<CheckpointedStateMachine>, Member<CheckpointedStateMachine>];
     try {
-      await openNode(a);
-      await a.node!.initialize();
-      await leaderOf([a]);
-      await openNode(b);
-      await b.node!.join(a.url);
-      await openNode(c);
-      await c.node!.join(a.url);
-      await waitFor(() => members.every((m) => m.node!.config().voters.length === 3), { timeoutMs: 10_000 });
+      await formCluster(members);
 
       // Compactions while every follower keeps up: markers only, on every node.
       let last = 0;

@@ -101,3 +101,21 @@ export async function applyAll(leader: Member<MemStateMachine>, texts: string[])
   const indexes = await Promise.all(texts.map((t) => leader.node!.apply(encoder.encode(t))));
   return Math.max(...indexes);
 }
+
+/**
+ * Forms a cluster of `members`: the first initializes it, then each next one joins through the member
+ * before it (`via: 'previous'`: a follower forwards the join to the leader) or through the first; resolves
+ * once every member knows all of them as voters.
+ */
+export async function formCluster<SM extends MemStateMachine>(members: Member<SM>[], via: 'first' | 'previous' = 'first'): Promise<void> {
+  const [first, ...rest] = members;
+  await openNode(first!);
+  await first!.node!.initialize();
+  await leaderOf([first!]);
+  for (const [i, m] of rest.entries()) {
+    await openNode(m);
+    await m.node!.join(via === 'first' ? first!.url : members[i]!.url);
+  }
+  // The last joiner knows it is a voter once its promotion reached it; the others learn of it at their next AppendEntries.
+  await waitFor(() => members.every((m) => m.node!.config().voters.length === members.length), { timeoutMs: 10_000, message: 'every member a voter' });
+}

@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { waitFor } from '@msg/test-utils';
 import { isRaftError } from '../src/errors.js';
-import { A, append, B, CLUSTER, codeOf, command, elect, joinThree, openHarness, type Harness, type HeldCall } from './harness.js';
+import { A, append, B, codeOf, command, elect, joinThree, openHarness, type Harness, type HeldCall } from './harness.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
