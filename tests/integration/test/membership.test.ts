@@ -70,12 +70,13 @@ describe('cluster membership', () => {
     // batches of 100 (a snapshot is considered after each applied batch).
     let last = 0n;
     for (let from = 0; from < 1500; from += 100) last = await publishTexts([leader.url], texts('early', 1500).slice(from, from + 100));
-    await waitForLog(leader, (l) => l.msg === 'raft: snapshot taken' && Number(l.index) > 1100, 'a snapshot past index 1100 on the leader');
+    await waitForLog(leader, (l) => l.msg === 'raft: log compacted behind the state machine checkpoint' && Number(l.index) > 1100, 'a compaction past index 1100 on the leader');
 
     const joinToken = await readJoinToken(nodes[0]!.dataDir);
     const fourth = await startBroker({ dataDir: await makeTempDir('msg-it-n4-'), join: [leader.url], joinToken, args: [...FAST_RAFT_ARGS, ...args] });
     const { bytes, messages } = await waitForTopicIndex(fourth.url, TOPIC, last, 60_000);
     expect(fourth.logs.some((l) => l.msg === 'raft: snapshot installed')).toBe(true);
+    expect(leader.logs.some((l) => l.msg === 'raft: a follower needs a snapshot; taking one')).toBe(true);
     expect(messages.map((m) => Buffer.from(m.data).toString())).toEqual(texts('early', 1500));
     expect(bytes.equals((await readTopic(leader.url, TOPIC)).bytes)).toBe(true);
     await waitForMembers([...nodes, fourth], [...nodes, fourth].map((n) => n.url));
