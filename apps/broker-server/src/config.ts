@@ -49,6 +49,12 @@ export interface ServerConfig {
   heartbeatIntervalMs: number;
   /** Entries applied since the last snapshot that trigger a new one. */
   snapshotThreshold: number;
+  /** `/ready`: most entries the applied index may be behind the leader's commit index (as last learned). Default 1000. */
+  readyMaxLagEntries?: number;
+  /** `/ready`: most seconds the applied index may have been behind the leader's commit index. Default 5. */
+  readyMaxLagSeconds?: number;
+  /** `/ready`: most election timeouts without leader contact (a follower) or majority contact (the leader). Default 3. */
+  readyMaxLeaderSilence?: number;
   /** Minimum level of log lines written to stderr. */
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /**
@@ -140,6 +146,9 @@ const Schema = z
     electionTimeoutMs: int(10).default(1000),
     heartbeatIntervalMs: int(1).default(100),
     snapshotThreshold: int(1).default(10_000),
+    readyMaxLagEntries: int(0).default(1000),
+    readyMaxLagSeconds: z.coerce.number().min(0).max(86_400).default(5),
+    readyMaxLeaderSilence: z.coerce.number().min(1).max(1000).default(3),
     logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
     joinToken: z
       .string()
@@ -192,6 +201,9 @@ export const SETTINGS: Record<Key, { flag: string; env: string; help: string; mu
   electionTimeoutMs: { flag: 'election-timeout-ms', env: 'MSG_ELECTION_TIMEOUT_MS', help: 'raft election timeout (default 1000)' },
   heartbeatIntervalMs: { flag: 'heartbeat-interval-ms', env: 'MSG_HEARTBEAT_INTERVAL_MS', help: 'raft heartbeat interval (default 100)' },
   snapshotThreshold: { flag: 'snapshot-threshold', env: 'MSG_SNAPSHOT_THRESHOLD', help: 'entries between snapshots (default 10000)' },
+  readyMaxLagEntries: { flag: 'ready-max-lag-entries', env: 'MSG_READY_MAX_LAG_ENTRIES', help: "/ready: most entries behind the leader's commit index (default 1000)" },
+  readyMaxLagSeconds: { flag: 'ready-max-lag-seconds', env: 'MSG_READY_MAX_LAG_SECONDS', help: "/ready: most seconds behind the leader's commit index (default 5)" },
+  readyMaxLeaderSilence: { flag: 'ready-max-leader-silence', env: 'MSG_READY_MAX_LEADER_SILENCE', help: '/ready: most election timeouts without leader (or, on the leader, majority) contact (default 3)' },
   logLevel: { flag: 'log-level', env: 'MSG_LOG_LEVEL', help: 'debug, info, warn or error (default info)' },
   joinToken: { flag: 'join-token', env: 'MSG_JOIN_TOKEN', help: 'the join token of the cluster to --join (printed by --print-join-token on a member)' },
   peerListen: { flag: 'peer-listen', env: 'MSG_PEER_LISTEN', help: 'host:port serving /raft/* apart from the client API (default: on --listen)' },

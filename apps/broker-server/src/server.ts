@@ -217,6 +217,11 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
       ...(config.retentionBytes > 0 ? { maxBytes: config.retentionBytes } : {}),
       ...(config.retentionMs > 0 ? { maxAgeMs: config.retentionMs } : {}),
     },
+    readiness: {
+      ...(config.readyMaxLagEntries === undefined ? {} : { maxLagEntries: config.readyMaxLagEntries }),
+      ...(config.readyMaxLagSeconds === undefined ? {} : { maxLagSeconds: config.readyMaxLagSeconds }),
+      ...(config.readyMaxLeaderSilence === undefined ? {} : { maxLeaderSilenceElectionTimeouts: config.readyMaxLeaderSilence }),
+    },
   });
   const transportTls = tls.transportTls();
   const transport = new HttpTransport({ auth, ...(transportTls === undefined ? {} : { tls: transportTls }) });
@@ -245,6 +250,7 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
   });
 
   handler.metrics.extra = () => tls.metricsLines();
+  handler.metrics.collectProcessMetrics();
 
   let brokerOpen = false;
   let raftOpen = false;

@@ -1,3 +1,5 @@
+import type { RaftStats, ReplicationStatus } from 'raft-ts';
+
 /**
  * The replicated log the broker publishes into and is applied from: the
  * narrow part of raft-ts's `RaftNode` the broker uses (a `RaftNode`
@@ -28,4 +30,13 @@ export interface BrokerLog {
    * behind for a moment; this never does).
    */
   readonly lastIndex: number;
+  /**
+   * Optional: how far this node is behind the leader's commit index as it
+   * last learned it, and on the leader each follower's lag (raft-ts's
+   * `RaftNode.replication()`). Without it, readiness compares the applied
+   * index with {@link commitIndex} only, and status and metrics show no lag.
+   */
+  replication?(): ReplicationStatus;
+  /** Optional: the log's counters and latency histograms (raft-ts's `RaftNode.stats()`), shown in metrics. */
+  stats?(): RaftStats;
 }

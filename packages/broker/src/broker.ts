@@ -17,9 +17,10 @@ import {
   type Message,
 } from '@msg/wire';
 import { Topic, isSegmentError, type IndexedFrame, listTopicIDs, nodeFileSystem, type FileHandle, type FileSystem, type RecoveryEvent, type TopicOpenOptions } from '@msg/segments';
-import { EntryType, isRaftError, type LogEntry, type StateMachine } from 'raft-ts';
+import { EntryType, isRaftError, type LogEntry, type RaftStats, type ReplicationStatus, type StateMachine } from 'raft-ts';
 import type { BrokerLog } from './broker-log.js';
-import { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';
+import { BrokerTopicReader, type ReaderSource, type TopicReaderOptions } from './broker-topic-reader.js';
+import { TopicStats } from './topic-stats.js';
 import { fsyncHistogram, fsyncPath, newFsyncStats, timed, type FsyncStats } from './durable-file.js';
 import { BrokerStateError, isBrokerStateError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -74,7 +75,28 @@ export interface BrokerOptions {
    * `@msg/segments`). A simulation passes a faulty or crashing disk.
    */
   fs?: FileSystem;
+  /** When the broker counts as ready (see {@link Broker.ready}); each bound defaults to {@link DEFAULT_READINESS}'s. */
+  readiness?: Partial<ReadinessBounds>;
 }
+
+/**
+ * The bounds of {@link Broker.ready}: a node is ready while it is caught up
+ * with the leader's commit index as it last learned it, within these lags.
+ */
+export interface ReadinessBounds {
+  /** Most entries the applied index may be behind the leader's commit index. */
+  maxLagEntries: number;
+  /** Most seconds the applied index may have been behind the leader's commit index. */
+  maxLagSeconds: number;
+  /**
+   * Most election timeouts without a message from the leader (on a follower),
+   * or without answers from a majority of voters (on the leader).
+   */
+  maxLeaderSilenceElectionTimeouts: number;
+}
+
+/** Default {@link ReadinessBounds}: 1000 entries, 5 seconds, 3 election timeouts. */
+export const DEFAULT_READINESS: Readonly<ReadinessBounds> = { maxLagEntries: 1000, maxLagSeconds: 5, maxLeaderSilenceElectionTimeouts: 3 };
 
 /** Counters since open. Bytes are message data bytes. */
 export interface BrokerCounters {
@@ -108,6 +130,47 @@ export interface TopicStatus {
   readers: { id: string; index: bigint }[];
   /** The highest anonymous report (no reader id, as the original's clients send), if any; it never reclaims by itself. */
   anonymous?: AnonymousReport;
+  /**
+   * Messages applied to the topic by this broker since it opened (a restart
+   * or a restore starts the count over): not the messages in the retained
+   * segments, which the topic does not count.
+   */
+  messages: number;
+  /** Messages per second applied to the topic over the last 10 seconds. */
+  publishRate: number;
+  /** Readers of the topic open now (stream GETs and one-shot reads). */
+  openStreams: number;
+}
+
+/** A follower as the leader sees it, in {@link ReplicationView}. */
+export interface FollowerView {
+  url: string;
+  /** Highest index known to be in the follower's log (0 while unknown). */
+  matchIndex: number;
+  /** Committed entries the follower lacks (leader commit - match). */
+  lagEntries: number;
+  /** Seconds since the leader committed the first entry the follower lacks (0 when it lacks none). */
+  lagSeconds: number;
+  /** Milliseconds since the follower last answered, `null` when it has not yet. */
+  lastContactMs: number | null;
+  /** A snapshot being sent to it, `null` when none is. */
+  snapshot: { sentBytes: number; totalBytes: number } | null;
+}
+
+/** How far this node (and, on the leader, each follower) is behind the leader's commit index, in {@link BrokerStatus}. */
+export interface ReplicationView {
+  /** The raft role (`leader`, `follower`, `candidate`, `learner` ...). */
+  role: string;
+  /** On a follower the leader's commit index as last learned from it; on the leader its own. */
+  leaderCommitIndex: number;
+  /** `leaderCommitIndex` minus this broker's applied index, at least 0. */
+  lagEntries: number;
+  /** Seconds this node's applied index has been behind `leaderCommitIndex` (0 when caught up). */
+  lagSeconds: number;
+  /** Milliseconds since the last message from the leader; 0 on the leader; `null` if none ever came. */
+  lastLeaderContactMs: number | null;
+  /** Leader only: every follower; `[]` elsewhere. */
+  followers: FollowerView[];
 }
 
 /** The highest anonymous report of a topic, in {@link TopicStatus}. */
@@ -136,8 +199,10 @@ export interface BrokerStatus {
   durableIndex: number;
   topics: TopicStatus[];
   counters: BrokerCounters;
-  /** fsync latency of checkpoints, ms. */
+  /** Latency of the broker's checkpoint fsyncs (topic segments, `meta`, state folders; not raft's log), ms. */
   fsync: FsyncStats;
+  /** Replication lag, see {@link ReplicationView}. */
+  replication: ReplicationView;
 }
 
 /** Numbers of {@link Broker.metrics}; counters since open. */
@@ -151,9 +216,40 @@ export interface BrokerMetrics {
   messagesPublished: bigint;
   /** Data bytes. */
   bytesPublished: bigint;
-  topics: { topicID: bigint; lastIndex: bigint; bytes: number }[];
-  /** Checkpoint fsync latency: cumulative counts per bound `le` (seconds), count, sum (seconds). */
-  fsync: { buckets: { le: number; count: number }[]; count: number; sumSeconds: number };
+  topics: TopicMetricsSnapshot[];
+  /**
+   * Latency of the broker's checkpoint fsyncs (topic segments, `meta`, state
+   * folders; not raft's log): cumulative counts per bound `le` (seconds), count, sum (seconds).
+   */
+  checkpointFsync: { buckets: { le: number; count: number }[]; count: number; sumSeconds: number };
+  /** Snapshots of the broker's state streamed (for raft) and restored, their bytes and seconds. */
+  snapshots: { taken: number; takenBytes: number; takenSeconds: number; restored: number; restoredBytes: number; restoredSeconds: number };
+  /** Replication lag and the log's counters, when the log reports them. */
+  raft?: RaftMetricsSnapshot;
+}
+
+/** One topic in {@link BrokerMetrics}. */
+export interface TopicMetricsSnapshot {
+  topicID: bigint;
+  lastIndex: bigint;
+  /** Bytes on disk of its segments. */
+  bytes: number;
+  /** Counter: messages applied to it since the broker opened. */
+  messagesApplied: number;
+  /** Counter: data bytes applied to it since the broker opened. */
+  bytesApplied: number;
+  /** Readers open now. */
+  openStreams: number;
+  /** Readers' reported indexes (`id` `''`: the anonymous report). */
+  readers: { id: string; index: bigint }[];
+}
+
+/** Raft numbers in {@link BrokerMetrics}: {@link ReplicationView} and the log's {@link RaftStats}. */
+export interface RaftMetricsSnapshot {
+  replication: ReplicationView;
+  /** Leader: its base election timeout (ms); the lag view and readiness use it. */
+  electionTimeoutMs: number;
+  stats: RaftStats | undefined;
 }
 
 /** What {@link Broker.publish} takes: the index is assigned by the log (any given one is ignored). */
@@ -246,6 +342,10 @@ export class Broker implements StateMachine {
     checkpoints: 0,
   };
   readonly #fsync = newFsyncStats();
+  readonly #readiness: ReadinessBounds;
+  /** Per topic: messages applied since open, publish rate, open readers. */
+  readonly #topicStats = new Map<bigint, TopicStats>();
+  readonly #snapshots = { taken: 0, takenBytes: 0, takenSeconds: 0, restored: 0, restoredBytes: 0, restoredSeconds: 0 };
 
   constructor(options: BrokerOptions) {
     this.#dir = options.dir;
@@ -258,6 +358,7 @@ export class Broker implements StateMachine {
     this.#retentionIntervalMs = options.retentionIntervalMs ?? 60_000;
     this.#fs = options.fs ?? nodeFileSystem;
     this.#topicFs = limitSyncs(this.#fs, TOPIC_SYNC_SLOTS, this.#fsync);
+    this.#readiness = { ...DEFAULT_READINESS, ...definedOnly(options.readiness ?? {}) };
   }
 
   /**
@@ -572,7 +673,10 @@ export class Broker implements StateMachine {
           this.#dirtyTopics.add(id);
           await topic.appendFrames(messages);
           this.#counters.messagesApplied += messages.length;
-          for (const m of messages) this.#counters.bytesApplied += m.frame.byteLength - MESSAGE_HEADER_SIZE;
+          let bytes = 0;
+          for (const m of messages) bytes += m.frame.byteLength - MESSAGE_HEADER_SIZE;
+          this.#counters.bytesApplied += bytes;
+          this.#statsOf(id).applied(messages.length, bytes, this.#clock.now());
         }
         if (upTo > this.#applied) this.#applied = upTo;
         for (const id of created) this.#wake(id);
@@ -641,7 +745,7 @@ export class Broker implements StateMachine {
       }
       this.#logger.info('snapshot started', { index: header.index, topics: header.topics.length, files: files.length });
       const hold = this.#holdReclamation();
-      return snapshotStream(encodeSnapshotHeader(header), files, this.#fs, hold);
+      return this.#measured(snapshotStream(encodeSnapshotHeader(header), files, this.#fs, hold), 'taken');
     });
   }
 
@@ -692,7 +796,25 @@ export class Broker implements StateMachine {
    * either the old state or the new one. Readers of the old topics end.
    */
   async restore(snapshot: AsyncIterable<Uint8Array>, index: number): Promise<void> {
-    await this.#restore(snapshot, index);
+    await this.#restore(this.#measured(snapshot, 'restored'), index);
+  }
+
+  /** `stream` counted into the snapshot numbers of {@link metrics} once it was read to its end. */
+  #measured(stream: AsyncIterable<Uint8Array>, kind: 'taken' | 'restored'): AsyncIterable<Uint8Array> {
+    const numbers = this.#snapshots;
+    return {
+      async *[Symbol.asyncIterator]() {
+        const started = performance.now();
+        let bytes = 0;
+        for await (const chunk of stream) {
+          bytes += chunk.byteLength;
+          yield chunk;
+        }
+        numbers[kind]++;
+        numbers[`${kind}Bytes`] += bytes;
+        numbers[`${kind}Seconds`] += (performance.now() - started) / 1000;
+      },
+    };
   }
 
   /**
@@ -824,12 +946,14 @@ export class Broker implements StateMachine {
     if (!isU64(topicID)) throw new BrokerError('TOPIC_REQUIRED');
     if (!isU64(fromIndex)) throw new BrokerError('INDEX_REQUIRED');
     const streaming = options.streaming ?? false;
-    const reader = new BrokerTopicReader(
+    const stats = this.#statsOf(topicID);
+    const reader = new CountedTopicReader(
       {
         open: () => (this.#state === 'open' ? this.#topics.get(topicID)?.reader(fromIndex, { streaming }) : undefined),
         created: () => this.#waitForTopic(topicID),
       },
       streaming,
+      stats,
     );
     const topic = this.#topics.get(topicID);
     if (topic && topic.lastIndex > 0n && fromIndex < topic.firstIndex) {
@@ -870,21 +994,51 @@ export class Broker implements StateMachine {
   }
 
   /**
-   * Whether this broker can usefully serve: open, a leader known, and applied
-   * up to the commit index it knows.
+   * Whether this broker can usefully serve: open, and caught up with the
+   * leader's commit index as this node last learned it, within the
+   * {@link ReadinessBounds} (in entries and in seconds). A follower that has
+   * not heard from the leader for `maxLeaderSilenceElectionTimeouts`
+   * election timeouts is not ready, nor a leader that has not heard from a
+   * majority of voters for as long. `reason` says which bound failed, with
+   * the numbers. A log without `replication()` is compared with its own
+   * commit index only.
    */
   ready(): { ready: boolean; reason?: string } {
     if (this.#state !== 'open') return { ready: false, reason: 'broker not open' };
     const log = this.#log;
     if (!log) return { ready: false, reason: 'no log attached' };
-    if (log.leader() === undefined) return { ready: false, reason: 'no leader known' };
-    if (this.#applied < log.commitIndex) return { ready: false, reason: `applied index ${this.#applied} behind commit index ${log.commitIndex}` };
+    const rep = log.replication?.();
+    if (!rep) {
+      if (log.leader() === undefined) return { ready: false, reason: 'no leader known' };
+      if (this.#applied < log.commitIndex) return { ready: false, reason: `applied index ${this.#applied} behind commit index ${log.commitIndex}` };
+      return { ready: true };
+    }
+    const bounds = this.#readiness;
+    const silenceMs = bounds.maxLeaderSilenceElectionTimeouts * rep.electionTimeoutMs;
+    const silenceBound = `bound ${silenceMs} ms: ${bounds.maxLeaderSilenceElectionTimeouts} election timeouts of ${rep.electionTimeoutMs} ms`;
+    if (rep.role === 'leader') {
+      if (rep.quorumContactMs === null) return { ready: false, reason: 'leader has not heard from a majority of voters yet' };
+      if (rep.quorumContactMs > silenceMs) return { ready: false, reason: `leader has not heard from a majority of voters for ${rep.quorumContactMs} ms (${silenceBound})` };
+    } else {
+      if (rep.role !== 'follower' && rep.role !== 'learner') return { ready: false, reason: `raft node is ${rep.role}` };
+      if (log.leader() === undefined) return { ready: false, reason: 'no leader known' };
+      if (rep.lastLeaderContactMs === null) return { ready: false, reason: 'no message from a leader yet' };
+      if (rep.lastLeaderContactMs > silenceMs) return { ready: false, reason: `no message from the leader for ${rep.lastLeaderContactMs} ms (${silenceBound})` };
+    }
+    const lag = Math.max(0, rep.leaderCommitIndex - this.#applied);
+    if (lag > bounds.maxLagEntries) {
+      return { ready: false, reason: `applied index ${this.#applied} is ${lag} entries behind the leader's commit index ${rep.leaderCommitIndex} (bound ${bounds.maxLagEntries} entries)` };
+    }
+    if (lag > 0 && rep.lagSeconds > bounds.maxLagSeconds) {
+      return { ready: false, reason: `applied index ${this.#applied} has been behind the leader's commit index ${rep.leaderCommitIndex} for ${rep.lagSeconds} s (bound ${bounds.maxLagSeconds} s)` };
+    }
     return { ready: true };
   }
 
   /** Numbers for a metrics route (bigints for indexes and counters). */
   metrics(): BrokerMetrics {
     const log = this.#log;
+    const replication = this.#replicationView();
     return {
       term: BigInt(log?.term ?? 0),
       commitIndex: BigInt(log?.commitIndex ?? 0),
@@ -895,15 +1049,20 @@ export class Broker implements StateMachine {
       bytesPublished: BigInt(this.#counters.bytesPublished),
       topics: this.topicIDs().map((topicID) => {
         const topic = this.#topics.get(topicID)!;
-        return { topicID, lastIndex: topic.lastIndex, bytes: topic.size };
+        const stats = this.#statsOf(topicID);
+        const readers = [...(this.#readers.get(topicID) ?? new Map<string, bigint>())].map(([id, index]) => ({ id, index }));
+        return { topicID, lastIndex: topic.lastIndex, bytes: topic.size, messagesApplied: stats.messages, bytesApplied: stats.bytes, openStreams: stats.openReaders, readers };
       }),
-      fsync: fsyncHistogram(this.#fsync),
+      checkpointFsync: fsyncHistogram(this.#fsync),
+      snapshots: { ...this.#snapshots },
+      ...(replication.rep === undefined ? {} : { raft: { replication: replication.view, electionTimeoutMs: replication.rep.electionTimeoutMs, stats: log?.stats?.() } }),
     };
   }
 
   /** Status for the HTTP layer's JSON status route. */
   status(): BrokerStatus {
     const log = this.#log;
+    const now = this.#clock.now();
     return {
       isLeader: log?.isLeader() ?? false,
       leader: log?.leader(),
@@ -914,6 +1073,7 @@ export class Broker implements StateMachine {
       durableIndex: this.appliedIndex(),
       topics: this.topicIDs().map((id) => {
         const topic = this.#topics.get(id)!;
+        const stats = this.#statsOf(id);
         return {
           id,
           firstIndex: topic.firstIndex,
@@ -921,11 +1081,44 @@ export class Broker implements StateMachine {
           bytes: topic.size,
           segments: topic.segments().length,
           ...this.#readersStatus(id),
+          messages: stats.messages,
+          publishRate: stats.rate(now),
+          openStreams: stats.openReaders,
         };
       }),
       counters: { ...this.#counters },
       fsync: { ...this.#fsync, bucketCounts: [...this.#fsync.bucketCounts] },
+      replication: this.#replicationView().view,
     };
+  }
+
+  /** The log's replication status (when it reports one) and the {@link ReplicationView} of it, lag counted against this broker's applied index. */
+  #replicationView(): { rep: ReplicationStatus | undefined; view: ReplicationView } {
+    const log = this.#log;
+    const rep = log?.replication?.();
+    if (!rep) {
+      const commit = log?.commitIndex ?? 0;
+      const role = log === undefined ? 'none' : log.isLeader() ? 'leader' : 'follower';
+      return { rep, view: { role, leaderCommitIndex: commit, lagEntries: Math.max(0, commit - this.#applied), lagSeconds: 0, lastLeaderContactMs: role === 'leader' ? 0 : null, followers: [] } };
+    }
+    return {
+      rep,
+      view: {
+        role: rep.role,
+        leaderCommitIndex: rep.leaderCommitIndex,
+        lagEntries: Math.max(0, rep.leaderCommitIndex - this.#applied),
+        lagSeconds: rep.lagSeconds,
+        lastLeaderContactMs: rep.lastLeaderContactMs,
+        followers: rep.followers.map((f) => ({ url: f.url, matchIndex: f.matchIndex, lagEntries: f.lagEntries, lagSeconds: f.lagSeconds, lastContactMs: f.lastContactMs, snapshot: f.snapshot === null ? null : { ...f.snapshot } })),
+      },
+    };
+  }
+
+  /** The in-memory numbers of topic `id` (made on first use). */
+  #statsOf(id: bigint): TopicStats {
+    let stats = this.#topicStats.get(id);
+    if (!stats) this.#topicStats.set(id, (stats = new TopicStats()));
+    return stats;
   }
 
   // ---------------------------------------------------------------- reclamation
@@ -1337,4 +1530,28 @@ async function originalDirSnapshot(sourceDir: string, fs: FileSystem): Promise<A
     header.topics.push({ id, segments });
   }
   return snapshotStream(encodeSnapshotHeader(header), paths, fs);
+}
+
+/** `value` without its `undefined` properties (so that they do not override defaults). */
+function definedOnly<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** A topic reader counted in its topic's open readers until it is closed (or ends). */
+class CountedTopicReader extends BrokerTopicReader {
+  #stats: TopicStats | undefined;
+
+  constructor(source: ReaderSource, streaming: boolean, stats: TopicStats) {
+    super(source, streaming);
+    stats.openReaders++;
+    this.#stats = stats;
+  }
+
+  override async close(): Promise<void> {
+    if (this.#stats) {
+      this.#stats.openReaders--;
+      this.#stats = undefined;
+    }
+    await super.close();
+  }
 }

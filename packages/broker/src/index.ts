@@ -10,6 +10,12 @@ export {
   type AnonymousReport,
   type PublishMessage,
   type PublishedRange,
+  type ReadinessBounds,
+  type ReplicationView,
+  type FollowerView,
+  type TopicMetricsSnapshot,
+  type RaftMetricsSnapshot,
+  DEFAULT_READINESS,
 } from './broker.js';
 export type { BrokerLog } from './broker-log.js';
 export { BrokerTopicReader, type TopicReaderOptions } from './broker-topic-reader.js';

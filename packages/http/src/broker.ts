@@ -75,13 +75,71 @@ export interface Readiness {
   reason?: string;
 }
 
-/** Per-topic numbers of {@link BrokerMetrics}. */
+/** Per-topic numbers of {@link BrokerMetrics}; the optional ones are left out of the output when absent. */
 export interface TopicMetrics {
   topicID: bigint;
   /** Index of the last message stored in the topic (0 when empty). */
   lastIndex: bigint;
   /** Bytes the topic takes on disk. */
   bytes: number;
+  /** Counter: messages applied to the topic since the broker started. */
+  messagesApplied?: number;
+  /** Counter: data bytes applied to the topic since the broker started. */
+  bytesApplied?: number;
+  /** Readers of the topic open now. */
+  openStreams?: number;
+  /** Readers' reported indexes (`id` `''`: the anonymous report). */
+  readers?: readonly { readonly id: string; readonly index: bigint }[];
+}
+
+/** One follower as the leader sees it, in {@link RaftMetrics}. */
+export interface FollowerMetrics {
+  /** The follower's URL. */
+  url: string;
+  /** Highest raft index known replicated on it. */
+  matchIndex: number;
+  /** Committed entries it lacks. */
+  lagEntries: number;
+  /** Seconds since the leader committed the first entry it lacks (0 when none). */
+  lagSeconds: number;
+  /** Milliseconds since it last answered, `null` when it has not yet. */
+  lastContactMs: number | null;
+  /** The snapshot being sent to it, `null` when none is. */
+  snapshot: { sentBytes: number; totalBytes: number } | null;
+}
+
+/** Counters and latency histograms of the raft node (raft-ts's `RaftStats`), in {@link RaftMetrics}. */
+export interface RaftCounters {
+  /** Latency of the raft log's fsyncs. */
+  logFsync: HistogramSnapshot;
+  /** Leader: time from appending proposed entries to their commit. */
+  commitLatency: HistogramSnapshot;
+  /** Leader: time each snapshot sent in full took. */
+  snapshotSendDuration: HistogramSnapshot;
+  electionsStarted: number;
+  leaderChanges: number;
+  snapshotsSent: number;
+  snapshotBytesSent: number;
+}
+
+/** Replication lag and raft counters, in {@link BrokerMetrics}. */
+export interface RaftMetrics {
+  replication: {
+    /** The raft role (`leader`, `follower`, ...). */
+    role: string;
+    /** On a follower the leader's commit index as last received; on the leader its own. */
+    leaderCommitIndex: number;
+    /** Entries this node has yet to apply of what the leader committed. */
+    lagEntries: number;
+    /** Seconds this node's applied index has been behind the leader's commit index. */
+    lagSeconds: number;
+    /** Milliseconds since the last message from the leader (0 on the leader), `null` when none came. */
+    lastLeaderContactMs: number | null;
+    /** Leader only: its followers. */
+    followers: readonly FollowerMetrics[];
+  };
+  /** The node's counters and histograms, when it reports them. */
+  stats?: RaftCounters | undefined;
 }
 
 /**
@@ -113,8 +171,21 @@ export interface BrokerMetrics {
   bytesApplied?: bigint;
   /** One entry per topic. */
   topics: readonly TopicMetrics[];
-  /** Latency of log fsyncs. */
+  /**
+   * Latency of the broker's checkpoint fsyncs (topic segments and its own
+   * metadata; not the raft log's): `msg_broker_checkpoint_fsync_duration_seconds`.
+   */
+  checkpointFsync?: HistogramSnapshot;
+  /**
+   * @deprecated The old name of {@link checkpointFsync} (it was shown as
+   * `msg_fsync_duration_seconds`, "log fsyncs", which it never measured);
+   * rendered as `checkpointFsync` when that is absent.
+   */
   fsync?: HistogramSnapshot;
+  /** Counters of the broker's snapshots: taken (streamed for raft) and restored, their bytes and seconds. */
+  snapshots?: { taken: number; takenBytes: number; takenSeconds: number; restored: number; restoredBytes: number; restoredSeconds: number };
+  /** Replication lag and the raft node's counters. */
+  raft?: RaftMetrics;
 }
 
 /**

@@ -8,6 +8,9 @@ export type {
   Readiness,
   BrokerMetrics,
   TopicMetrics,
+  FollowerMetrics,
+  RaftCounters,
+  RaftMetrics,
   HistogramSnapshot,
   RaftListener,
 } from './broker.js';

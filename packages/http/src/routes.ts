@@ -276,7 +276,7 @@ export class Routes {
 
   /** `GET /metrics`: Prometheus text format 0.0.4. */
   metricsText: RouteFunction = this.#route('metrics', async (req, res) => {
-    const body = this.metrics.render(this.#broker.metrics());
+    const body = await this.metrics.render(this.#broker.metrics());
     res.writeHead(200, {
       'Content-Type': 'text/plain; version=0.0.4; charset=utf-8',
       'Content-Length': String(Buffer.byteLength(body)),

@@ -95,7 +95,7 @@ export function fakeBroker(overrides: Partial<HandlerBroker> = {}): FakeBroker {
         lastIndex: list.at(-1)?.index ?? 0n,
         bytes: list.reduce((n, f) => n + f.frame.byteLength, 0),
       })),
-      fsync: { buckets: [{ le: 0.001, count: 2 }, { le: 0.01, count: 3 }], count: 3, sumSeconds: 0.012 },
+      checkpointFsync: { buckets: [{ le: 0.001, count: 2 }, { le: 0.01, count: 3 }], count: 3, sumSeconds: 0.012 },
     }),
     ...overrides,
   };

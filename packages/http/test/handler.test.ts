@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { connect } from 'node:net';
+import { parsePrometheusText, sampleValue } from '@msg/test-utils';
 import { BrokerError, decodeMessages, encodeMessage, encodeMessages, Headers, type Message } from '@msg/wire';
 import { createHandler, type TopicFrames } from '../src/index.js';
 import { fail, fakeBroker, startServer } from './fake-broker.js';
@@ -581,19 +582,104 @@ describe.each([
         'msg_raft_applied_index 1',
         'msg_topic_last_index{topic_id="12"} 1',
         'msg_topic_bytes{topic_id="12"} 25',
-        'msg_fsync_duration_seconds_bucket{le="0.001"} 2',
-        'msg_fsync_duration_seconds_bucket{le="+Inf"} 3',
-        'msg_fsync_duration_seconds_count 3',
+        'msg_broker_checkpoint_fsync_duration_seconds_bucket{le="0.001"} 2',
+        'msg_broker_checkpoint_fsync_duration_seconds_bucket{le="+Inf"} 3',
+        'msg_broker_checkpoint_fsync_duration_seconds_count 3',
         '# TYPE msg_http_requests_total counter',
         '# TYPE msg_raft_term gauge',
-        '# TYPE msg_fsync_duration_seconds histogram',
+        '# TYPE msg_broker_checkpoint_fsync_duration_seconds histogram',
       ]) {
         expect(text.split('\n')).toContain(line);
       }
-      // Every sample line is `name{labels} value`.
-      for (const line of text.trimEnd().split('\n')) {
-        expect(line).toMatch(/^(# (HELP|TYPE) [a-z_]+ .+|[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+)$/);
+      // The checkpoint fsyncs are no longer shown as "log fsyncs".
+      expect(text).not.toContain('msg_fsync_duration_seconds');
+      // Valid text exposition: every family with HELP and TYPE, well-formed samples, cumulative histograms.
+      const families = parsePrometheusText(text);
+      expect(families.get('msg_broker_checkpoint_fsync_duration_seconds')?.help).toMatch(/checkpoint fsyncs/);
+      expect(sampleValue(families, 'msg_http_request_duration_seconds_count', { route: 'publish' })).toBe(2);
+    });
+
+    it('shows replication lag, raft counters and per-topic numbers the broker reports', async () => {
+      const histogram = (count: number) => ({ buckets: [{ le: 0.001, count }, { le: 0.01, count }], count, sumSeconds: count * 0.0005 });
+      const s = await startServer(
+        fakeBroker({
+          metrics: () => ({
+            term: 4n,
+            commitIndex: 90n,
+            appliedIndex: 80n,
+            topics: [{ topicID: 12n, lastIndex: 70n, bytes: 100, messagesApplied: 5, bytesApplied: 50, openStreams: 2, readers: [{ id: 'r1', index: 60n }, { id: '', index: 65n }] }],
+            snapshots: { taken: 1, takenBytes: 300, takenSeconds: 0.5, restored: 0, restoredBytes: 0, restoredSeconds: 0 },
+            raft: {
+              replication: {
+                role: 'leader',
+                leaderCommitIndex: 90,
+                lagEntries: 10,
+                lagSeconds: 0.25,
+                lastLeaderContactMs: 0,
+                followers: [
+                  { url: 'http://f1', matchIndex: 90, lagEntries: 0, lagSeconds: 0, lastContactMs: 5, snapshot: null },
+                  { url: 'http://f2', matchIndex: 3, lagEntries: 87, lagSeconds: 12.5, lastContactMs: null, snapshot: { sentBytes: 10, totalBytes: 40 } },
+                ],
+              },
+              stats: { logFsync: histogram(7), commitLatency: histogram(4), snapshotSendDuration: histogram(1), electionsStarted: 2, leaderChanges: 3, snapshotsSent: 1, snapshotBytesSent: 40 },
+            },
+          }),
+        }),
+        { fastPath },
+      );
+      const text = (await request(`${s.url}/metrics`)).body.toString();
+      const families = parsePrometheusText(text);
+      const v = (name: string, labels: Record<string, string> = {}) => sampleValue(families, name, labels);
+      expect(families.get('msg_raft_log_fsync_duration_seconds')?.type).toBe('histogram');
+      expect(v('msg_raft_log_fsync_duration_seconds_count')).toBe(7);
+      expect(v('msg_raft_log_fsync_duration_seconds_bucket', { le: '0.001' })).toBe(7);
+      expect(v('msg_raft_commit_duration_seconds_count')).toBe(4);
+      expect(v('msg_raft_snapshot_send_duration_seconds_count')).toBe(1);
+      expect(v('msg_raft_apply_lag_entries')).toBe(10);
+      expect(v('msg_raft_lag_entries')).toBe(10);
+      expect(v('msg_raft_lag_seconds')).toBe(0.25);
+      expect(v('msg_raft_leader_commit_index')).toBe(90);
+      expect(v('msg_raft_leader_contact_seconds')).toBe(0);
+      expect(v('msg_raft_role', { role: 'leader' })).toBe(1);
+      expect(v('msg_raft_role', { role: 'follower' })).toBe(0);
+      expect(v('msg_raft_elections_started_total')).toBe(2);
+      expect(v('msg_raft_leader_changes_total')).toBe(3);
+      expect(v('msg_raft_snapshots_sent_total')).toBe(1);
+      expect(v('msg_raft_snapshot_sent_bytes_total')).toBe(40);
+      expect(v('msg_raft_follower_match_index', { follower: 'http://f2' })).toBe(3);
+      expect(v('msg_raft_follower_lag_entries', { follower: 'http://f2' })).toBe(87);
+      expect(v('msg_raft_follower_lag_seconds', { follower: 'http://f2' })).toBe(12.5);
+      expect(v('msg_raft_follower_last_contact_seconds', { follower: 'http://f1' })).toBe(0.005);
+      expect(v('msg_raft_follower_last_contact_seconds', { follower: 'http://f2' })).toBeUndefined();
+      expect(v('msg_raft_follower_snapshot_sent_bytes', { follower: 'http://f2' })).toBe(10);
+      expect(v('msg_raft_follower_snapshot_total_bytes', { follower: 'http://f2' })).toBe(40);
+      expect(v('msg_raft_follower_snapshot_total_bytes', { follower: 'http://f1' })).toBeUndefined();
+      expect(v('msg_topic_messages_applied_total', { topic_id: '12' })).toBe(5);
+      expect(v('msg_topic_bytes_applied_total', { topic_id: '12' })).toBe(50);
+      expect(v('msg_topic_open_streams', { topic_id: '12' })).toBe(2);
+      expect(v('msg_topic_reader_index', { topic_id: '12', reader: 'r1' })).toBe(60);
+      expect(v('msg_topic_reader_index', { topic_id: '12', reader: '' })).toBe(65);
+      expect(v('msg_broker_snapshots_total', { kind: 'taken' })).toBe(1);
+      expect(v('msg_broker_snapshot_bytes_total', { kind: 'taken' })).toBe(300);
+      // No process metrics unless the embedding server asks for them.
+      expect(families.has('msg_process_open_fds')).toBe(false);
+      s.handler.metrics.collectProcessMetrics();
+      const withProcess = parsePrometheusText((await request(`${s.url}/metrics`)).body.toString());
+      for (const name of ['msg_nodejs_eventloop_lag_seconds', 'msg_nodejs_heap_size_used_bytes', 'msg_nodejs_gc_duration_seconds', 'msg_process_resident_memory_bytes']) {
+        expect(withProcess.has(name)).toBe(true);
       }
+      if (process.platform === 'linux') expect(withProcess.has('msg_process_open_fds')).toBe(true);
+    });
+
+    it('renders the deprecated fsync field under the checkpoint fsync name', async () => {
+      const s = await startServer(
+        fakeBroker({ metrics: () => ({ term: 1n, commitIndex: 0n, appliedIndex: 0n, topics: [], fsync: { buckets: [{ le: 0.01, count: 1 }], count: 1, sumSeconds: 0.002 } }) }),
+        { fastPath },
+      );
+      const families = parsePrometheusText((await request(`${s.url}/metrics`)).body.toString());
+      expect(sampleValue(families, 'msg_broker_checkpoint_fsync_duration_seconds_count')).toBe(1);
+      // Without replication numbers, no raft lag metric has a sample.
+      expect(families.get('msg_raft_lag_entries')?.samples).toEqual([]);
     });
 
     it('answers 500 when the broker fails to report metrics', async () => {

@@ -1,6 +1,7 @@
 import { checksum, isZero, joinPath, readU64, viewOf, writeU64 } from './bytes.js';
 import { silentLogger, type Logger } from './clock.js';
 import { RaftError } from './errors.js';
+import { LatencyHistogram } from './replication.js';
 import type { FileHandle, FileSystem } from './file-system.js';
 import { EntryType, type LogEntry } from './types.js';
 
@@ -228,6 +229,12 @@ class Scanner {
  * damage is a `CORRUPT` error naming file and offset. Internal to raft-ts.
  */
 export class LogStore {
+  /**
+   * Latency of the fsync that ends each write round (the active segment, and
+   * the directory when files were added or removed), measured with
+   * `performance.now()`; nothing is observed with `sync: false`.
+   */
+  readonly fsyncs = new LatencyHistogram();
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #opts: LogStoreOptions;
@@ -669,11 +676,13 @@ export class LogStore {
         const ops = this.#queue.splice(0);
         for (const op of coalesceAppends(ops)) await this.#write(op);
         if (this.#opts.sync) {
+          const started = performance.now();
           await this.#active?.sync();
           if (this.#dirDirty) {
             this.#dirDirty = false;
             await this.#fs.syncDir(this.#dir);
           }
+          this.fsyncs.observe((performance.now() - started) / 1000);
         }
         this.#done += ops.length;
         let durable = this.#diskLast;

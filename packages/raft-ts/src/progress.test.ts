@@ -78,4 +78,29 @@ describe('Progress', () => {
     expect(sent).toEqual(['first', 'second']);
     expect(p.queued).toBe(0);
   });
+  it('tracks a snapshot transfer and reports it once the follower installed it', () => {
+    const sent: [number, number][] = [];
+    const p = new Progress(1, 0, (bytes, seconds) => sent.push([bytes, seconds]));
+    expect(p.heard).toBe(false);
+    p.onSnapshotChunk(400, 1000, 2000);
+    expect(p).toMatchObject({ heard: true, lastContact: 2000, snapshotSent: 400, snapshotTotal: 1000 });
+    p.onSnapshotChunk(1000, 1000, 3500);
+    expect(sent).toEqual([]);
+    p.onSnapshot(77);
+    expect(sent).toEqual([[1000, 1.5]]);
+    expect(p).toMatchObject({ match: 77, snapshotSent: 0, snapshotTotal: 0 });
+    // A snapshot index learned without a recorded transfer reports nothing.
+    p.onSnapshot(78);
+    expect(sent).toHaveLength(1);
+  });
+
+  it('restarts the transfer clock when a transfer starts over', () => {
+    const sent: [number, number][] = [];
+    const p = new Progress(1, 0, (bytes, seconds) => sent.push([bytes, seconds]));
+    p.onSnapshotChunk(500, 1000, 1000);
+    p.onSnapshotChunk(100, 1000, 5000); // the follower holds less: a new transfer from the start
+    p.onSnapshotChunk(1000, 1000, 6000);
+    p.onSnapshot(10);
+    expect(sent).toEqual([[1000, 1]]);
+  });
 });

@@ -16,8 +16,19 @@ export class Progress {
   probing = true;
   /** A snapshot is being sent: no AppendEntries until it is done. */
   snapshotting = false;
-  /** When the follower last answered (clock milliseconds). */
+  /** When the follower last answered (clock milliseconds; the leadership's start until `heard`). */
   lastContact: number;
+  /** Whether the follower answered this leader at all (AppendEntries or a snapshot chunk). */
+  heard = false;
+  /** While {@link snapshotting}: bytes of the snapshot the follower acknowledged so far, and the snapshot's size. */
+  snapshotSent = 0;
+  snapshotTotal = 0;
+  /** When the first chunk of the snapshot being sent was acknowledged (clock milliseconds). */
+  #snapshotStart = 0;
+  /** When the last chunk was acknowledged (clock milliseconds). */
+  #snapshotLast = 0;
+  /** Told of each snapshot sent in full: its size (bytes) and the time its transfer took (seconds). */
+  readonly #onSnapshotSent: ((bytes: number, seconds: number) => void) | undefined;
   /** When the last AppendEntries was sent (clock milliseconds). */
   lastSent = -Infinity;
   /** AppendEntries waiting for entries read from disk; later sends wait for them (sends leave in order). */
@@ -25,10 +36,15 @@ export class Progress {
   /** Resolves once the last of the queued sends was handed to the transport. */
   #sent: Promise<void> = Promise.resolve();
 
-  /** A follower not heard from yet: probing from `next` (the leader's last index + 1), contact counted from `now`. */
-  constructor(next: number, now: number) {
+  /**
+   * A follower not heard from yet: probing from `next` (the leader's last
+   * index + 1), contact counted from `now`. `onSnapshotSent` is told of each
+   * snapshot sent to it in full (see {@link onSnapshot}).
+   */
+  constructor(next: number, now: number, onSnapshotSent?: (bytes: number, seconds: number) => void) {
     this.next = next;
     this.lastContact = now;
+    this.#onSnapshotSent = onSnapshotSent;
   }
 
   /** Whether a new (non-forced) request must wait: one is in flight while probing, or the window of `maxInflight` is full. */
@@ -76,6 +92,21 @@ export class Progress {
   onAnswer(now: number): void {
     this.inflight = Math.max(0, this.inflight - 1);
     this.lastContact = now;
+    this.heard = true;
+  }
+
+  /**
+   * The follower answered a chunk of a snapshot of `total` bytes at `now`,
+   * holding `received` bytes of it: contact, and the transfer's progress.
+   */
+  onSnapshotChunk(received: number, total: number, now: number): void {
+    // A new transfer (or one started over): its time counts from this first answer.
+    if (this.snapshotSent === 0 || this.snapshotTotal !== total || received < this.snapshotSent) this.#snapshotStart = now;
+    this.lastContact = now;
+    this.heard = true;
+    this.snapshotSent = Math.min(received, total);
+    this.snapshotTotal = total;
+    this.#snapshotLast = now;
   }
 
   /**
@@ -102,11 +133,18 @@ export class Progress {
     return true;
   }
 
-  /** A snapshot up to `index` was installed at the follower: probe from after it. */
+  /**
+   * A snapshot up to `index` was installed at the follower: probe from after
+   * it. Its transfer (as recorded by {@link onSnapshotChunk}) is reported as
+   * sent and the progress cleared.
+   */
   onSnapshot(index: number): void {
     this.match = Math.max(this.match, index);
     this.next = this.match + 1;
     this.probing = true;
+    if (this.snapshotTotal > 0) this.#onSnapshotSent?.(this.snapshotTotal, (this.#snapshotLast - this.#snapshotStart) / 1000);
+    this.snapshotSent = 0;
+    this.snapshotTotal = 0;
   }
 
   /**

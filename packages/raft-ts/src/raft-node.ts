@@ -6,6 +6,7 @@ import { NodeFileSystem, type FileSystem } from './file-system.js';
 import { LogStore } from './log-store.js';
 import { MetaStore, type Meta } from './meta-store.js';
 import { Progress } from './progress.js';
+import { CommitTimes, StatsRecorder, replicationStatus, type RaftStats, type ReplicationStatus } from './replication.js';
 import { SnapshotReceiver } from './snapshot-receiver.js';
 import { SnapshotStore, snapshotFileName, type SnapshotMeta, type SnapshotWriter } from './snapshot-store.js';
 import type { StateMachine } from './state-machine.js';
@@ -164,6 +165,9 @@ export class RaftNode implements RpcHandler {
   #role: 'follower' | 'candidate' | 'leader' = 'follower';
   #leader: string | undefined;
   #lastLeaderContact = -Infinity;
+  /** When commit indexes were first known: this leader's own, or as learned from leaders' `leaderCommit`. */
+  readonly #commitTimes = new CommitTimes();
+  readonly #stats = new StatsRecorder();
   #commit = 0;
   #applied = 0;
   #snap: SnapshotMeta | undefined;
@@ -299,6 +303,35 @@ export class RaftNode implements RpcHandler {
    */
   readLogEntry(index: number): Promise<LogEntry | undefined> {
     return this.#log ? this.#log.entry(index) : Promise.resolve(undefined);
+  }
+
+  /**
+   * How far this node is behind the leader's commit index (as it last
+   * learned it) and, on the leader, each follower's match index, lag (in
+   * entries and seconds), last contact and snapshot transfer. Read from
+   * memory; see {@link ReplicationStatus}.
+   */
+  replication(): ReplicationStatus {
+    const progress = this.#role === 'leader' ? this.#progress : new Map<string, Progress>();
+    return replicationStatus({
+      role: this.state,
+      leading: this.isLeader(),
+      term: this.#meta.term,
+      commitIndex: this.#commit,
+      appliedIndex: this.#applied,
+      now: this.#clock.now(),
+      electionTimeoutMs: this.#opts.electionTimeoutMs,
+      lastLeaderContact: this.#lastLeaderContact,
+      commitTimes: this.#commitTimes,
+      voters: this.#config().voters,
+      self: this.url,
+      followers: progress,
+    });
+  }
+
+  /** Counters and latency histograms since the node was created: log fsyncs, commits, elections, snapshots sent (see {@link RaftStats}). */
+  stats(): RaftStats {
+    return this.#stats.snapshot((this.#log as LogStore | undefined)?.fsyncs.snapshot());
   }
 
   /** Index of the last entry covered by the latest snapshot (0 when none). */
@@ -687,6 +720,7 @@ export class RaftNode implements RpcHandler {
     this.#checkReady();
     if (req.term < this.#meta.term) return { term: this.#meta.term, success: false, matchIndex: this.#log.lastIndex };
     this.#acceptLeader(req.term, req.from);
+    this.#commitTimes.record(req.leaderCommit, this.#clock.now());
     const snapIndex = this.#snap?.index ?? 0;
     let prev = req.prevLogIndex;
     let entries = req.entries;
@@ -996,6 +1030,7 @@ export class RaftNode implements RpcHandler {
   #setLeader(leader: string | undefined): void {
     if (leader === this.#leader) return;
     this.#leader = leader;
+    if (leader !== undefined) this.#stats.leaderChanges++;
     for (const l of [...this.#listeners]) {
       try {
         l(leader, this.#meta.term);
@@ -1087,6 +1122,7 @@ export class RaftNode implements RpcHandler {
       return;
     }
     this.#role = 'candidate';
+    this.#stats.electionsStarted++;
     this.#setLeader(undefined);
     this.#setMeta({ ...this.#meta, term: this.#meta.term + 1, votedFor: this.url });
     this.#stateMayHaveChanged();
@@ -1159,7 +1195,7 @@ export class RaftNode implements RpcHandler {
   }
 
   #newProgress(): Progress {
-    return new Progress(this.#log.lastIndex + 1, this.#clock.now());
+    return new Progress(this.#log.lastIndex + 1, this.#clock.now(), (bytes, seconds) => this.#stats.snapshotSent(bytes, seconds));
   }
 
   // ---------------------------------------------------------------- leader: proposals & replication
@@ -1190,6 +1226,7 @@ export class RaftNode implements RpcHandler {
     let index = this.#log.lastIndex;
     const entries = items.map((it) => ({ index: ++index, term, type: it.type, data: it.data }));
     this.#appendEntries(entries);
+    this.#stats.pending.appended(index, term, this.#clock.now());
     this.#log.sync().then(
       () => {
         this.#maybeCommit();
@@ -1379,6 +1416,9 @@ export class RaftNode implements RpcHandler {
     if (index <= this.#commit) return;
     this.#commit = index;
     if (this.#role === 'leader') {
+      const now = this.#clock.now();
+      this.#commitTimes.record(index, now);
+      this.#stats.pending.committed(index, this.#meta.term, now, (seconds) => this.#stats.commitLatency.observe(seconds));
       // Tell followers soon (the commit index rides on the next AppendEntries); stop replicating
       // to members whose removal is now committed.
       for (const [peer, p] of this.#progress) if (p.inflight === 0) this.#replicate(peer, true);
@@ -1479,6 +1519,7 @@ export class RaftNode implements RpcHandler {
           return;
         }
         p.lastContact = this.#clock.now();
+        p.onSnapshotChunk(res.received, meta.size, p.lastContact);
         if (done && res.received === offset + data.length) {
           p.onSnapshot(meta.index);
           this.#log_.info('raft: snapshot sent', { peer, index: meta.index });
