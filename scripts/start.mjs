@@ -1,7 +1,8 @@
-// The last step of `npm start`: runs the broker and hands it each stop request
-// exactly once, then exits with the broker's own exit code.
+// The last step of `npm start`: runs the broker (`msg serve`) and hands it each
+// stop request exactly once, then exits with the broker's own exit code.
 // Usage (from package.json, after `exec` so that no shell sits in between):
-//   exec node scripts/start.mjs <entry.js> [broker args ...]
+//   exec node scripts/start.mjs apps/broker-server/dist/cli/msg.js serve [broker args ...]
+// (any <entry.js> [args ...] works: the entry is run with the args as they are).
 //
 // Why a launcher: npm runs a script through `sh -c` and forwards SIGINT and
 // SIGTERM to that shell. On Ctrl-C the terminal signals the whole process group
