@@ -9,6 +9,8 @@ export const ExitCodes = {
   REFUSED: 65,
   /** Bad command line, environment variable or config file; stderr names the setting. */
   USAGE: 64,
+  /** `leave`: a `--ca`, `--cert` or `--key` file cannot be read (EX_NOINPUT). */
+  NO_INPUT: 66,
   /** The listen address is in use or not available, or joining failed; `leave`: the cluster could not be reached in time. */
   UNAVAILABLE: 69,
   /** Internal error (a bug, or a failure with no better code). */

@@ -92,6 +92,16 @@ describe('leave', () => {
     }
   });
 
+  it('takes --ca, and --cert with --key, for an https peer listener; a file it cannot read is 66, naming flag and file', async () => {
+    const base = ['--member', 'https://a:1', '--cluster', 'https://b:2', '--join-token', token.text];
+    expect(parseLeaveArgs([...base, '--ca', '/x/ca.pem', '--cert', '/x/c.pem', '--key', '/x/k.pem'])).toMatchObject({ tlsFiles: { ca: '/x/ca.pem', cert: '/x/c.pem', key: '/x/k.pem' } });
+    expect(() => parseLeaveArgs([...base, '--cert', '/x/c.pem'])).toThrow(expect.objectContaining({ setting: '--key' }));
+    const missing = `${await makeTempDir()}/no-such-ca.pem`;
+    const result = await run([...base, '--ca', missing]);
+    expect(result.code).toBe(ExitCodes.NO_INPUT);
+    expect(result.err).toContain(`cannot read --ca ${missing}`);
+  });
+
   it('prints its usage for --help', async () => {
     const help = await run(['--help']);
     expect(help.code).toBe(ExitCodes.OK);

@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { HttpTransport, isRaftError, PeerAuth, type LeaveResponse } from 'raft-ts';
+import { HttpTransport, isRaftError, PeerAuth, type LeaveResponse, type TransportTls } from 'raft-ts';
 import { ConfigError } from './config.js';
 import { ExitCodes, type ExitCode } from './exit-codes.js';
 import { parseJoinToken, type JoinToken } from './join-token.js';
@@ -16,19 +17,27 @@ export interface LeaveOptions {
   clusterId?: string;
   /** Most milliseconds to keep retrying (no leader, a change in progress, unreachable). Default 30000. */
   timeoutMs?: number;
+  /**
+   * For an `https:` peer listener: files of the CA that signs the peers' certificates (`--ca`), and of a
+   * certificate and key to show a listener that asks for one (`--cert`, `--key`: mutual TLS, `--peer-tls-ca`).
+   */
+  tlsFiles?: { ca?: string; cert?: string; key?: string };
 }
 
 /** The usage text of `broker-server leave`. */
 export function leaveUsage(): string {
   return [
     'Usage: broker-server leave --member <url> --cluster <url> --join-token <token> [--cluster-id <id>] [--timeout-ms <ms>]',
+    '                           [--ca <file>] [--cert <file> --key <file>]',
     '',
     'Removes the node <member> from the cluster that <cluster> (any member) belongs to.',
+    'Both are raft (peer) URLs, as the members advertise them (with --peer-listen, its https:// URL):',
+    '--ca verifies that listener, --cert and --key answer one that asks for a client certificate (--peer-tls-ca).',
     'The join token (or env MSG_JOIN_TOKEN) is the cluster\'s: `broker-server --print-join-token`',
     'on a member prints it. Prints the new configuration as JSON on stdout.',
     'Exit codes: 0 removed, 64 usage error, 65 refused (unknown member, last voter,',
-    'other cluster), 69 cluster unreachable or no answer in time, 70 internal error,',
-    '77 the cluster refused the join token.',
+    'other cluster), 66 a --ca/--cert/--key file cannot be read, 69 cluster unreachable',
+    'or no answer in time, 70 internal error, 77 the cluster refused the join token.',
   ].join('\n');
 }
 
@@ -47,6 +56,9 @@ export function parseLeaveArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
         'cluster-id': { type: 'string' },
         'join-token': { type: 'string' },
         'timeout-ms': { type: 'string' },
+        ca: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -77,7 +89,34 @@ export function parseLeaveArgs(argv: readonly string[], env: NodeJS.ProcessEnv =
   const clusterId = values['cluster-id'];
   if (typeof clusterId === 'string') options.clusterId = clusterId;
   if (ms !== undefined) options.timeoutMs = ms;
+  const [ca, cert, key] = (['ca', 'cert', 'key'] as const).map((name) => values[name]);
+  if ((typeof cert === 'string') !== (typeof key === 'string')) throw new ConfigError(typeof cert === 'string' ? '--key' : '--cert', 'required with --cert and --key together');
+  if (typeof ca === 'string' || typeof cert === 'string') {
+    options.tlsFiles = {
+      ...(typeof ca === 'string' ? { ca } : {}),
+      ...(typeof cert === 'string' && typeof key === 'string' ? { cert, key } : {}),
+    };
+  }
   return options;
+}
+
+/** An unreadable `--ca`, `--cert` or `--key` file (exit 66). */
+export class LeaveFileError extends Error {
+  override readonly name = 'LeaveFileError';
+}
+
+/** Reads the TLS files `leave` was given, naming the flag and file of one that cannot be read. */
+async function transportTls(files: NonNullable<LeaveOptions['tlsFiles']>): Promise<TransportTls> {
+  const read = async (flag: string, path: string | undefined): Promise<Buffer | undefined> => {
+    if (path === undefined) return undefined;
+    try {
+      return await readFile(path);
+    } catch (error) {
+      throw new LeaveFileError(`cannot read --${flag} ${path}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  const [ca, cert, key] = [await read('ca', files.ca), await read('cert', files.cert), await read('key', files.key)];
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
 }
 
 /**
@@ -115,6 +154,7 @@ export async function leaveCluster(
 /** The exit code of a failed `leave`. */
 export function leaveExitCode(error: unknown): ExitCode {
   if (error instanceof ConfigError) return ExitCodes.USAGE;
+  if (error instanceof LeaveFileError) return ExitCodes.NO_INPUT;
   if (isRaftError(error)) {
     if (error.code === 'UNAUTHENTICATED') return ExitCodes.NOPERM;
     if (error.code === 'UNKNOWN_MEMBER' || error.code === 'BAD_REQUEST' || error.code === 'CLUSTER_MISMATCH') return ExitCodes.REFUSED;
@@ -143,7 +183,8 @@ export async function runLeave(
       out(`${leaveUsage()}\n`);
       return ExitCodes.OK;
     }
-    const transport = new HttpTransport({ auth: new PeerAuth({ secret: options.token.secret }) });
+    const tls = options.tlsFiles === undefined ? undefined : await transportTls(options.tlsFiles);
+    const transport = new HttpTransport({ auth: new PeerAuth({ secret: options.token.secret }), ...(tls === undefined ? {} : { tls }) });
     try {
       const result = await leaveCluster(options, transport);
       out(`${JSON.stringify({ removed: options.member, config: result.config })}\n`);

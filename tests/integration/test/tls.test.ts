@@ -114,7 +114,22 @@ describe('TLS', () => {
     expect(failures.length).toBeGreaterThan(0);
     for (const failure of failures) expect(JSON.stringify(failure.err)).toMatch(/socket hang up|ECONNRESET|certificate/);
     expect((await status(leader.url, tls)).urls.sort()).toEqual(nodes.map((n) => n.url).sort());
-  }, 120_000);
+
+    // An operator removes a node over the mutual-TLS peer links: leave with the CA and a certificate of the cluster's.
+    const raft = JSON.parse((await request(`${leader.url}/status`, { tls })).body.toString()) as { config: { voters: string[] }; replication: { followers: { url: string }[] } };
+    const leaving = raft.replication.followers[0]!.url;
+    const via = raft.config.voters.find((v) => v !== leaving)!;
+    expect(leaving).toMatch(/^https:/);
+    const operator = cluster.issue('operator');
+    const token = await readJoinToken(nodes[0]!.dataDir);
+    const base = ['leave', '--member', leaving, '--cluster', via, '--join-token', token];
+    const withoutCa = await runServerCommand([...base, '--timeout-ms', '1000']);
+    expect(withoutCa.code).toBe(69); // the peer listener's certificate is not trusted without --ca: unreachable
+    const removed = await runServerCommand([...base, '--timeout-ms', '20000', '--ca', cluster.ca, '--cert', operator.cert, '--key', operator.key], 60_000);
+    expect({ code: removed.code, stderr: removed.stderr }).toEqual({ code: 0, stderr: '' });
+    expect((JSON.parse(removed.stdout) as { removed: string }).removed).toBe(leaving);
+    await waitFor(async () => (await status(leader.url, tls)).urls.length === 2, { timeoutMs: 20_000, message: 'two members left' });
+  }, 180_000);
 
   it('a secure 3-node cluster: mutual-TLS peers, HTTPS and an auth file; a client with a token publishes and consumes, a wrong token is refused', async () => {
     const cluster = await pki('secure');
