@@ -53,8 +53,6 @@ const NAME = /^log-(\d{20})\.seg$/;
 /** Largest read of the open scan. */
 const CHUNK = 1 << 20;
 const SECTOR = 512;
-/** Zero bytes a record's first sector must hold from the record's start to count as a hole: its header's length, data CRC and index (an index is never 0). */
-const MIN_ZERO_SPAN = 16;
 const DEFAULT_CACHE_BYTES = 64 << 20;
 
 interface Segment {
@@ -192,17 +190,13 @@ class Scanner {
    * Whether some 512-byte sector, aligned in the file, that overlaps the damaged
    * record at [from, to) is all zero: the part of it from `from` on (the bytes
    * before belong to records that verified) and within the file. A sector whose
-   * last write never reached the disk reads like that (a hole). The part of the
-   * record's own first sector counts only when it holds the header's first
-   * {@link MIN_ZERO_SPAN} bytes: a valid header begins with up to 15 zero bytes
-   * (length and CRC of empty data, the high bytes of the index), so fewer zeros
-   * before a sector boundary are no evidence of a hole.
+   * last write never reached the disk reads like that (a hole).
    */
   async zeroSector(from: number, to: number): Promise<boolean> {
     for (let s = Math.floor(from / SECTOR) * SECTOR; s < to && s < this.size; s += SECTOR) {
       const lo = Math.max(s, from);
       const hi = Math.min(s + SECTOR, this.size);
-      if (hi - lo >= Math.min(MIN_ZERO_SPAN, this.size - lo) && hi > lo && isZero(await this.bytes(lo, hi - lo))) return true;
+      if (hi > lo && isZero(await this.bytes(lo, hi - lo))) return true;
     }
     return false;
   }
