@@ -471,7 +471,9 @@ export class RaftNode implements RpcHandler {
       this.#fs,
       dir,
       { sync, segmentBytes: this.#opts.segmentBytes, cacheBytes: this.#opts.logCacheBytes, logger: this.#log_, onFailure: (err) => this.#fail(err) },
-      { emptyFirst: snapIndex + 1, durableIndex: smApplied > snapIndex ? smApplied : 0 },
+      // Behind a compaction marker the machine applied every entry up to smApplied from this log, so they were
+      // durable here: damage among them is CORRUPT, never a torn tail to cut off (with the entries after it).
+      { emptyFirst: snapIndex + 1, durableIndex: smApplied > snapIndex || this.#snap?.marker ? smApplied : 0 },
     );
     if (this.#snap) {
       const snap = this.#snap;

@@ -2,7 +2,7 @@
 // machine's checkpoints with a small marker instead of copying the state into every snapshot, takes a full
 // snapshot only for a follower that needs one, and refuses to open a machine that lost what the log was
 // compacted behind.
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import { makeTempDir, waitFor } from '@msg/test-utils';
@@ -72,6 +72,27 @@ describe('compaction behind a state machine that keeps its own state durable', (
     const opened = node.open();
     expect(await codeOf(opened)).toBe('CORRUPT');
     await expect(opened).rejects.toThrow(new RegExp(`snapshot-0*${marker}\\.snap: the log was compacted up to ${marker}`));
+    await node.close().catch(() => undefined);
+  });
+
+  it('refuses to open (CORRUPT) when an entry it applied before the marker is damaged like a torn write, rather than cut the log there', async () => {
+    const dir = await makeTempDir('raft-compact-');
+    const h = await single(dir, new CheckpointedStateMachine(join(dir, 'sm')));
+    const texts = Array.from({ length: 30 }, (_, i) => `t${i}-${'x'.repeat(600)}`);
+    await applyTexts(h, texts);
+    await waitFor(() => h.node.snapshotIndex >= 20, { message: 'a marker' });
+    await h.node.close();
+    // A zero sector (what a crash leaves of a write that never reached the disk) inside entry t5, long applied:
+    // cutting the log there would drop the entries after the marker too, which were never applied elsewhere.
+    const segment = join(dir, 'raft', (await readdir(join(dir, 'raft'))).filter((n) => n.startsWith('log-')).sort()[0]!);
+    const bytes = await readFile(segment);
+    const at = Math.ceil((bytes.indexOf('t5-') + 64) / 512) * 512;
+    bytes.fill(0, at, at + 512);
+    await writeFile(segment, bytes);
+    const node = new RaftNode({ ...h.options, stateMachine: await CheckpointedStateMachine.load(join(dir, 'sm')) });
+    const opened = node.open();
+    expect(await codeOf(opened)).toBe('CORRUPT');
+    await expect(opened).rejects.toThrow(segment);
     await node.close().catch(() => undefined);
   });
 
