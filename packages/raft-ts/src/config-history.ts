@@ -100,16 +100,21 @@ export class ConfigHistory {
   }
 
   /**
-   * Whether `url` may stand for election: it is a voter of the latest
-   * configuration, or of the one before while the latest (which removes it) is
-   * not known to be committed (`commit`). Without the second case, nodes
-   * removed by uncommitted changes of different leaders could all refuse to
-   * campaign while refusing their votes to a less up-to-date remaining voter
-   * (the thesis §4.2.2: a leader outside its configuration may still lead
-   * until the change commits).
+   * Whether `url` may stand for election: it is a voter or a learner of the
+   * latest configuration, or a voter of the one before while the latest (which
+   * removes it) is not known to be committed (`commit`). Without the second
+   * case, nodes removed by uncommitted changes of different leaders could all
+   * refuse to campaign while refusing their votes to a less up-to-date
+   * remaining voter (the thesis §4.2.2: a leader outside its configuration may
+   * still lead until the change commits). A learner stands for the same
+   * reason: its log may be the only up-to-date one, and the voters' older logs
+   * cannot win (a majority of voters elects it: safety does not need it to be a
+   * voter). Pre-vote keeps either from standing while a leader is heard, and a
+   * leader outside the voters hands over once it committed (see `RaftNode`).
    */
   electable(url: string, commit: number): boolean {
-    if (this.latest().voters.includes(url)) return true;
+    const latest_ = this.latest();
+    if (latest_.voters.includes(url) || latest_.learners.includes(url)) return true;
     const latest = this.latestIndex;
     return latest > commit && this.at(latest - 1).voters.includes(url);
   }

@@ -1426,7 +1426,9 @@ export class RaftNode implements RpcHandler {
       for (const [peer, p] of this.#progress) if (p.inflight === 0) this.#replicate(peer, true);
       this.#syncProgress();
       if (!this.#config().voters.includes(this.url) && this.#configs.latestIndex <= index) {
-        this.#log_.info('raft: leader removed from the cluster, stepping down', { url: this.url });
+        // Removed by the change it committed, or a learner elected because its log was the most up to date.
+        const learner = this.#config().learners.includes(this.url);
+        this.#log_.info(learner ? 'raft: a learner led to commit its log; handing over to a voter' : 'raft: leader removed from the cluster, stepping down', { url: this.url });
         const next = this.#mostUpToDateVoter();
         if (next) void this.#transport.timeoutNow(next, this.#rpcBase()).catch(() => undefined);
         this.#becomeFollower(this.#meta.term, undefined);
