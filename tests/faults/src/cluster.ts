@@ -5,7 +5,7 @@ import { request } from '../../integration/src/http-request.js';
 import { BrokerNode } from './broker-node.js';
 import type { NodeTopic } from './checker.js';
 import { Network, type NetworkOptions } from './network.js';
-import { sleep, waitFor } from './wait.js';
+import { sleep, waitFor } from '@msg/test-utils/wait-for';
 
 /** The fields of a broker's `GET /status` the harness reads. */
 export interface NodeStatus {
@@ -64,8 +64,7 @@ export class FaultCluster {
             const status = await cluster.status(first!, 3000);
             return status !== undefined && want.every((url) => status.members.includes(url));
           },
-          `node ${node.id} to be a member`,
-          60_000,
+          { message: `node ${node.id} to be a member`, timeoutMs: 60_000, intervalMs: 100 },
         );
       }
       await cluster.waitForLeader(30_000);
@@ -119,7 +118,7 @@ export class FaultCluster {
 
   /** Waits (bounded) for {@link leader}. */
   async waitForLeader(timeoutMs = 30_000): Promise<{ node: BrokerNode; status: NodeStatus }> {
-    return waitFor(() => this.leader(), 'an agreed leader', timeoutMs, 100);
+    return waitFor(() => this.leader(), { message: 'an agreed leader', timeoutMs, intervalMs: 100 });
   }
 
   /** Starts `node` again on its data dir (same address, so the same identity); retried up to 3 times, 1 s apart. */

@@ -1,6 +1,6 @@
 import { Client, isBrokerError, isClientError } from '@msg/client';
 import { request } from '../../integration/src/http-request.js';
-import { sleep } from './wait.js';
+import { sleep } from '@msg/test-utils/wait-for';
 
 /** An acknowledged publish. */
 export interface Ack {

@@ -9,7 +9,7 @@ import { FaultLog } from './fault-log.js';
 import type { Cut } from './network.js';
 import { ClientPublishers, RawPublishers, type Ack } from './publishers.js';
 import { describeStep, FaultKinds, makeSchedule, type FaultKind, type FaultStep, type Role } from './schedule.js';
-import { sleep, waitFor } from './wait.js';
+import { sleep, waitFor } from '@msg/test-utils/wait-for';
 
 /** Options of {@link runSchedule}. */
 export interface RunOptions {
@@ -155,7 +155,7 @@ export async function runSchedule(options: RunOptions): Promise<RunReport> {
     const goal = leader.status.commitIndex;
     for (const node of targets) {
       const t0 = Date.now();
-      const ok = await waitFor(async () => ((await cluster.status(node))?.appliedIndex ?? -1) >= goal, `node ${node.id} to apply ${goal}`, 30_000, 100).then(
+      const ok = await waitFor(async () => ((await cluster.status(node))?.appliedIndex ?? -1) >= goal, { message: `node ${node.id} to apply ${goal}`, timeoutMs: 30_000, intervalMs: 100 }).then(
         () => true,
         () => false,
       );
@@ -386,9 +386,7 @@ export async function runSchedule(options: RunOptions): Promise<RunReport> {
           const all = await Promise.all(cluster.nodes.map((n) => cluster.readTopic(n, goal.topicID)));
           return all.every((t) => (t.messages.at(-1)?.index ?? 0n) >= goal.index && t.bytes.equals(all[0]!.bytes));
         },
-        `every node to serve topic ${goal.topicID} identically up to ${goal.index}`,
-        60_000,
-        250,
+        { message: `every node to serve topic ${goal.topicID} identically up to ${goal.index}`, timeoutMs: 60_000, intervalMs: 250 },
       ).catch(() => log.record('convergence', `topic ${goal.topicID}: nodes still differ after 60 s (the checker shows how)`));
     }
     const topics = await Promise.all(
@@ -396,7 +394,7 @@ export async function runSchedule(options: RunOptions): Promise<RunReport> {
     );
     for (const [i, consumer] of consumers.entries()) {
       const last = topics[i]!.nodes[0]!.messages.at(-1)?.index ?? -1n;
-      await waitFor(() => consumer.lastIndex >= last, `${consumer.name} to reach ${last}`, 30_000, 100).catch(() =>
+      await waitFor(() => consumer.lastIndex >= last, { message: `${consumer.name} to reach ${last}`, timeoutMs: 30_000, intervalMs: 100 }).catch(() =>
         log.record('consumer', `${consumer.name} at ${consumer.lastIndex}, not at ${last} after 30 s${consumer.error ? ` (${(consumer.error as Error).message})` : ''}`),
       );
       await consumer.stop();
