@@ -5,7 +5,7 @@ import { BrokerError } from '@msg/wire';
 /** The part of `@msg/broker`'s `Broker` the adapter serves (a `Broker` satisfies it). */
 export type AdapterBroker = Pick<
   Broker,
-  'isLeader' | 'leaderURL' | 'urls' | 'publish' | 'publishBatch' | 'heartbeat' | 'openTopicReader' | 'ready' | 'status' | 'metrics'
+  'isLeader' | 'leaderURL' | 'urls' | 'publish' | 'publishBatch' | 'heartbeat' | 'openTopicReader' | 'ready' | 'status' | 'metrics' | 'producerNext'
 >;
 
 /** What the adapter needs of the raft node besides what the broker already reads through its log. */
@@ -77,6 +77,7 @@ export function createBrokerAdapter(broker: AdapterBroker, raft: AdapterRaft, ra
     openTopicReader: (topicID: bigint, fromIndex: bigint, options: { streaming: boolean }): Promise<TopicFrames> =>
       broker.openTopicReader(topicID, fromIndex, options),
     ready: () => broker.ready(),
+    producerNext: (id: string) => broker.producerNext(id),
     status: () => ({
       ...broker.status(),
       raftState: raft.state,

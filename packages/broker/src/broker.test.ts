@@ -54,7 +54,7 @@ describe('Broker', () => {
     await using t = await openTestBroker();
     await t.broker.publish(text(1n, 'first'));
     const range = await t.broker.publishBatch([text(1n, 'a'), text(2n, 'b'), text(1n, 'c')]);
-    expect(range).toEqual({ firstIndex: 2n, lastIndex: 4n });
+    expect(range).toEqual({ firstIndex: 2n, lastIndex: 4n, duplicates: 0 });
     expect(await readAll((await t.broker.openTopicReader(1n, 0n)).messages())).toEqual([
       [1n, 'first'],
       [2n, 'a'],
@@ -111,7 +111,7 @@ describe('Broker', () => {
     expect(t.log.entries).toHaveLength(0);
     const live = new AbortController();
     expect(await t.broker.publish(text(1n, 'y'), live.signal)).toBe(1n);
-    expect(await t.broker.publishBatch([text(1n, 'z')], live.signal)).toEqual({ firstIndex: 2n, lastIndex: 2n });
+    expect(await t.broker.publishBatch([text(1n, 'z')], live.signal)).toEqual({ firstIndex: 2n, lastIndex: 2n, duplicates: 0 });
     await t.broker.heartbeat(1n, 1n, live.signal, 'reader-a');
     expect(t.broker.status().topics[0]?.readers).toEqual([{ id: 'reader-a', index: 1n }]);
   });
@@ -140,7 +140,7 @@ describe('Broker', () => {
     ]);
     const frames = splitFrames(posted);
     const range = await t.broker.publishBatch(frames.map((frame) => ({ type: frameType(frame), topicID: frameTopicID(frame), data: frame.subarray(22), frame })));
-    expect(range).toEqual({ firstIndex: 2n, lastIndex: 4n });
+    expect(range).toEqual({ firstIndex: 2n, lastIndex: 4n, duplicates: 0 });
     // The log entries are the very frames handed in.
     expect(t.log.entries.map((e) => e.data)).toEqual([single, ...frames]);
     expect(t.log.entries[1]!.data).toBe(frames[0]);

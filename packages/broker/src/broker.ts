@@ -28,6 +28,7 @@ import { limitSyncs } from './sync-limiter.js';
 import { readMeta, writeMeta, type BrokerMeta, type TopicCheckpoint } from './meta.js';
 import { decodeReaderReport, readerReportMessage, readerReportTime, validReaderId } from './reader-report.js';
 import { encodeSnapshotHeader, readSnapshot, type SnapshotHeader, type SnapshotSegment } from './snapshot-format.js';
+import { decodeProduced, encodeProduced, ProducerTable, sequenceError, validProducer, type ProducerLimits, type ProducerSequence, type ProducerVerdict } from './producers.js';
 
 /** The timers the broker uses (checkpoints, retention); inject a fake one in tests. */
 export interface BrokerClock {
@@ -68,6 +69,8 @@ export interface BrokerOptions {
   retention?: RetentionPolicy;
   /** Milliseconds between two retention passes; default 60000. */
   retentionIntervalMs?: number;
+  /** Bounds of the producer table (exactly-once publish); default `DEFAULT_PRODUCER_LIMITS`. Every node must use the same. */
+  producers?: Partial<ProducerLimits>;
   /**
    * The file system every file access goes through: `meta`, the state
    * folders, every topic, snapshots and restores (imports of an original
@@ -114,6 +117,10 @@ export interface BrokerCounters {
   segmentsReclaimed: number;
   /** Checkpoints written. */
   checkpoints: number;
+  /** Produced messages applied that were committed before (the topic got nothing). */
+  duplicates: number;
+  /** Produced messages applied that were refused (`SEQUENCE_GAP`, `SEQUENCE_TOO_OLD`). */
+  sequenceRefused: number;
 }
 
 /** One topic in {@link BrokerStatus}. */
@@ -224,6 +231,8 @@ export interface BrokerMetrics {
   checkpointFsync: { buckets: { le: number; count: number }[]; count: number; sumSeconds: number };
   /** Snapshots of the broker's state streamed (for raft) and restored, their bytes and seconds. */
   snapshots: { taken: number; takenBytes: number; takenSeconds: number; restored: number; restoredBytes: number; restoredSeconds: number };
+  /** The producer table: producers held; duplicates answered, sequences refused and producers forgotten since open. */
+  producers: { held: number; duplicates: number; refused: number; forgotten: number };
   /** Replication lag and the log's counters, when the log reports them. */
   raft?: RaftMetricsSnapshot;
 }
@@ -266,13 +275,29 @@ export interface PublishMessage {
    * own rule is checked on it (no 0x8000 type bit).
    */
   frame?: Frame;
+  /**
+   * Exactly-once publish: the producer and this message's sequence. The broker commits each (producer,
+   * sequence) once: a sequence committed before is answered with its original index and writes nothing
+   * (see `producers.ts`).
+   */
+  producer?: ProducerSequence;
 }
 
 /** The index range {@link Broker.publishBatch} assigned. */
 export interface PublishedRange {
   firstIndex: bigint;
   lastIndex: bigint;
+  /** Messages with a producer that were committed before: answered with their original indexes. */
+  duplicates: number;
+  /** Each message's index, when they are not `firstIndex` to `lastIndex` one after another (duplicates answered elsewhere in the log). */
+  indexes?: bigint[];
 }
+
+/** What applying a produced entry did, for the publish that waits on it: nothing to say when it was accepted. */
+type ProducedOutcome = Exclude<ProducerVerdict, { kind: 'new' }> & { producer: ProducerSequence };
+
+/** Outcomes kept for publishes to collect; beyond this the oldest go (a publish collects its own at once). */
+const MAX_OUTCOMES = 65_536;
 
 type Waiter = () => void;
 
@@ -330,6 +355,11 @@ export class Broker implements StateMachine {
   #checkpointTimer: unknown;
   #retentionTimer: unknown;
   #waiters = new Map<bigint, Set<Waiter>>();
+  /** Who published what, for exactly-once publish (replicated: in `meta` and snapshots). */
+  #producers: ProducerTable;
+  readonly #producerLimits: Partial<ProducerLimits>;
+  /** Per log index, what a produced entry that was not accepted did (for {@link publish} to answer with). */
+  readonly #outcomes = new Map<number, ProducedOutcome>();
   #chain: Promise<unknown> = Promise.resolve();
   readonly #counters: BrokerCounters = {
     messagesPublished: 0,
@@ -340,6 +370,8 @@ export class Broker implements StateMachine {
     ignored: 0,
     segmentsReclaimed: 0,
     checkpoints: 0,
+    duplicates: 0,
+    sequenceRefused: 0,
   };
   readonly #fsync = newFsyncStats();
   readonly #readiness: ReadinessBounds;
@@ -357,6 +389,8 @@ export class Broker implements StateMachine {
     this.#retention = options.retention ?? {};
     this.#retentionIntervalMs = options.retentionIntervalMs ?? 60_000;
     this.#fs = options.fs ?? nodeFileSystem;
+    this.#producerLimits = options.producers ?? {};
+    this.#producers = new ProducerTable(this.#producerLimits);
     this.#topicFs = limitSyncs(this.#fs, TOPIC_SYNC_SLOTS, this.#fsync);
     this.#readiness = { ...DEFAULT_READINESS, ...definedOnly(options.readiness ?? {}) };
   }
@@ -439,6 +473,7 @@ export class Broker implements StateMachine {
     this.#meta = meta;
     this.#topics = topics;
     this.#readers = cloneReaders(meta.readers);
+    this.#producers = this.#loadProducers(meta.producers, (why) => new BrokerStateError('CORRUPT_META', `corrupt broker metadata: ${why}`));
     this.#applied = meta.appliedIndex;
     this.#checkpointedUpTo = meta.appliedIndex;
     this.#lastCheckpointAt = this.#clock.now();
@@ -489,15 +524,53 @@ export class Broker implements StateMachine {
     const log = this.#needLog();
     const data = this.#encodeClientMessage(message);
     signal?.throwIfAborted();
+    const known = this.#committedBefore(log, message);
+    if (known !== undefined) return known;
     let index: number;
     try {
       index = await log.apply(data);
     } catch (error) {
       throw toBrokerError(error);
     }
+    const outcome = this.#collect(index);
+    if (outcome instanceof BrokerError) throw outcome;
     this.#counters.messagesPublished++;
     this.#counters.bytesPublished += message.data.byteLength;
-    return BigInt(index);
+    return outcome;
+  }
+
+  /**
+   * A produced message's original index when this leader has applied its (producer, sequence) already: it is
+   * answered without a new entry. `SEQUENCE_TOO_OLD` when it is below the window. `undefined` otherwise (a gap
+   * may still be filled by entries in flight: applying decides).
+   */
+  #committedBefore(log: BrokerLog, message: PublishMessage): bigint | undefined {
+    const { producer } = message;
+    if (producer === undefined || !log.isLeader()) return undefined;
+    const verdict = this.#producers.check(producer.id, producer.seq);
+    if (verdict.kind === 'duplicate') {
+      this.#counters.duplicates++;
+      return verdict.index;
+    }
+    if (verdict.kind === 'old') throw sequenceError(verdict, producer);
+    return undefined;
+  }
+
+  /**
+   * The sequence producer `id` must publish next, as this broker has applied (on the leader: every committed
+   * entry it applied), or `undefined` for a producer the table does not hold (never seen, or forgotten).
+   */
+  producerNext(id: string): bigint | undefined {
+    return this.#producers.next(id);
+  }
+
+  /** The index the message of the entry at `index` has: `index` itself, or the original's for a duplicate; a sequence refusal is returned as its error. */
+  #collect(index: number): bigint | BrokerError {
+    const outcome = this.#outcomes.get(index);
+    if (outcome === undefined) return BigInt(index);
+    this.#outcomes.delete(index);
+    if (outcome.kind === 'duplicate') return outcome.index;
+    return sequenceError(outcome, outcome.producer);
   }
 
   /**
@@ -510,15 +583,21 @@ export class Broker implements StateMachine {
     if (messages.length === 0) throw new BrokerError('INVALID_BATCH', { message: 'invalid batch: no messages' });
     const datas = messages.map((m) => this.#encodeClientMessage(m));
     signal?.throwIfAborted();
+    const known = messages.map((m) => this.#committedBefore(log, m));
+    if (everyDefined(known)) return rangeOf(known, messages.length);
     let first: number;
     try {
       first = await log.applyBatch(datas);
     } catch (error) {
       throw toBrokerError(error);
     }
+    const outcomes = messages.map((_, i) => this.#collect(first + i));
+    const refusal = outcomes.find((o) => o instanceof BrokerError);
+    if (refusal !== undefined) throw refusal;
+    const indexes = outcomes as bigint[];
     this.#counters.messagesPublished += messages.length;
     for (const m of messages) this.#counters.bytesPublished += m.data.byteLength;
-    return { firstIndex: BigInt(first), lastIndex: BigInt(first + messages.length - 1) };
+    return rangeOf(indexes, indexes.filter((index, i) => index !== BigInt(first + i)).length);
   }
 
   /**
@@ -558,6 +637,13 @@ export class Broker implements StateMachine {
 
   /** The log entry of a published message: its frame as given (validated where it was made), else the fields checked and encoded. */
   #encodeClientMessage(publish: PublishMessage): Uint8Array {
+    const frame = this.#clientFrame(publish);
+    if (publish.producer === undefined) return frame;
+    validProducer(publish.producer);
+    return encodeProduced(publish.producer, frame, publish.topicID);
+  }
+
+  #clientFrame(publish: PublishMessage): Frame {
     const { frame } = publish;
     if (frame !== undefined) {
       // The bytes that enter the log are the ones checked.
@@ -567,7 +653,7 @@ export class Broker implements StateMachine {
     const message: Message = { type: publish.type, topicID: publish.topicID, index: 0n, data: publish.data };
     assertValidMessage(message);
     this.#refuseBrokerType(message.type, message.topicID);
-    return encodeMessage(message);
+    return asFrame(encodeMessage(message));
   }
 
   #refuseBrokerType(type: number, topicID: bigint): void {
@@ -612,7 +698,13 @@ export class Broker implements StateMachine {
           this.#ignore('ignored a log entry that is not a message', { index, error: describe(error) });
           continue;
         }
-        const type = frameType(frame);
+        let type = frameType(frame);
+        if (type === MessageType.ProducedMessage) {
+          const inner = this.#produced(entry.index, frame);
+          if (inner === undefined) continue;
+          frame = inner;
+          type = frameType(frame);
+        }
         if (isBrokerMessageType(type)) {
           if (type !== MessageType.SetTopicMaxIndex) {
             this.#ignore('ignored an internal message of unknown type', { index, type });
@@ -697,6 +789,43 @@ export class Broker implements StateMachine {
     });
   }
 
+  /**
+   * Applies the producer table's rule to a produced entry: its message's frame when it is accepted (the
+   * table records it), `undefined` when it is a duplicate, refused, or malformed (the outcome is kept for
+   * the publish that waits on it).
+   */
+  #produced(index: number, frame: Frame): Frame | undefined {
+    let producer: ProducerSequence;
+    let inner: Frame;
+    try {
+      const decoded = decodeProduced(decodeMessage(frame).data);
+      producer = decoded.producer;
+      validProducer(producer);
+      inner = asFrame(decoded.frame, { maxDataLength: MAX_DATA_LENGTH });
+      if (inner.byteLength !== decoded.frame.byteLength || isBrokerMessageType(frameType(inner))) throw new Error('not one client message');
+    } catch (error) {
+      this.#ignore('ignored a malformed produced message', { index, error: describe(error) });
+      return undefined;
+    }
+    const verdict = this.#producers.check(producer.id, producer.seq);
+    if (verdict.kind === 'new') {
+      this.#producers.accept(producer.id, producer.seq, BigInt(index));
+      return inner;
+    }
+    if (verdict.kind === 'duplicate') this.#counters.duplicates++;
+    else this.#counters.sequenceRefused++;
+    this.#outcomes.set(index, { ...verdict, producer });
+    if (this.#outcomes.size > MAX_OUTCOMES) this.#outcomes.delete(this.#outcomes.keys().next().value!);
+    return undefined;
+  }
+
+  /** A producer table loaded from `json` (of `meta` or a snapshot header; none: empty). */
+  #loadProducers(json: unknown, bad: (why: string) => Error): ProducerTable {
+    const table = new ProducerTable(this.#producerLimits);
+    if (json !== undefined) table.load(json, bad);
+    return table;
+  }
+
   /** Highest raft index whose effects are durable (checkpointed); raft re-applies entries after it on open. */
   appliedIndex(): number {
     return this.#meta?.appliedIndex ?? 0;
@@ -731,7 +860,7 @@ export class Broker implements StateMachine {
       if (this.#state !== 'open') throw new BrokerError('BROKER_CLOSED');
       if (this.#failure) throw this.#failure;
       await this.#checkpoint();
-      const header: SnapshotHeader = { index: this.#applied, topics: [], readers: cloneReaders(this.#readers) };
+      const header: SnapshotHeader = { index: this.#applied, topics: [], readers: cloneReaders(this.#readers), producers: this.#producers.toJSON() };
       const files: SnapshotFile[] = [];
       for (const id of [...this.#topics.keys()].sort(compareBigint)) {
         const segments: SnapshotSegment[] = [];
@@ -912,13 +1041,16 @@ export class Broker implements StateMachine {
         await Promise.allSettled([...topics.values()].map((t) => t.close()));
         throw error;
       }
-      const newMeta: BrokerMeta = { state: next, appliedIndex: applied, readers: cloneReaders(header.readers), topics: checkpoints };
+      const producers = this.#loadProducers(header.producers, (why) => new BrokerStateError('CORRUPT_SNAPSHOT', `corrupt snapshot: ${why}`));
+      const newMeta: BrokerMeta = { state: next, appliedIndex: applied, readers: cloneReaders(header.readers), topics: checkpoints, producers: producers.toJSON() };
       await storage(() => writeMeta(this.#dir, newMeta, this.#fsync, fs));
       const old = this.#topics;
       this.#topics = topics;
       this.#stateDir = nextDir;
       this.#meta = newMeta;
       this.#readers = cloneReaders(header.readers);
+      this.#producers = producers;
+      this.#outcomes.clear();
       this.#anonymousAt.clear();
       this.#applied = applied;
       this.#checkpointedUpTo = applied;
@@ -1055,6 +1187,7 @@ export class Broker implements StateMachine {
       }),
       checkpointFsync: fsyncHistogram(this.#fsync),
       snapshots: { ...this.#snapshots },
+      producers: { held: this.#producers.size, duplicates: this.#counters.duplicates, refused: this.#counters.sequenceRefused, forgotten: this.#producers.forgotten },
       ...(replication.rep === undefined ? {} : { raft: { replication: replication.view, electionTimeoutMs: replication.rep.electionTimeoutMs, stats: log?.stats?.() } }),
     };
   }
@@ -1260,6 +1393,7 @@ export class Broker implements StateMachine {
     }
     const applied = this.#applied;
     const readers = cloneReaders(this.#readers);
+    const producers = this.#producers.toJSON();
     const dirty = this.#dirtyTopics;
     const newTopics = this.#newTopics;
     const ids = [...this.#topics.keys()];
@@ -1294,7 +1428,7 @@ export class Broker implements StateMachine {
           topics.set(id, recorded);
         }
         if (newTopics) await fsyncPath(this.#stateDir, this.#fsync, false, this.#fs);
-        const next: BrokerMeta = { state: meta.state, appliedIndex: applied, readers, topics };
+        const next: BrokerMeta = { state: meta.state, appliedIndex: applied, readers, topics, producers };
         await writeMeta(this.#dir, next, this.#fsync, this.#fs);
         this.#meta = next;
       } catch (error) {
@@ -1444,6 +1578,18 @@ function toBrokerError(error: unknown): unknown {
 
 function cloneReaders(readers: Map<bigint, Map<string, bigint>>): Map<bigint, Map<string, bigint>> {
   return new Map([...readers].map(([id, byReader]) => [id, new Map(byReader)]));
+}
+
+function everyDefined<T>(values: (T | undefined)[]): values is T[] {
+  return values.every((value) => value !== undefined);
+}
+
+/** The range of a batch's `indexes` (`indexes` itself only when they are not consecutive). */
+function rangeOf(indexes: bigint[], duplicates: number): PublishedRange {
+  const firstIndex = indexes[0]!;
+  const lastIndex = indexes.at(-1)!;
+  const consecutive = indexes.every((index, i) => index === firstIndex + BigInt(i));
+  return consecutive ? { firstIndex, lastIndex, duplicates } : { firstIndex, lastIndex, duplicates, indexes };
 }
 
 function compareBigint(a: bigint, b: bigint): number {

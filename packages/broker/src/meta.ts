@@ -4,6 +4,7 @@ import { isU64 } from '@msg/wire';
 import { nodeFileSystem, type FileSystem, type TopicCheckpoint } from '@msg/segments';
 import { writeFileAtomic, type FsyncStats } from './durable-file.js';
 import { BrokerStateError } from './errors.js';
+import type { ProducersJson } from './producers.js';
 
 /** Name of the metadata file in a broker's data dir. */
 export const META_FILE = 'meta';
@@ -25,6 +26,8 @@ export interface BrokerMeta {
   readers: Map<bigint, Map<string, bigint>>;
   /** Per topic, where its durable data ended. */
   topics: Map<bigint, TopicCheckpoint>;
+  /** The producer table as of `appliedIndex` (`ProducerTable.toJSON()`); absent in files written before it existed. */
+  producers?: ProducersJson;
 }
 
 interface MetaJson {
@@ -34,6 +37,7 @@ interface MetaJson {
   appliedIndex: number;
   readers: Record<string, Record<string, string>>;
   topics: Record<string, { lastIndex: string; segment?: string; size: number }>;
+  producers?: ProducersJson;
 }
 
 /**
@@ -42,7 +46,7 @@ interface MetaJson {
  * a flipped bit is detected rather than read as another applied index.
  */
 export async function writeMeta(dir: string, meta: BrokerMeta, stats?: FsyncStats, fs: FileSystem = nodeFileSystem): Promise<void> {
-  const json: MetaJson = { version: 2, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {} };
+  const json: MetaJson = { version: 2, state: meta.state, appliedIndex: meta.appliedIndex, readers: {}, topics: {}, ...(meta.producers === undefined ? {} : { producers: meta.producers }) };
   for (const [topicID, readers] of meta.readers) {
     json.readers[String(topicID)] = Object.fromEntries([...readers].map(([id, index]) => [id, String(index)]));
   }
@@ -83,11 +87,12 @@ export async function readMeta(dir: string, fs: FileSystem = nodeFileSystem): Pr
     throw bad('not JSON', cause);
   }
   if (!isRecord(json) || json.version !== (sum ? 2 : 1)) throw bad('unknown version');
-  const { state, appliedIndex, readers, topics } = json;
+  const { state, appliedIndex, readers, topics, producers } = json;
   if (typeof state !== 'string' || !/^[A-Za-z0-9._-]+$/.test(state) || state === '..') throw bad('bad state folder');
   if (typeof appliedIndex !== 'number' || !Number.isSafeInteger(appliedIndex) || appliedIndex < 0) throw bad('bad appliedIndex');
   if (!isRecord(readers) || !isRecord(topics)) throw bad('bad readers or topics');
-  const meta: BrokerMeta = { state, appliedIndex, readers: new Map(), topics: new Map() };
+  if (producers !== undefined && !Array.isArray(producers)) throw bad('bad producers');
+  const meta: BrokerMeta = { state, appliedIndex, readers: new Map(), topics: new Map(), ...(producers === undefined ? {} : { producers: producers as ProducersJson }) };
   for (const [topic, byReader] of Object.entries(readers)) {
     if (!isRecord(byReader)) throw bad(`bad readers of topic ${topic}`);
     const map = new Map<string, bigint>();

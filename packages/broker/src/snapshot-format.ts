@@ -1,5 +1,6 @@
 import { isU64 } from '@msg/wire';
 import { BrokerStateError } from './errors.js';
+import type { ProducersJson } from './producers.js';
 
 /**
  * The snapshot stream, a superset of the original broker's format:
@@ -13,7 +14,8 @@ import { BrokerStateError } from './errors.js';
  *
  * The original writes `id` and `index` as JSON numbers; we write them as
  * decimal strings (u64 values above 2^53 stay exact) and add `format`,
- * `readers` (per topic, per reader id, the reported index), a topic's
+ * `readers` (per topic, per reader id, the reported index), `producers` (the
+ * producer table of exactly-once publish), a topic's
  * `firstIndex` (first retained index) and a segment `name` (its file name).
  * Readers accept both spellings.
  */
@@ -23,6 +25,8 @@ export interface SnapshotHeader {
   topics: SnapshotTopic[];
   /** Per topic, per reader id, the highest index the reader reported (empty for the original's). */
   readers: Map<bigint, Map<string, bigint>>;
+  /** The producer table (`ProducerTable.toJSON()`); absent in the original's and in ours before it existed. */
+  producers?: ProducersJson;
 }
 
 /** A topic in a {@link SnapshotHeader}. */
@@ -62,6 +66,7 @@ export function encodeSnapshotHeader(header: SnapshotHeader): Uint8Array {
     readers: Object.fromEntries(
       [...header.readers].map(([topic, byReader]) => [String(topic), Object.fromEntries([...byReader].map(([id, i]) => [id, String(i)]))]),
     ),
+    ...(header.producers === undefined ? {} : { producers: header.producers }),
   };
   const body = new TextEncoder().encode(JSON.stringify(json));
   const out = new Uint8Array(4 + body.byteLength);
@@ -111,7 +116,8 @@ export function parseSnapshotHeader(text: string): SnapshotHeader {
       readers.set(u64(topic, 'reader topic'), new Map(Object.entries(byReader).map(([id, i]) => [id, u64(i, 'reader index')])));
     }
   }
-  return { index, topics, readers };
+  if (json.producers !== undefined && !Array.isArray(json.producers)) throw corrupt('bad producers');
+  return json.producers === undefined ? { index, topics, readers } : { index, topics, readers, producers: json.producers as ProducersJson };
 }
 
 /** Called for each segment of a snapshot with exactly its bytes; must consume `data` to the end. */

@@ -8,6 +8,7 @@ import {
   encodeMessages,
   parseU64,
 } from '@msg/wire';
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { z } from 'zod';
 import { backoffDelay, resolveBackoff, type Backoff, type BackoffOptions } from './backoff.js';
@@ -104,6 +105,22 @@ export interface ClientOptions {
    * client certificate and its key; PEM strings or buffers.
    */
   tls?: ClientTls;
+  /**
+   * Exactly-once publish. Every publish of this client carries this producer id and a sequence number
+   * (`X-Broker-Producer-Id`, `X-Broker-Producer-Seq`), so the broker commits each message once even when
+   * the client retries it after a lost answer, a timeout or a failover: a retry of a message committed
+   * before is answered with its original index.
+   *
+   * - Default: a random id, new for every `Client`; its sequence starts at 0.
+   * - A string (1 to 64 characters of `A-Z a-z 0-9 . _ : -`): a stable id, for a producer that restarts.
+   *   Before its first publish the client asks the leader for the sequence that id sends next
+   *   (`GET /messaging/producers`), and continues from there.
+   * - `false`: no producer id; publishes are at-least-once, exactly as the original's client sent them.
+   *
+   * Publishes of one producer are sent one request at a time (their sequences must arrive in order), so
+   * `batching.maxInFlight` above 1 has no effect with a producer id.
+   */
+  producerId?: string | false;
 }
 
 type State = 'new' | 'opening' | 'open' | 'closed';
@@ -114,9 +131,19 @@ interface Request {
   query?: Record<string, string>;
   body?: Uint8Array;
   contentType?: string;
+  headers?: Record<string, string>;
 }
 
+/** The producer of a client's publishes: its id, and the sequence its next request starts at (`undefined`: ask the leader first). */
+interface Producer {
+  id: string;
+  next: bigint | undefined;
+}
+
+const PRODUCER_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
 const pingBodySchema = z.object({ urls: z.array(z.string()) });
+const producerBodySchema = z.object({ producerID: z.string(), next: z.string().regex(/^[0-9]{1,20}$/) });
 
 /**
  * A client of a broker cluster: publishes messages to the leader (following
@@ -144,6 +171,9 @@ export class Client {
   readonly #transport: Transport;
   readonly #closing = new AbortController();
   readonly #batcher: Batcher;
+  readonly #producer: Producer | undefined;
+  /** The producer's requests, one at a time (see {@link ClientOptions.producerId}). */
+  #lane: Promise<void> = Promise.resolve();
   readonly #noBatchRoute = new Set<string>();
   readonly #conns = new Set<Conn>();
   readonly #background = new Set<Promise<unknown>>();
@@ -187,6 +217,7 @@ export class Client {
     setMaxListeners(0, this.#closing.signal);
     if (options.urls !== undefined && options.urls.length > 0) this.setURLs(options.urls);
     this.#batcher = new Batcher(this.#batching, this.#clock, (messages) => this.#sendCoalesced(messages));
+    this.#producer = producerOf(options.producerId);
   }
 
   /** The URL requests go to first: the leader once known (from a redirect or a ping), else one of {@link urls}. */
@@ -495,7 +526,8 @@ export class Client {
       this.#checkCancelled(signal);
       let failure: Error;
       try {
-        const headers = await this.#authHeaders();
+        const auth = await this.#authHeaders();
+        const headers = request.headers === undefined ? auth : { ...auth, ...request.headers };
         const answer = await this.#transport.request({
           headers,
           method: request.method,
@@ -592,15 +624,18 @@ export class Client {
   }
 
   async #publishOne(message: PublishMessage, signal: AbortSignal | undefined): Promise<bigint> {
-    const { answer, url } = await this.#execute(
-      {
-        method: 'POST',
-        path: Paths.messages,
-        query: { [Query.type]: String(message.type), [Query.topicID]: message.topicID.toString() },
-        body: message.data,
-        contentType: MESSAGES_CONTENT_TYPE,
-      },
-      signal,
+    const { answer, url } = await this.#produce(1, signal, (headers) =>
+      this.#execute(
+        {
+          method: 'POST',
+          path: Paths.messages,
+          query: { [Query.type]: String(message.type), [Query.topicID]: message.topicID.toString() },
+          body: message.data,
+          contentType: MESSAGES_CONTENT_TYPE,
+          ...(headers === undefined ? {} : { headers }),
+        },
+        signal,
+      ),
     );
     const index = parseU64(headerValue(answer.headers[Headers.index]));
     if (index === undefined) throw new ClientError('BAD_RESPONSE', { message: `bad response: publish answer from ${url.origin} has no valid X-Broker-Index` });
@@ -614,10 +649,12 @@ export class Client {
   async #publishFramed(messages: readonly PublishMessage[], signal: AbortSignal | undefined): Promise<bigint[] | undefined> {
     if (this.#noBatchRoute.has(this.#target().origin)) return undefined;
     const body = encodeMessages(messages.map((m) => ({ type: m.type, topicID: m.topicID, index: 0n, data: m.data })));
-    const { answer, url } = await this.#execute(
-      { method: 'POST', path: Paths.batch, body, contentType: MESSAGES_CONTENT_TYPE },
-      signal,
-      (status) => status === 404 || status === 405,
+    const { answer, url } = await this.#produce(messages.length, signal, (headers) =>
+      this.#execute(
+        { method: 'POST', path: Paths.batch, body, contentType: MESSAGES_CONTENT_TYPE, ...(headers === undefined ? {} : { headers }) },
+        signal,
+        (status) => status === 404 || status === 405,
+      ),
     );
     if (answer.status === 404 || answer.status === 405) {
       this.#logger.debug?.('no batch route: publishing one by one', { url: url.origin });
@@ -626,6 +663,12 @@ export class Client {
     }
     const first = parseU64(headerValue(answer.headers[Headers.index]));
     const last = parseU64(headerValue(answer.headers[Headers.lastIndex]));
+    const runs = headerValue(answer.headers[Headers.indexes]);
+    if (runs !== undefined) {
+      const indexes = parseIndexRuns(runs, messages.length);
+      if (indexes === undefined) throw new ClientError('BAD_RESPONSE', { message: `bad response: batch of ${messages.length} from ${url.origin} answered X-Broker-Indexes ${JSON.stringify(runs.slice(0, 100))}` });
+      return indexes;
+    }
     if (first === undefined || last === undefined || last - first + 1n !== BigInt(messages.length)) {
       throw new ClientError('BAD_RESPONSE', {
         message: `bad response: batch of ${messages.length} from ${url.origin} answered X-Broker-Index ${String(first)}, X-Broker-Last-Index ${String(last)}`,
@@ -653,6 +696,52 @@ export class Client {
         ),
       ),
     );
+  }
+
+  /**
+   * Sends one publish request of `count` messages through `send`, with this client's producer headers (none
+   * without a producer). A producer's requests go one at a time, each taking the next `count` sequences; a
+   * `SEQUENCE_GAP` (an earlier request of this producer was never committed) is sent again once, renumbered
+   * from the sequence the broker expects. A refusal that wrote nothing (a 4xx other than a sequence error)
+   * gives its sequences back.
+   */
+  async #produce<T>(count: number, signal: AbortSignal | undefined, send: (headers: Record<string, string> | undefined) => Promise<T>): Promise<T> {
+    const producer = this.#producer;
+    if (producer === undefined) return send(undefined);
+    const turn = this.#lane.then(async () => {
+      producer.next ??= await this.#producerNext(producer.id, signal);
+      const seq = producer.next;
+      producer.next = seq + BigInt(count);
+      try {
+        return await send(producerHeaders(producer.id, seq));
+      } catch (error) {
+        if (!(error instanceof BrokerError)) throw error;
+        if (error.code === 'SEQUENCE_GAP' && error.producerNext !== undefined) {
+          this.#logger.debug?.('producer sequence gap: renumbering', { sent: String(seq), next: String(error.producerNext) });
+          producer.next = error.producerNext + BigInt(count);
+          return await send(producerHeaders(producer.id, error.producerNext));
+        }
+        if (error.status >= 400 && error.status < 500 && error.status !== 409 && producer.next === seq + BigInt(count)) producer.next = seq;
+        throw error;
+      }
+    });
+    this.#lane = turn.then(
+      () => undefined,
+      () => undefined,
+    );
+    return turn;
+  }
+
+  /** The sequence producer `id` sends next, from the leader (0 for a producer it does not hold, or a broker without the route). */
+  async #producerNext(id: string, signal: AbortSignal | undefined): Promise<bigint> {
+    const { answer, url } = await this.#execute({ method: 'GET', path: Paths.producers, query: { [Query.producerID]: id } }, signal, (status) => status === 404);
+    if (answer.status === 404) return 0n;
+    try {
+      const parsed = producerBodySchema.parse(JSON.parse(new TextDecoder().decode(answer.body)));
+      return BigInt(parsed.next);
+    } catch (error) {
+      throw new ClientError('BAD_RESPONSE', { message: `bad response: the producer answer of ${url.origin} is not {"producerID","next"}`, cause: error });
+    }
   }
 
   *#chunks(messages: readonly PublishMessage[]): Generator<PublishMessage[]> {
@@ -706,6 +795,33 @@ function pathAndQuery(path: string, query: Record<string, string> | undefined): 
   let search = '';
   for (const key in query) search += `${search === '' ? '?' : '&'}${encodeURIComponent(key)}=${encodeURIComponent(query[key]!)}`;
   return path + search;
+}
+
+/** The producer of {@link ClientOptions.producerId}: a random one by default, none for `false`; a malformed id is `INVALID_OPTIONS`. */
+function producerOf(option: string | false | undefined): Producer | undefined {
+  if (option === false) return undefined;
+  if (option === undefined) return { id: randomUUID(), next: 0n };
+  if (typeof option !== 'string' || !PRODUCER_ID.test(option)) {
+    throw new ClientError('INVALID_OPTIONS', { message: 'invalid options: producerId must be false or 1 to 64 characters of A-Z a-z 0-9 . _ : -' });
+  }
+  return { id: option, next: undefined };
+}
+
+function producerHeaders(id: string, seq: bigint): Record<string, string> {
+  return { [Headers.producerId]: id, [Headers.producerSeq]: seq.toString() };
+}
+
+/** The indexes of `X-Broker-Indexes` (`a-b,c,...`), or `undefined` unless they are exactly `count` u64 values. */
+function parseIndexRuns(text: string, count: number): bigint[] | undefined {
+  const indexes: bigint[] = [];
+  for (const run of text.split(',')) {
+    const [a, b, extra] = run.trim().split('-');
+    const first = parseU64(a);
+    const last = b === undefined ? first : parseU64(b);
+    if (first === undefined || last === undefined || extra !== undefined || last < first || last - first >= BigInt(count - indexes.length)) return undefined;
+    for (let i = first; i <= last; i++) indexes.push(i);
+  }
+  return indexes.length === count ? indexes : undefined;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {

@@ -105,7 +105,7 @@ function codeForStatus(status: number): ErrorCode {
  * `X-Broker-Error-Code` when it names a known code, else from the original's
  * text in `X-Broker-Error` (or the body), else from the HTTP status. The
  * broker's text becomes the message; `X-Broker-First-Index` and
- * `X-Broker-Leader` become `firstIndex` and `leaderURL`.
+ * `X-Broker-Leader` become `firstIndex` and `leaderURL`, `X-Broker-Producer-Next` `producerNext`.
  */
 export function brokerErrorFromResponse(status: number, headers: ResponseHeaders, body?: Uint8Array): BrokerError {
   const headerText = header(headers, Headers.error)?.trim();
@@ -119,9 +119,10 @@ export function brokerErrorFromResponse(status: number, headers: ResponseHeaders
     codeForStatus(status);
   const firstIndex = parseU64(header(headers, Headers.firstIndex));
   const leaderURL = header(headers, Headers.leader) || undefined;
+  const producerNext = parseU64(header(headers, Headers.producerNext));
   return new BrokerError(code, {
     message: text ?? `${ErrorCodes[code].text} (HTTP ${status})`,
-    details: { firstIndex, leaderURL },
+    details: { firstIndex, leaderURL, producerNext },
   });
 }
 

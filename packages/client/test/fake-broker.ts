@@ -62,6 +62,8 @@ export interface SeenRequest {
   query: URLSearchParams;
   /** Messages in the body of a batch request. */
   batchSize?: number;
+  /** The request's headers (lower-case names). */
+  headers: IncomingMessage['headers'];
 }
 
 /** Knobs of a {@link FakeBroker}; all can be changed while it runs. */
@@ -178,7 +180,7 @@ export class FakeBroker {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
-    const seen: SeenRequest = { method: req.method ?? '', path: url.pathname, query: url.searchParams };
+    const seen: SeenRequest = { method: req.method ?? '', path: url.pathname, query: url.searchParams, headers: req.headers };
     const body = await readBody(req);
     if (url.pathname === Paths.batch && this.knobs.batchRoute) {
       try {

@@ -20,14 +20,24 @@ export interface PublishMessage {
    * the fields again; one that ignores it loses nothing. Do not modify it.
    */
   frame?: Frame;
+  /**
+   * Exactly-once publish: from the request's `X-Broker-Producer-Id` and `X-Broker-Producer-Seq` headers (a
+   * batch's message `i` gets the header's sequence plus `i`). `id` is the producer id prefixed with the
+   * authenticated identity and `/` when there is one. Absent without the headers.
+   */
+  producer?: { id: string; seq: bigint };
 }
 
 /** The index range a batch of messages was committed at. */
 export interface IndexRange {
   /** Index of the first message of the batch. */
   firstIndex: bigint;
-  /** Index of the last message; `lastIndex - firstIndex + 1` equals the batch length. */
+  /** Index of the last message; `lastIndex - firstIndex + 1` equals the batch length unless {@link indexes} is given. */
   lastIndex: bigint;
+  /** Messages with a producer that were committed before (answered with their original indexes). */
+  duplicates?: number;
+  /** Each message's index, when they are not consecutive (some were committed before, elsewhere in the log). */
+  indexes?: readonly bigint[];
 }
 
 /**
@@ -186,6 +196,8 @@ export interface BrokerMetrics {
   snapshots?: { taken: number; takenBytes: number; takenSeconds: number; restored: number; restoredBytes: number; restoredSeconds: number };
   /** Replication lag and the raft node's counters. */
   raft?: RaftMetrics;
+  /** The producer table of exactly-once publish: producers held, and counters since the process started. */
+  producers?: { held: number; duplicates: number; refused: number; forgotten: number };
 }
 
 /**
@@ -257,6 +269,11 @@ export interface HandlerBroker {
   status(): object;
   /** Numbers for `GET /metrics`. */
   metrics(): BrokerMetrics;
+  /**
+   * Optional (without it `GET /messaging/producers` is 404): the sequence producer `id` (as in
+   * {@link PublishMessage.producer}) must send next, or `undefined` for a producer the broker does not hold.
+   */
+  producerNext?(id: string): bigint | undefined;
   /** The raft transport's listener, mounted under `/raft` when present. */
   raftHandler?: RaftListener;
 }

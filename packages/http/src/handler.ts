@@ -221,6 +221,8 @@ const REQUIREMENTS: ReadonlyMap<string, Readonly<Record<string, Requirement>>> =
   [Paths.ready, { '*': 'open' }],
   [Paths.metrics, { '*': ADMIN }],
   [Paths.status, { '*': ADMIN }],
+  // A producer's key is prefixed with the caller's identity: each sees only its own.
+  [Paths.producers, { '*': 'identity' }],
 ]);
 
 /** Authorizer stats of an authorizer that keeps none. */

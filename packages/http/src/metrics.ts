@@ -14,6 +14,7 @@ export const RouteNames = [
   'ready',
   'metrics',
   'status',
+  'producers',
   'other',
 ] as const;
 
@@ -396,6 +397,10 @@ function brokerMetrics(snapshot: () => BrokerMetrics | undefined): Metric[] {
     new PulledGauge('msg_raft_follower_snapshot_total_bytes', 'Leader: size of the snapshot being sent to each follower (absent when none is sent).', ['follower'], followers((f) => f.snapshot?.totalBytes)),
     new PulledCounter('msg_broker_applied_messages_total', 'Messages applied to topics on this node since it started.', [], oneOf((b) => b.messagesApplied)),
     new PulledCounter('msg_broker_applied_bytes_total', 'Data bytes of the messages applied to topics on this node since it started.', [], oneOf((b) => b.bytesApplied)),
+    new PulledGauge('msg_broker_producers', 'Producers the deduplication table holds (exactly-once publish).', [], oneOf((b) => b.producers?.held)),
+    new PulledCounter('msg_broker_producer_duplicates_total', 'Produced messages answered with their original index instead of being written again, since this node started.', [], oneOf((b) => b.producers?.duplicates)),
+    new PulledCounter('msg_broker_producer_refused_total', 'Produced messages refused for a sequence gap or a sequence older than the window, since this node started.', [], oneOf((b) => b.producers?.refused)),
+    new PulledCounter('msg_broker_producers_forgotten_total', 'Producers dropped from the table (the least recent) to stay within its bound, since this node started.', [], oneOf((b) => b.producers?.forgotten)),
     new PulledHistogram('msg_broker_checkpoint_fsync_duration_seconds', "Latency of the broker's checkpoint fsyncs (topic segments, meta, state folders; the raft log's are msg_raft_log_fsync_duration_seconds).", () => {
       const b = snapshot();
       return b?.checkpointFsync ?? b?.fsync;

@@ -13,6 +13,9 @@ export const ResponseHeaders = {
   firstIndex: 'X-Broker-First-Index',
   leader: 'X-Broker-Leader',
   members: 'X-Broker-Members',
+  producerNext: 'X-Broker-Producer-Next',
+  duplicates: 'X-Broker-Duplicates',
+  indexes: 'X-Broker-Indexes',
 } as const;
 
 /** Codes whose text is the original broker's: their header text never changes. */
@@ -79,6 +82,7 @@ export function sendError(res: ServerResponse, error: BrokerError, extraHeaders?
   if (error.code === 'NOT_LEADER' && error.leaderURL !== undefined) {
     headers[ResponseHeaders.leader] = headerSafe(error.leaderURL);
   }
+  if (error.producerNext !== undefined) headers[ResponseHeaders.producerNext] = error.producerNext.toString();
   res.writeHead(error.status, headers);
   res.end(body);
 }

@@ -3,6 +3,8 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import {
   BrokerError,
+  Headers,
+  MAX_U64,
   MESSAGES_CONTENT_TYPE,
   MESSAGE_HEADER_SIZE,
   Paths,
@@ -19,6 +21,7 @@ import {
 } from '@msg/wire';
 import type { HandlerBroker, PublishMessage } from './broker.js';
 import { ClientGoneError, readBody } from './body.js';
+import { authenticatedIdentity } from './auth.js';
 import { HandlerMetrics, type RouteName } from './metrics.js';
 import { ResponseHeaders, brokerError, sendError, sendJSON } from './reply.js';
 import { FramePump } from './stream.js';
@@ -92,6 +95,7 @@ export class Routes {
       [Paths.ready, get('ready', this.ready)],
       [Paths.metrics, get('metrics', this.metricsText)],
       [Paths.status, get('status', this.status)],
+      [Paths.producers, get('producers', this.producers)],
     ]);
   }
 
@@ -155,6 +159,7 @@ export class Routes {
     if (type === undefined) throw brokerError('MESSAGE_TYPE_REQUIRED');
     const topicID = parseU64(q.get(Query.topicID));
     if (topicID === undefined) throw brokerError('TOPIC_REQUIRED');
+    const producer = producerOf(req);
     const data = await readBody(req, this.#options.maxBodyBytes);
     if (data.byteLength === 0) throw brokerError('MESSAGE_DATA_REQUIRED');
     if (!this.#broker.isLeader()) {
@@ -163,7 +168,7 @@ export class Routes {
     }
     // Validated here, encoded once: the broker puts this frame into its log as it is.
     const frame = encodeFrame({ type, topicID, data });
-    const index = await this.#broker.publish({ type, topicID, data, frame }, this.#signalFor(res));
+    const index = await this.#broker.publish(producer === undefined ? { type, topicID, data, frame } : { type, topicID, data, frame, producer }, this.#signalFor(res));
     this.metrics.publishedMessages++;
     this.metrics.publishedBytes += data.byteLength;
     if (res.destroyed) return;
@@ -177,8 +182,13 @@ export class Routes {
    * indexes, in body order.
    */
   batch: RouteFunction = this.#route('batch', async (req, res) => {
+    const producer = producerOf(req);
     const body = await readBody(req, this.#options.maxBodyBytes);
     const messages = decodeBatch(body, this.#options.maxBodyBytes);
+    if (producer !== undefined) {
+      for (let i = 0; i < messages.length; i++) messages[i]!.producer = { id: producer.id, seq: producer.seq + BigInt(i) };
+      if (producer.seq + BigInt(messages.length - 1) > MAX_U64) throw brokerError('INVALID_PRODUCER', 'invalid producer: the batch runs past the largest sequence');
+    }
     this.#options.authorizeBatch?.(req, messages);
     if (!this.#broker.isLeader()) {
       this.#redirect(req, res, undefined);
@@ -188,12 +198,29 @@ export class Routes {
     this.metrics.publishedMessages += messages.length;
     for (const m of messages) this.metrics.publishedBytes += m.data.byteLength;
     if (res.destroyed) return;
-    res.writeHead(200, {
+    const headers: Record<string, string> = {
       [ResponseHeaders.index]: range.firstIndex.toString(),
       [ResponseHeaders.lastIndex]: range.lastIndex.toString(),
       'Content-Length': '0',
-    });
+    };
+    if (producer !== undefined) headers[ResponseHeaders.duplicates] = String(range.duplicates ?? 0);
+    if (range.indexes !== undefined) headers[ResponseHeaders.indexes] = indexRuns(range.indexes);
+    res.writeHead(200, headers);
     res.end();
+  });
+
+  /** `GET /messaging/producers?producerID`: `{"producerID","next"}`, the sequence that producer (of the caller's identity) sends next; 404 for one not held. */
+  producers: RouteFunction = this.#route('producers', async (req, res, query) => {
+    const id = new URLSearchParams(query).get(Query.producerID);
+    if (id === null || !PRODUCER_ID.test(id)) throw brokerError('INVALID_PRODUCER', PRODUCER_ID_TEXT);
+    if (this.#broker.producerNext === undefined) throw brokerError('NOT_FOUND');
+    if (!this.#broker.isLeader()) {
+      this.#redirect(req, res, undefined);
+      return;
+    }
+    const next = this.#broker.producerNext(producerKey(req, id));
+    if (next === undefined) throw brokerError('NOT_FOUND', `not found: producer ${id} has published nothing the broker remembers`);
+    sendJSON(res, 200, { producerID: id, next });
   });
 
   /** `GET /messaging/messages?topicID&index&streaming`: stream a topic's frames. */
@@ -434,4 +461,42 @@ function decodeBatch(body: Buffer, maxDataLength: number): PublishMessage[] {
     messages[i] = { type: frameType(frame), topicID: frameTopicID(frame), data: frame.subarray(MESSAGE_HEADER_SIZE), frame };
   }
   return messages;
+}
+
+const PRODUCER_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+const PRODUCER_ID_TEXT = 'invalid producer: the producer id must be 1 to 64 characters of A-Z a-z 0-9 . _ : -';
+
+/** The producer key the broker deduplicates on: the id, prefixed with the authenticated identity (and `/`) when there is one. */
+function producerKey(req: IncomingMessage, id: string): string {
+  const identity = authenticatedIdentity(req);
+  return identity === undefined ? id : `${identity}/${id}`;
+}
+
+/**
+ * The request's producer (`X-Broker-Producer-Id` with `X-Broker-Producer-Seq`), or `undefined` without either;
+ * one without the other, a malformed id or a sequence that is not a decimal u64 is `INVALID_PRODUCER`.
+ */
+function producerOf(req: IncomingMessage): { id: string; seq: bigint } | undefined {
+  const id = req.headers[Headers.producerId];
+  const seqText = req.headers[Headers.producerSeq];
+  if (id === undefined && seqText === undefined) return undefined;
+  if (typeof id !== 'string' || typeof seqText !== 'string') {
+    throw brokerError('INVALID_PRODUCER', 'invalid producer: X-Broker-Producer-Id and X-Broker-Producer-Seq go together, once each');
+  }
+  if (!PRODUCER_ID.test(id)) throw brokerError('INVALID_PRODUCER', PRODUCER_ID_TEXT);
+  const seq = parseU64(seqText);
+  if (seq === undefined) throw brokerError('INVALID_PRODUCER', 'invalid producer: X-Broker-Producer-Seq must be a decimal u64');
+  return { id: producerKey(req, id), seq };
+}
+
+/** `indexes` as runs of consecutive indexes: `a-b` (or `a` alone), comma-separated. */
+function indexRuns(indexes: readonly bigint[]): string {
+  const runs: string[] = [];
+  let start = 0;
+  for (let i = 1; i <= indexes.length; i++) {
+    if (i < indexes.length && indexes[i] === indexes[i - 1]! + 1n) continue;
+    runs.push(i - 1 === start ? String(indexes[start]) : `${indexes[start]}-${indexes[i - 1]}`);
+    start = i;
+  }
+  return runs.join(',');
 }

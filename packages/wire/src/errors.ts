@@ -47,6 +47,18 @@ export const ErrorCodes = {
   UNAUTHENTICATED: { text: 'unauthenticated', status: 401, retriable: false },
   /** A valid credential without the permission the request needs. */
   FORBIDDEN: { text: 'forbidden', status: 403, retriable: false },
+  /** A producer id or sequence header that is missing its pair, malformed or out of range. */
+  INVALID_PRODUCER: { text: 'invalid producer', status: 400, retriable: false },
+  /**
+   * The publish's producer sequence skips ahead of the next one the broker expects (`X-Broker-Producer-Next`):
+   * nothing was written. A client renumbers from that sequence and sends again.
+   */
+  SEQUENCE_GAP: { text: 'producer sequence gap', status: 409, retriable: false },
+  /**
+   * The publish's producer sequence is below the next one expected and older than the deduplication window:
+   * whether it was written cannot be told any more; nothing was written now.
+   */
+  SEQUENCE_TOO_OLD: { text: 'producer sequence too old', status: 409, retriable: false },
 } as const satisfies Record<string, { text: string; status: number; retriable: boolean }>;
 
 /** A stable, machine-readable error code: a key of {@link ErrorCodes}. */
@@ -58,6 +70,8 @@ export interface BrokerErrorDetails {
   firstIndex?: bigint;
   /** `NOT_LEADER`: the leader's base URL, when known. */
   leaderURL?: string;
+  /** `SEQUENCE_GAP`, `SEQUENCE_TOO_OLD`: the producer sequence the broker expects next. */
+  producerNext?: bigint;
 }
 
 /**
@@ -76,6 +90,8 @@ export class BrokerError extends Error {
   readonly firstIndex: bigint | undefined;
   /** See {@link BrokerErrorDetails}. */
   readonly leaderURL: string | undefined;
+  /** See {@link BrokerErrorDetails}. */
+  readonly producerNext: bigint | undefined;
 
   constructor(code: ErrorCode, options: { message?: string; cause?: unknown; details?: BrokerErrorDetails } = {}) {
     const entry = ErrorCodes[code];
@@ -85,6 +101,7 @@ export class BrokerError extends Error {
     this.retriable = entry.retriable;
     this.firstIndex = options.details?.firstIndex;
     this.leaderURL = options.details?.leaderURL;
+    this.producerNext = options.details?.producerNext;
   }
 }
 

@@ -18,6 +18,8 @@ export const Paths = {
   metrics: '/metrics',
   /** GET: JSON status (members, leader, topics). Ours. */
   status: '/status',
+  /** GET `?producerID`: the sequence a producer's next publish must carry (`{"producerID","next"}`). Ours. */
+  producers: '/messaging/producers',
 } as const;
 
 /** HTTP header names (lower case, as Node presents them). */
@@ -39,6 +41,22 @@ export const Headers = {
    * only this broker learns the members from it, as from a ping, and may then follow the redirect.
    */
   members: 'x-broker-members',
+  /**
+   * On a publish or batch request: the producer id (1 to 64 characters of `A-Z a-z 0-9 . _ : -`). With
+   * {@link Headers.producerSeq}, the broker commits each (producer, sequence) once. Ours.
+   */
+  producerId: 'x-broker-producer-id',
+  /** On a publish: the message's producer sequence (decimal u64); on a batch, the first message's (message `i` has it plus `i`). Ours. */
+  producerSeq: 'x-broker-producer-seq',
+  /** With `SEQUENCE_GAP` and `SEQUENCE_TOO_OLD`: the sequence the broker expects next from that producer. Ours. */
+  producerNext: 'x-broker-producer-next',
+  /** On a producer's publish or batch answer: how many of its messages were committed before (answered with their original indexes). Ours. */
+  duplicates: 'x-broker-duplicates',
+  /**
+   * On a batch answer whose indexes are not consecutive (some of its messages committed before, elsewhere in
+   * the log): each message's index, as comma-separated runs `first-last` (or `index`), in message order. Ours.
+   */
+  indexes: 'x-broker-indexes',
 } as const;
 
 /** Query parameter names. */
@@ -47,6 +65,7 @@ export const Query = {
   topicID: 'topicID',
   index: 'index',
   streaming: 'streaming',
+  producerID: 'producerID',
 } as const;
 
 /** Content type of message streams and batch bodies. */

@@ -7,6 +7,8 @@ export const BROKER_MESSAGE_TYPE = 0x8000;
 export const MessageType = {
   /** A reader reports the highest index it has stored for a topic. Topic 0, 16-byte data. */
   SetTopicMaxIndex: BROKER_MESSAGE_TYPE | 0x00,
+  /** A client message published with a producer id and sequence, for deduplication (the broker's log only; topics get the message itself). */
+  ProducedMessage: BROKER_MESSAGE_TYPE | 0x01,
 } as const;
 
 /** One of {@link MessageType}'s values. */
