@@ -8,6 +8,7 @@ import {
   assertValidMessage,
   decodeMessage,
   encodeMessage,
+  frameData,
   frameTopicID,
   frameType,
   isBrokerError,
@@ -798,7 +799,7 @@ export class Broker implements StateMachine {
     let producer: ProducerSequence;
     let inner: Frame;
     try {
-      const decoded = decodeProduced(decodeMessage(frame).data);
+      const decoded = decodeProduced(frameData(frame));
       producer = decoded.producer;
       validProducer(producer);
       inner = asFrame(decoded.frame, { maxDataLength: MAX_DATA_LENGTH });

@@ -24,6 +24,8 @@ export class FakeStore {
   lastIndex = 0n;
   readonly topics = new Map<bigint, Message[]>();
   readonly heartbeats: { topicID: bigint; index: bigint }[] = [];
+  /** Exactly-once publish, as our brokers do it (without a window): the index of each (producer id, sequence) committed. */
+  readonly produced = new Map<string, bigint>();
   readonly #waiters = new Set<() => void>();
 
   /** Appends a message and wakes streaming readers. */
@@ -94,6 +96,8 @@ export interface FakeBrokerKnobs {
   fail?: (request: SeenRequest) => ErrorCode | undefined;
   /** A raw answer instead of serving the request (for answers that break the protocol). */
   answer?: (request: SeenRequest) => RawAnswer | undefined;
+  /** Single publishes served (committed) whose answer is then dropped (the connection destroyed): how many more. */
+  dropAnswers?: number;
   /** Streams: the first index still stored; a read below it is `segment reclaimed`. */
   firstIndex?: bigint;
   /** Streams: after this many whole messages, write half of the next one and destroy the socket. */
@@ -225,7 +229,7 @@ export class FakeBroker {
     }
     switch (url.pathname) {
       case Paths.messages:
-        if (req.method === 'POST') return this.#publish(url, body, res);
+        if (req.method === 'POST') return this.#publish(url, req, body, res);
         if (req.method === 'GET') return this.#stream(url, req, res);
         return this.#error(res, 'METHOD_NOT_ALLOWED');
       case Paths.batch:
@@ -252,13 +256,20 @@ export class FakeBroker {
     }
   }
 
-  #publish(url: URL, body: Uint8Array, res: ServerResponse): void {
+  #publish(url: URL, req: IncomingMessage, body: Uint8Array, res: ServerResponse): void {
     const type = parseU16(url.searchParams.get(Query.type));
     if (type === undefined) return this.#error(res, 'MESSAGE_TYPE_REQUIRED');
     const topicID = parseU64(url.searchParams.get(Query.topicID));
     if (topicID === undefined) return this.#error(res, 'TOPIC_REQUIRED');
     if (body.byteLength === 0) return this.#error(res, 'MESSAGE_DATA_REQUIRED');
-    const index = this.store.append(type, topicID, body);
+    const producer = req.headers[Headers.producerId] === undefined ? undefined : `${String(req.headers[Headers.producerId])} ${String(req.headers[Headers.producerSeq])}`;
+    const index = (producer === undefined ? undefined : this.store.produced.get(producer)) ?? this.store.append(type, topicID, body);
+    if (producer !== undefined) this.store.produced.set(producer, index);
+    if ((this.knobs.dropAnswers ?? 0) > 0) {
+      this.knobs.dropAnswers!--;
+      req.socket.destroy();
+      return;
+    }
     res.writeHead(200, { [Headers.index]: index.toString() });
     res.end();
   }

@@ -42,6 +42,15 @@ describe('the README examples', () => {
     expect(b.store.heartbeats).toEqual([{ topicID: 7n, index: 3n }]);
   });
 
+  it('exactly-once publishes once though the first answer is lost', async () => {
+    const b = await broker({ dropAnswers: 1 });
+    expect(await runExample('exactly-once.mjs', [b.url])).toBe('invoice 1001 paid: committed once, at index 1\n');
+    // Sent twice (the first answer was lost), stored once: the retry carried the same producer and sequence.
+    expect(b.count('/messaging/messages', 'POST')).toBe(2);
+    expect(b.store.from(9n, 0n)).toHaveLength(1);
+    expect(b.count('/messaging/producers', 'GET')).toBe(1);
+  });
+
   it('consume prints a topic from an index and heartbeats the last one', async () => {
     const b = await broker();
     for (const word of ['one', 'two', 'three', 'four']) b.store.append(1, 7n, bytes(word));
