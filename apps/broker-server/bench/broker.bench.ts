@@ -16,6 +16,7 @@
 //   size        cost model: 100 B, 1 KiB, 64 KiB messages, 16 publishers
 //   publishers  cost model: 1, 4, 16, 64, 256 publishers
 //   topics      cost model: 1, 100, 10,000 topics written at once, 64 publishers
+//   dedup       exactly-once publish: single publishes with and without producer ids, 1 node, same broker
 // Knobs: BENCH_QUICK=1 (short windows, a smoke run), BENCH_ONLY, BENCH_SECONDS
 // (measured window per throughput case, default 4), BENCH_LATENCY_SECONDS
 // (default 60).
@@ -50,7 +51,7 @@ const CEILING_CONNECTIONS = [1, 4, 16, 64, 256];
 const PUBLISH_CONNECTIONS = [1, 16, 64];
 const PUBLISH_PATH = '/messaging/messages?type=1&topicID=1';
 
-const SECTIONS = ['ceiling', 'publish', 'cluster', 'batch', 'latency', 'replay', 'size', 'publishers', 'topics', 'tls'] as const;
+const SECTIONS = ['ceiling', 'publish', 'cluster', 'batch', 'latency', 'replay', 'size', 'publishers', 'topics', 'tls', 'dedup'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = (process.env.BENCH_ONLY ?? '')
   .split(',')
@@ -363,6 +364,35 @@ async function publishers(): Promise<void> {
   tables.push(t);
 }
 
+// ---- 9. cost of deduplication ------------------------------------------------------------------
+
+async function dedup(): Promise<void> {
+  const t = table('9. Cost of exactly-once publish: producer ids on every publish, 1 node, 100-byte messages', ['publishers', 'producer ids', 'msg/s', 'p50 ms', 'p99 ms', 'CPU µs/msg', 'ratio', 'note']);
+  const [node] = await startCluster(1);
+  try {
+    for (const conns of [1, 16, 64]) {
+      // Alternating runs on the same broker, twice each; the better of each pair is compared.
+      const runs: Record<'off' | 'on', Measured[]> = { off: [], on: [] };
+      for (let round = 0; round < 2; round++) {
+        for (const mode of ['off', 'on'] as const) {
+          progress(`${conns} publishers, producer ids ${mode}, round ${round + 1}`);
+          runs[mode].push(await measure([node!.pid], { port: node!.port, connections: conns, bodyBytes: BODY_BYTES, path: PUBLISH_PATH, producers: mode === 'on' }));
+        }
+      }
+      const median = (ms: Measured[]): Measured => [...ms].sort((a, b) => okRate(a) - okRate(b))[Math.floor(ms.length / 2)]!;
+      const off = median(runs.off);
+      const on = median(runs.on);
+      for (const [mode, m] of [['no', off], ['yes', on]] as const) {
+        t.rows.push([String(conns), mode, fmt(okRate(m)), fmt(m.load.p50Ms, 2), fmt(m.load.p99Ms, 2), fmt(cpuPer(m), 0), mode === 'yes' ? ratio(okRate(on) / okRate(off)) : '', genNote(m) + errorNote(m)]);
+      }
+    }
+  } finally {
+    await stopBroker(node!);
+  }
+  t.notes.push('Each connection is one producer with its own sequence (X-Broker-Producer-Id/-Seq). ratio: msg/s with producer ids against without, the higher of two alternating runs each on the same broker.');
+  tables.push(t);
+}
+
 /** Creates topics 1..n with one message each, through batches of up to 1000 (one topic per message). */
 async function createTopics(broker: Broker, n: number): Promise<number> {
   const start = performance.now();
@@ -500,6 +530,7 @@ async function main(): Promise<void> {
   if (want('publishers')) await section('publishers', publishers);
   if (want('topics')) await section('topics', topics);
   if (want('tls')) await section('tls', tlsCost);
+  if (want('dedup')) await section('dedup', dedup);
 
   if (brokerProblems.length > 0) {
     const byMsg = new Map<string, { n: number; first: string }>();

@@ -40,6 +40,11 @@ interface LoadOptions {
   progress?: boolean;
   /** Connect with TLS, trusting this CA (PEM text); the server's certificate must name 127.0.0.1. */
   tlsCa?: string;
+  /**
+   * Exactly-once publish: each connection is a producer of its own (`X-Broker-Producer-Id`) and each of its
+   * requests carries the next sequence (`X-Broker-Producer-Seq`, from 0). POST without `pathVariants` only.
+   */
+  producers?: boolean;
 }
 
 /** What the load generator prints (latencies of requests sent after the warm-up, in milliseconds). */
@@ -88,7 +93,8 @@ interface Window {
 
 /** Hands out the request of each send: one prebuilt buffer, or a head per path variant and a shared body. */
 interface Requests {
-  write(socket: Socket): void;
+  /** Writes the next request of connection number `conn` (counted from 0). */
+  write(socket: Socket, conn: number): void;
 }
 
 function buildRequests(options: LoadOptions): Requests {
@@ -99,6 +105,21 @@ function buildRequests(options: LoadOptions): Requests {
       'latin1',
     );
   const variants = options.pathVariants ?? 0;
+  if (options.producers === true) {
+    if (options.mode !== 'post' || variants > 0) throw new Error('producers: POST without pathVariants only');
+    const start = `POST ${options.path} HTTP/1.1\r\nHost: bench\r\nContent-Length: ${body.length}\r\nX-Broker-Producer-Id: bench-${process.pid}-`;
+    const seqs: number[] = [];
+    return {
+      write(socket, conn) {
+        const seq = seqs[conn] ?? 0;
+        seqs[conn] = seq + 1;
+        socket.cork();
+        socket.write(`${start}${conn}\r\nX-Broker-Producer-Seq: ${seq}\r\n\r\n`, 'latin1');
+        socket.write(body);
+        socket.uncork();
+      },
+    };
+  }
   if (variants < 1) {
     const whole = options.mode === 'post' ? Buffer.concat([head(options.path), body]) : head(options.path);
     return { write: (socket) => socket.write(whole) };
@@ -126,7 +147,7 @@ function buildRequests(options: LoadOptions): Requests {
  * parsing just enough of each answer (Content-Length or chunked) to know
  * where it ends. Bodies are counted as they stream by, never buffered.
  */
-function runConnection(options: LoadOptions, requests: Requests, window: Window, latencies: number[], totals: Totals): Promise<void> {
+function runConnection(options: LoadOptions, requests: Requests, window: Window, latencies: number[], totals: Totals, conn: number): Promise<void> {
   return new Promise<void>((resolve) => {
     const socket: Socket = options.tlsCa === undefined ? connect(options.port, '127.0.0.1') : tlsConnect({ port: options.port, host: '127.0.0.1', ca: options.tlsCa });
     socket.setNoDelay(true);
@@ -156,7 +177,7 @@ function runConnection(options: LoadOptions, requests: Requests, window: Window,
       sentAt = now;
       state = 'head';
       line = '';
-      requests.write(socket);
+      requests.write(socket, conn);
     };
     const finish = (): void => {
       totals.all++;
@@ -299,7 +320,7 @@ async function main(): Promise<void> {
   }, options.warmupMs);
   const closeTimer = setTimeout(() => window.close(), options.warmupMs + options.durationMs);
   const hardStop = setTimeout(() => process.exit(2), options.warmupMs + options.durationMs + 10_000);
-  await Promise.all(Array.from({ length: options.connections }, () => runConnection(options, requests, window, latencies, totals)));
+  await Promise.all(Array.from({ length: options.connections }, (_, conn) => runConnection(options, requests, window, latencies, totals, conn)));
   clearTimeout(hardStop);
   clearTimeout(openTimer);
   window.close();
