@@ -1,8 +1,9 @@
-import { decodeMessage, encodeMessage, MessageType, type Message } from '@msg/wire';
+import { asFrame, decodeMessage, encodeFrame, encodeMessage, MessageType, type Message } from '@msg/wire';
 import type { SimApp } from 'raft-ts/simulation';
 import { Broker } from '../../src/broker.js';
 import { isBrokerStateError } from '../../src/errors.js';
 import { decodeReaderReport, readerReportMessage } from '../../src/reader-report.js';
+import { decodeProduced, encodeProduced } from '../../src/producers.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -30,6 +31,19 @@ function stored(text: string): boolean {
 }
 
 /**
+ * Exactly-once publish: writes 3 and 4 of every ten claim the same (producer, sequence), as a retry of
+ * write 3 would (with another text, so the checks can tell which was stored); write 5 has a producer of
+ * its own. Only the first of a pair in log order may be stored.
+ */
+function producerOf(text: string): { id: string; seq: bigint } | undefined {
+  const n = numberOf(text);
+  if (n % 10 === 3) return { id: `p${n}`, seq: 0n };
+  if (n % 10 === 4) return { id: `p${n - 1}`, seq: 0n };
+  if (n % 10 === 5) return { id: `q${n}`, seq: 0n };
+  return undefined;
+}
+
+/**
  * The real `@msg/broker` as the simulation's state machine, on the node's
  * simulated disk (`/data/broker`): topics, checkpoints (every 40 virtual ms),
  * reader reports and snapshots, with every file access through the disk, so
@@ -41,11 +55,28 @@ function stored(text: string): boolean {
  * report instead, in turn of a reader `r<k>` behind, of an
  * anonymous reader (the original's heartbeat) about at the newest index, and
  * of a slow reader `s<k>` far behind; topic 3 gets only the anonymous ones. Checker: what a topic reclaimed, every
- * identified reader had passed (an anonymous report never reclaims).
+ * identified reader had passed (an anonymous report never reclaims). Three in ten carry a producer id
+ * (see `producerOf`), two of them the same (producer, sequence): every node must store the first in log order
+ * and never the second, through crashes, restarts and snapshots (the producer table in `meta` and snapshots).
  */
 export function brokerApp(): SimApp {
   /** Every index any node applied, per topic (ascending): those below a topic's first retained index were reclaimed. */
   const applied = new Map<bigint, number[]>();
+  /** Per producer key, the first log index any node applied an entry of it at: the one that must be stored. */
+  const firstOf = new Map<string, number>();
+  /** What a message entry carries: its topic and text, and its producer key (none for a plain message). */
+  const contentOf = (message: Message): { topicID: bigint; text: string; key?: string } => {
+    if (message.type !== MessageType.ProducedMessage) return { topicID: message.topicID, text: decoder.decode(message.data) };
+    const { producer, frame } = decodeProduced(message.data);
+    const inner = decodeMessage(asFrame(frame));
+    return { topicID: inner.topicID, text: decoder.decode(inner.data), key: `${producer.id} ${producer.seq}` };
+  };
+  /** Whether `text` at `index` is the stored one of its (producer, sequence): true for a plain write. */
+  const firstClaim = (index: number, text: string): boolean => {
+    const producer = producerOf(text);
+    const first = producer === undefined ? undefined : firstOf.get(`${producer.id} ${producer.seq}`);
+    return first === undefined || first === index;
+  };
   return {
     name: 'broker',
     async open({ url, fs, clock, report, recordApplied }) {
@@ -81,10 +112,17 @@ export function brokerApp(): SimApp {
                 reports = true;
                 continue;
               }
-              recordApplied(e.index, decoder.decode(message.data));
-              const list = applied.get(message.topicID) ?? [];
+              const content = contentOf(message);
+              recordApplied(e.index, content.text);
+              if (content.key !== undefined) {
+                const first = firstOf.get(content.key);
+                if (first === undefined || e.index < first) firstOf.set(content.key, e.index);
+              }
+              // A second claim of a producer sequence is not stored: nothing of the topic to reclaim.
+              if (content.key !== undefined && firstOf.get(content.key) !== e.index) continue;
+              const list = applied.get(content.topicID) ?? [];
               if (list.length === 0 || list[list.length - 1]! < e.index) list.push(e.index);
-              applied.set(message.topicID, list);
+              applied.set(content.topicID, list);
             }
             if (reports) checkReclaimed(before);
           },
@@ -100,11 +138,14 @@ export function brokerApp(): SimApp {
             const reader = await broker.openTopicReader(id, first);
             for await (const m of reader.messages()) state.set(Number(m.index), decoder.decode(m.data));
           }
+          for (const [index, text] of state) {
+            if (!firstClaim(index, text)) report(`${url}: stored "${text}" at ${index}, a second claim of its producer sequence (the first was at ${firstOf.get(`${producerOf(text)!.id} 0`)})`);
+          }
           return state;
         },
         failure: () => broker.failure,
         covers(index, text) {
-          if (!stored(text)) return false;
+          if (!stored(text) || !firstClaim(index, text)) return false;
           const topic = broker.status().topics.find((t) => t.id === topicOf(text));
           return topic === undefined || BigInt(index) >= topic.firstIndex;
         },
@@ -128,11 +169,13 @@ export function brokerApp(): SimApp {
         const readerId = kind === 0 ? `r${topic}` : kind === 1 ? '' : `s${topic}`;
         return encodeMessage(readerReportMessage({ topicID: topic, index: BigInt(Math.max(0, Math.floor(at))), readerId }, 0));
       }
-      return encodeMessage({ type: 1, topicID: k, index: 0n, data: encoder.encode(text) });
+      const fields = { type: 1, topicID: k, data: encoder.encode(text) };
+      const producer = producerOf(text);
+      return producer === undefined ? encodeMessage({ ...fields, index: 0n }) : encodeProduced(producer, encodeFrame(fields), k);
     },
     decode(data) {
       const message = decodeMessage(data);
-      if (!isReport(message)) return decoder.decode(message.data);
+      if (!isReport(message)) return contentOf(message).text;
       const r = decodeReaderReport(message.data);
       return `report ${r.readerId}@${r.index}`;
     },
