@@ -81,7 +81,7 @@ export async function startBroker(join?: { url: string; token: string | undefine
       for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
         const line = buffered.slice(0, at);
         buffered = buffered.slice(at + 1);
-        let entry: { time?: string; level?: string; msg?: string; url?: string };
+        let entry: { time?: string; level?: string; msg?: string; url?: string; blockedMs?: number; writeMs?: number; fsyncMs?: number };
         try {
           entry = JSON.parse(line) as typeof entry;
         } catch {
@@ -90,6 +90,9 @@ export async function startBroker(join?: { url: string; token: string | undefine
         }
         const event: LogEvent = { atMs: entry.time ? Date.parse(entry.time) : Date.now(), level: entry.level ?? '?', msg: entry.msg ?? '', line };
         if (/snapshot (taken|sent|installed|started)|log compacted behind|needs a snapshot/.test(event.msg)) snapshots.push(event);
+        // The stall suspects, with their numbers, for the latency section's list of the worst stalls.
+        if (event.msg === 'event loop blocked') snapshots.push({ ...event, msg: `event loop blocked ${entry.blockedMs} ms` });
+        if (event.msg === 'raft: slow log write') snapshots.push({ ...event, msg: `slow log write (write ${entry.writeMs} ms, fsync ${entry.fsyncMs} ms)` });
         if (event.level === 'warn' || event.level === 'error' || event.level === 'fatal') {
           problems.push(event);
           brokerProblems.push({ broker, during: activity.now, event });

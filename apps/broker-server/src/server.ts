@@ -17,6 +17,7 @@ import type { JsonLogger } from './logger.js';
 import { clientListener, peerListener } from './peer-listener.js';
 import { openPeerTokens } from './peer-tokens.js';
 import { refusalLogger } from './refusal-log.js';
+import { watchEventLoop } from './loop-watch.js';
 import { ServerError } from './server-error.js';
 import { NodeTls } from './tls.js';
 
@@ -309,6 +310,7 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
     limits: limits.settings,
   });
 
+  const stopLoopWatch = watchEventLoop(logger);
   let closing = false;
   return {
     url,
@@ -321,6 +323,7 @@ async function startLocked(config: ServerConfig, logger: JsonLogger, options: St
       if (closing) throw new ServerError('ALREADY_CLOSED', 'server already closed');
       closing = true;
       clientAuth?.close();
+      stopLoopWatch();
       await shutdown({ server, peerServer, handler, adapter, broker, raft, transport, logger, drainMs: options.drainMs ?? 10_000 });
     },
   };

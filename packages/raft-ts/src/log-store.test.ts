@@ -99,6 +99,46 @@ describe('LogStore', () => {
     await again.close();
   });
 
+  it('warns of a write round whose fsync held commits back for 100 ms or more, at most once a second', async () => {
+    const dir = await makeTempDir();
+    let slowSyncs = 0;
+    const slow: FileSystem = {
+      mkdir: (d) => fs.mkdir(d),
+      list: (d) => fs.list(d),
+      readFile: (path) => fs.readFile(path),
+      rename: (from, to) => fs.rename(from, to),
+      remove: (path) => fs.remove(path),
+      syncDir: (d) => fs.syncDir(d),
+      open: async (path) => {
+        const handle = await fs.open(path);
+        return {
+          size: () => handle.size(),
+          read: (position, length) => handle.read(position, length),
+          append: (data) => handle.append(data),
+          truncate: (length) => handle.truncate(length),
+          sync: async () => {
+            if (slowSyncs-- > 0) await new Promise((resolve) => setTimeout(resolve, 120));
+            return handle.sync();
+          },
+          close: () => handle.close(),
+        };
+      },
+    };
+    const logger = warnings();
+    const log = await LogStore.open(slow, dir, { sync: true, segmentBytes: 1 << 20, logger }, fresh);
+    log.append(entries(1, 1));
+    await log.sync();
+    expect(logger.warned).toEqual([]);
+    slowSyncs = 2;
+    log.append(entries(2, 1));
+    await log.sync();
+    log.append(entries(3, 1));
+    await log.sync();
+    expect(logger.warned).toEqual([{ message: 'raft: slow log write', fields: { writeMs: expect.any(Number), fsyncMs: expect.any(Number) } }]);
+    expect(logger.warned[0]!.fields!.fsyncMs).toBeGreaterThanOrEqual(100);
+    await log.close();
+  });
+
   it('keeps appended entries across a reopen, in several segments', async () => {
     const dir = await makeTempDir();
     const log = await LogStore.open(fs, dir, opts, fresh);

@@ -41,6 +41,9 @@ export interface LogStart {
 
 /** Bytes of the header at offset 0 of every segment file: u32 magic, u32 format version, u64 first index, u32 CRC-32 of the 16 bytes before. Internal. */
 export const SEGMENT_HEADER_BYTES = 20;
+
+/** A write round (writes and fsync) that takes this long (ms) is logged as `raft: slow log write`. */
+export const SLOW_ROUND_MS = 100;
 /**
  * Bytes of a record's header: u32 data length, u32 CRC-32 of the data, u64
  * index, u64 term, u8 type, 3 zero bytes, u32 CRC-32 of the 28 bytes before
@@ -234,6 +237,7 @@ export class LogStore {
   readonly #opts: LogStoreOptions;
   readonly #cacheLimit: number;
   readonly #logger: Logger;
+  #slowReportedAt = -Infinity;
   #slots: Slot[] = [];
   #first = 1;
   /** The running data total just before the first slot. */
@@ -660,6 +664,13 @@ export class LogStore {
     }
   }
 
+  /** Warns (at most once a second) of a write round whose writes or fsync took {@link SLOW_ROUND_MS} or more: it held every commit back. */
+  #reportSlow(writeMs: number, fsyncMs: number, now: number): void {
+    if (writeMs + fsyncMs < SLOW_ROUND_MS || now - this.#slowReportedAt < 1000) return;
+    this.#slowReportedAt = now;
+    this.#logger.warn('raft: slow log write', { writeMs: Math.round(writeMs), fsyncMs: Math.round(fsyncMs) });
+  }
+
   get #active(): FileHandle | undefined {
     return this.#segments[this.#segments.length - 1]?.fh;
   }
@@ -668,6 +679,7 @@ export class LogStore {
     try {
       while (this.#queue.length > 0 && this.#failed === undefined) {
         const ops = this.#queue.splice(0);
+        const round = performance.now();
         for (const op of coalesceAppends(ops)) await this.#write(op);
         if (this.#opts.sync) {
           const started = performance.now();
@@ -676,7 +688,9 @@ export class LogStore {
             this.#dirDirty = false;
             await this.#fs.syncDir(this.#dir);
           }
-          this.fsyncs.observe((performance.now() - started) / 1000);
+          const done = performance.now();
+          this.fsyncs.observe((done - started) / 1000);
+          this.#reportSlow(started - round, done - started, done);
         }
         this.#done += ops.length;
         let durable = this.#diskLast;
