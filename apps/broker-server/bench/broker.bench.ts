@@ -235,7 +235,7 @@ async function latencyCase(label: string, nodes: readonly Broker[], publishTo: B
     fmt(r.endToEnd.max, 1),
     fmt(cpu, 0),
     target(`p99 < ${targetMs} ms`, r.endToEnd.p99 < targetMs && lost === 0),
-    `${fmt(r.seen)}/${fmt(r.sent)} seen${r.errors ? `, ${r.errors} publish errors` : ''}`,
+    `${fmt(r.seen)}/${fmt(r.sent)} seen${r.errors ? `, ${r.errors} publish errors (${Object.entries(r.errorKinds).map(([kind, n]) => `${n} ${kind}`).join(', ')})` : ''}`,
   ]);
   t.rows.push([label, 'publish ack', fmt(r.ack.p50, 2), fmt(r.ack.p99, 2), fmt(r.ack.p999, 2), fmt(r.ack.max, 1), '', '', `${fmt(r.acked)} acked`]);
   t.rows.push([label, 'probe timer lag', fmt(r.sendLag.p50, 2), fmt(r.sendLag.p99, 2), fmt(r.sendLag.p999, 2), fmt(r.sendLag.max, 1), '', '', 'due time to the probe issuing the POST (its own lateness)']);

@@ -46,6 +46,8 @@ export interface ProbeResult {
   acked: number;
   /** Publishes answered otherwise or failed. */
   errors: number;
+  /** Those errors by kind: the HTTP status, or the socket error's code. */
+  errorKinds: Record<string, number>;
   /** Messages seen on the stream. */
   seen: number;
   /** Due time to arrival on the stream. */
@@ -109,6 +111,7 @@ async function main(): Promise<void> {
   });
 
   const agent = new Agent({ keepAlive: true, maxSockets: options.maxInFlight });
+  const errorKinds: Record<string, number> = {};
   /** POSTs message `i` to `topicID`; `done(status)` once answered (0: failed). */
   const post = (topicID: string, i: number, done: (status: number) => void): void => {
     const body = Buffer.alloc(options.bodyBytes, 0x62);
@@ -120,7 +123,11 @@ async function main(): Promise<void> {
         res.on('end', () => done(res.statusCode ?? 0));
       },
     );
-    req.on('error', () => done(0));
+    req.on('error', (error: NodeJS.ErrnoException) => {
+      const kind = error.code ?? 'error';
+      errorKinds[kind] = (errorKinds[kind] ?? 0) + 1;
+      done(0);
+    });
     req.end(body);
   };
   const publish = (i: number): void => {
@@ -130,7 +137,10 @@ async function main(): Promise<void> {
       if (code === 200) {
         acked[i] = performance.now();
         ackedCount++;
-      } else errors++;
+      } else {
+        errors++;
+        if (code !== 0) errorKinds[`HTTP ${code}`] = (errorKinds[`HTTP ${code}`] ?? 0) + 1;
+      }
     });
   };
 
@@ -193,6 +203,7 @@ async function main(): Promise<void> {
     sent: count,
     acked: ackedCount,
     errors,
+    errorKinds,
     seen,
     endToEnd: percentiles(endToEnd),
     ack: percentiles(ack),
