@@ -3,7 +3,7 @@ import { makeTempDir } from '@msg/test-utils';
 import { SimDisk } from '../test/sim/sim-disk.js';
 import { checksum } from './bytes.js';
 import { isRaftError } from './errors.js';
-import { NodeFileSystem, type FileSystem } from './file-system.js';
+import { NodeFileSystem, type FileHandle, type FileSystem } from './file-system.js';
 import type { Logger } from './clock.js';
 import { LogStore, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES } from './log-store.js';
 import { EntryType, type LogEntry } from './types.js';
@@ -61,32 +61,40 @@ function seeded(seed: number): () => number {
   };
 }
 
+/** The real file system, with some methods of every file handle it opens replaced by `override(handle)`'s. */
+function withHandles(override: (handle: FileHandle) => Partial<FileHandle>): FileSystem {
+  return {
+    mkdir: (d) => fs.mkdir(d),
+    list: (d) => fs.list(d),
+    readFile: (path) => fs.readFile(path),
+    rename: (from, to) => fs.rename(from, to),
+    remove: (path) => fs.remove(path),
+    syncDir: (d) => fs.syncDir(d),
+    open: async (path) => {
+      const handle = await fs.open(path);
+      return {
+        size: () => handle.size(),
+        read: (position, length) => handle.read(position, length),
+        append: (data) => handle.append(data),
+        truncate: (length) => handle.truncate(length),
+        sync: () => handle.sync(),
+        close: () => handle.close(),
+        ...override(handle),
+      };
+    },
+  };
+}
+
 describe('LogStore', () => {
   it('writes the appends queued behind a write as one (one write for many callers, not one each)', async () => {
     const dir = await makeTempDir();
     let appends = 0;
-    const counting: FileSystem = {
-      mkdir: (d) => fs.mkdir(d),
-      list: (d) => fs.list(d),
-      readFile: (path) => fs.readFile(path),
-      rename: (from, to) => fs.rename(from, to),
-      remove: (path) => fs.remove(path),
-      syncDir: (d) => fs.syncDir(d),
-      open: async (path) => {
-        const handle = await fs.open(path);
-        return {
-          size: () => handle.size(),
-          read: (position, length) => handle.read(position, length),
-          append: (data) => {
-            appends++;
-            return handle.append(data);
-          },
-          truncate: (length) => handle.truncate(length),
-          sync: () => handle.sync(),
-          close: () => handle.close(),
-        };
+    const counting = withHandles((handle) => ({
+      append: (data) => {
+        appends++;
+        return handle.append(data);
       },
-    };
+    }));
     const log = await LogStore.open(counting, dir, { sync: true, segmentBytes: 1 << 20 }, fresh);
     // 100 appends of one entry each, from separate callers: the first starts a write, the other 99 queue behind it.
     for (let i = 1; i <= 100; i++) log.append(entries(i, 1));
@@ -102,28 +110,12 @@ describe('LogStore', () => {
   it('warns of a write round whose fsync held commits back for 100 ms or more, at most once a second', async () => {
     const dir = await makeTempDir();
     let slowSyncs = 0;
-    const slow: FileSystem = {
-      mkdir: (d) => fs.mkdir(d),
-      list: (d) => fs.list(d),
-      readFile: (path) => fs.readFile(path),
-      rename: (from, to) => fs.rename(from, to),
-      remove: (path) => fs.remove(path),
-      syncDir: (d) => fs.syncDir(d),
-      open: async (path) => {
-        const handle = await fs.open(path);
-        return {
-          size: () => handle.size(),
-          read: (position, length) => handle.read(position, length),
-          append: (data) => handle.append(data),
-          truncate: (length) => handle.truncate(length),
-          sync: async () => {
-            if (slowSyncs-- > 0) await new Promise((resolve) => setTimeout(resolve, 120));
-            return handle.sync();
-          },
-          close: () => handle.close(),
-        };
+    const slow = withHandles((handle) => ({
+      sync: async () => {
+        if (slowSyncs-- > 0) await new Promise((resolve) => setTimeout(resolve, 120));
+        return handle.sync();
       },
-    };
+    }));
     const logger = warnings();
     const log = await LogStore.open(slow, dir, { sync: true, segmentBytes: 1 << 20, logger }, fresh);
     log.append(entries(1, 1));
